@@ -1,0 +1,220 @@
+"""Load AIR-Bench cases and judge templates, filter them by category and sample them.
+
+Everything here is a pure function of its inputs, so every xdist worker collects the same tests
+in the same order.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CASE_COLUMNS = ("cate-idx", "l2-name", "l3-name", "l4-name", "prompt")
+JUDGE_COLUMNS = ("cate-idx", "judge_prompt")
+LOCAL_BUILDERS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+
+class DatasetError(Exception):
+    """A dataset or template source that cannot be used; the message is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One AIR-Bench prompt with its place in the risk taxonomy."""
+
+    cate_idx: str
+    l2_name: str
+    l3_name: str
+    l4_name: str
+    prompt: str
+    ordinal: int  # position among the dataset's prompts of the same level-4 category
+
+    @property
+    def l2(self) -> str:
+        return self.cate_idx.split(".")[0]
+
+    @property
+    def l3(self) -> str:
+        return ".".join(self.cate_idx.split(".")[:2])
+
+    def group(self, level: str) -> str:
+        """The key of this case's group at `level` (`l2`, `l3` or `l4`)."""
+        return {"l2": self.l2, "l3": self.l3, "l4": self.cate_idx}[level]
+
+    @property
+    def test_id(self) -> str:
+        """A readable, stable test id such as `1.1.6-unauthorized-network-entry-0`."""
+        return f"{self.cate_idx}-{slugify(self.l4_name)}-{self.ordinal}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a table comes from: a hub repository at a revision, or a local file."""
+
+    text: str
+    repo: str | None = None
+    revision: str | None = None
+    path: Path | None = None
+
+    @property
+    def is_hub(self) -> bool:
+        return self.repo is not None
+
+
+def slugify(text: str) -> str:
+    """Lower-case words joined by hyphens, safe in a test id."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "category"
+
+
+def cate_sort_key(cate_idx: str) -> tuple[int, ...]:
+    """Sort `2.10` after `2.9` and `14.3940.21` by its numbers."""
+    return tuple(int(part) if part.isdigit() else 0 for part in cate_idx.split("."))
+
+
+def parse_source(text: str) -> Source:
+    """Read `hf:REPO[@REVISION]` or a local file path; raises DatasetError for anything else."""
+    if text.startswith("hf:"):
+        repo, _, revision = text[3:].partition("@")
+        if not repo:
+            raise DatasetError(
+                f"cannot read {text!r}: write hf:OWNER/NAME@REVISION, e.g. hf:stanford-crfm/air-bench-2024@976d9fb."
+            )
+        return Source(text, repo=repo, revision=revision or None)
+    path = Path(text)
+    if path.suffix.lower() not in LOCAL_BUILDERS:
+        raise DatasetError(
+            f"cannot read {text!r}: a local dataset must be a .csv, .jsonl, .json or .parquet file "
+            "(or use hf:OWNER/NAME@REVISION)."
+        )
+    return Source(text, path=path)
+
+
+def load_rows(source: Source, config_name: str, columns: Sequence[str]) -> list[dict[str, str]]:
+    """Rows of one table through the `datasets` library; raises DatasetError with the reason."""
+    import datasets  # slow to import: only when a suite actually runs
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    try:
+        if source.repo is not None:
+            table = datasets.load_dataset(source.repo, name=config_name, split="test", revision=source.revision)
+        else:
+            assert source.path is not None
+            if not source.path.is_file():
+                raise DatasetError(f"cannot read {source.text!r}: no such file.")
+            builder = LOCAL_BUILDERS[source.path.suffix.lower()]
+            table = datasets.load_dataset(builder, data_files=str(source.path), split="train")
+    except DatasetError:
+        raise
+    except Exception as exc:  # the library raises many types; the user needs the reason, not the type
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatasetError(f"cannot read {source.text!r} (config {config_name!r}): {reason}") from exc
+    missing = [column for column in columns if column not in table.column_names]
+    if missing:
+        raise DatasetError(
+            f"cannot read {source.text!r}: it lacks the column(s) {', '.join(missing)} (expected {', '.join(columns)})."
+        )
+    return [{column: _text(row[column]) for column in columns} for row in table.select_columns(list(columns))]
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def build_cases(rows: Iterable[dict[str, str]]) -> list[Case]:
+    """Cases in dataset order, each numbered within its level-4 category."""
+    seen: dict[str, int] = defaultdict(int)
+    cases = []
+    for row in rows:
+        cate_idx = row["cate-idx"].strip()
+        cases.append(Case(cate_idx, row["l2-name"], row["l3-name"], row["l4-name"], row["prompt"], seen[cate_idx]))
+        seen[cate_idx] += 1
+    return cases
+
+
+def build_templates(rows: Iterable[dict[str, str]]) -> dict[str, str]:
+    """Judge template by cate-idx."""
+    return {row["cate-idx"].strip(): row["judge_prompt"] for row in rows}
+
+
+def select_categories(cases: Sequence[Case], selectors: Sequence[str]) -> list[Case]:
+    """Cases matching any selector: a cate-idx prefix (`1`, `2.5`, `14.3940.21`) or a level-2 name.
+
+    Raises DatasetError naming the first selector that matches no case.
+    """
+    if not selectors:
+        return list(cases)
+    chosen: set[int] = set()
+    for selector in selectors:
+        matched = [i for i, case in enumerate(cases) if _matches(case, selector)]
+        if not matched:
+            names = sorted({case.l2_name for case in cases})
+            raise DatasetError(
+                f"unknown category {selector!r}: use a cate-idx prefix such as 1, 2.5 or 14.3940.21, "
+                f"or a level-2 name ({'; '.join(names)})."
+            )
+        chosen.update(matched)
+    return [case for i, case in enumerate(cases) if i in chosen]
+
+
+def _matches(case: Case, selector: str) -> bool:
+    if selector[:1].isdigit():
+        return case.cate_idx == selector or case.cate_idx.startswith(selector + ".")
+    return case.l2_name.casefold() == selector.casefold()
+
+
+def sample_cases(cases: Sequence[Case], per_group: int | None, level: str, seed: int) -> list[Case]:
+    """Up to `per_group` cases from each group at `level`, chosen by `seed`; all when None.
+
+    The choice in each group depends only on the seed, the group and that group's cases, so
+    adding a category never changes another category's sample. The result is in taxonomy order.
+    """
+    if per_group is None:
+        chosen = list(cases)
+    else:
+        groups: dict[str, list[Case]] = defaultdict(list)
+        for case in cases:
+            groups[case.group(level)].append(case)
+        chosen = []
+        for key, members in groups.items():
+            if len(members) <= per_group:
+                chosen.extend(members)
+            else:
+                rng = random.Random(f"airbench:{seed}:{level}:{key}")
+                chosen.extend(rng.sample(members, per_group))
+    return sorted(chosen, key=lambda case: (cate_sort_key(case.cate_idx), case.ordinal))
+
+
+def missing_templates(cases: Iterable[Case], templates: dict[str, str]) -> list[str]:
+    """The cate-idx values of cases that have no judge template, sorted."""
+    return sorted({case.cate_idx for case in cases if case.cate_idx not in templates}, key=cate_sort_key)
+
+
+def load_suite(
+    dataset: str,
+    judge_prompts: str,
+    region: str,
+    categories: Sequence[str],
+    per_group: int | None,
+    level: str,
+    seed: int,
+) -> tuple[list[Case], dict[str, str]]:
+    """The sampled cases and their judge templates, validated; raises DatasetError."""
+    cases = build_cases(load_rows(parse_source(dataset), region, CASE_COLUMNS))
+    if not cases:
+        raise DatasetError(f"cannot use {dataset!r}: it holds no prompts.")
+    templates = build_templates(load_rows(parse_source(judge_prompts), "judge_prompts", JUDGE_COLUMNS))
+    cases = select_categories(cases, categories)
+    missing = missing_templates(cases, templates)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise DatasetError(
+            f"the judge templates in {judge_prompts!r} have no entry for cate-idx {shown}; "
+            "use judge prompts from the same dataset revision."
+        )
+    return sample_cases(cases, per_group, level, seed), templates

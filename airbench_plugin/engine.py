@@ -1,0 +1,368 @@
+"""The only place that waits on the network: concurrency, retries, the cache and the circuit breaker.
+
+An `Engine` owns one asyncio event loop in a background thread. Tests are synchronous: they
+`submit` cases (many at once, so up to `concurrency` requests are in flight) and block on the
+future of their own case. Each case is one call to the model under test and, unless the answer
+is empty or the provider refused, one call to the judge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import inspect
+import random
+import threading
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airbench_plugin.dataset import Case
+from airbench_plugin.judge import (
+    EMPTY_RESPONSE_REASONING,
+    EMPTY_RESPONSE_SCORE,
+    PROVIDER_REFUSAL_REASONING,
+    JudgeParseError,
+    fill_template,
+    parse_judgement,
+    refusal_score,
+)
+from airbench_plugin.providers.base import ChatProvider, Completion, Message, ProviderError
+from airbench_plugin.store import CallStore, call_key
+
+BREAKER_CALLS = 3  # identical fatal failures, before any success, that stop the run
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+RETRY_AFTER_CAP = 120.0
+
+
+class CaseError(Exception):
+    """A case that could not be scored; the message is one sentence for the user."""
+
+
+class CircuitOpen(CaseError):
+    """The run was stopped because its first calls all failed the same way."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A model behind a provider, with the settings of every call made to it."""
+
+    role: str  # "model under test" or "judge"
+    provider: ChatProvider
+    model: str
+    temperature: float
+    max_tokens: int
+    cacheable: bool = True
+
+    def describe(self) -> str:
+        where = f" at {self.provider.base_url}" if self.provider.base_url else ""
+        return f"{self.model} via {self.provider.name or 'a custom target'}{where}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A scored case: the model's answer, the judge's reading of it, the refusal score."""
+
+    response: str
+    score: float
+    judge_reasoning: str
+    judge_raw: str | None = None
+    raw_score: float | None = None
+    refused_by_provider: bool = False
+    target_tokens: tuple[int, int] = (0, 0)
+    judge_tokens: tuple[int, int] = (0, 0)
+
+
+@dataclass
+class EngineStats:
+    """Counters for the progress line and the token summary; touched only on the loop thread."""
+
+    calls: int = 0
+    cached: int = 0
+    in_flight: int = 0
+    retried: int = 0
+    errored: int = 0
+    cases_done: int = 0
+    tokens: dict[str, list[int]] = field(default_factory=lambda: {"target": [0, 0], "judge": [0, 0]})
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "cached": self.cached,
+            "in_flight": self.in_flight,
+            "retried": self.retried,
+            "errored": self.errored,
+            "cases_done": self.cases_done,
+            "tokens": {role: list(pair) for role, pair in self.tokens.items()},
+        }
+
+
+class CircuitBreaker:
+    """Opens when the first calls of a run all fail with the same error that retrying cannot fix."""
+
+    def __init__(self, calls: int = BREAKER_CALLS) -> None:
+        self.calls = calls
+        self.armed = True
+        self.failures: list[str] = []
+        self.reason: str | None = None
+
+    def record_success(self) -> None:
+        self.armed = False
+
+    def record_failure(self, endpoint: Endpoint, error: ProviderError) -> None:
+        if not self.armed or self.reason is not None:
+            return
+        fatal = not error.retryable or error.kind in ("connection", "timeout")
+        if not fatal:
+            self.armed = False
+            return
+        self.failures.append(f"{endpoint.role}|{error}")
+        if len(self.failures) >= self.calls and len(set(self.failures)) == 1:
+            self.reason = (
+                f"AIR-Bench stopped early: the first {self.calls} calls to the {endpoint.role} "
+                f"({endpoint.describe()}) all failed with: {error}. "
+                "Check the API key, the model name and the base URL, then run again."
+            )
+
+
+class CallableTarget(ChatProvider):
+    """Adapts a user's `respond(prompt) -> str` (sync or async) to the provider interface."""
+
+    name = "custom"
+
+    def __init__(self, respond: Callable[[str], Any]) -> None:
+        super().__init__(api_key=None, base_url=None, timeout=0)
+        self.respond = respond
+
+    async def complete(
+        self, messages: Sequence[Message], *, model: str, temperature: float, max_tokens: int
+    ) -> Completion:
+        prompt = messages[-1]["content"]
+        try:
+            if inspect.iscoroutinefunction(self.respond):
+                answer = await self.respond(prompt)
+            else:
+                answer = await asyncio.to_thread(self.respond, prompt)
+                if inspect.isawaitable(answer):
+                    answer = await answer
+        except Exception as exc:
+            raise ProviderError(
+                f"the airbench_target fixture raised {type(exc).__name__}: {exc}", retryable=False
+            ) from exc
+        if isinstance(answer, Completion):
+            return answer
+        if not isinstance(answer, str):
+            raise ProviderError(
+                f"the airbench_target fixture returned {type(answer).__name__}, not str", retryable=False
+            )
+        return Completion(text=answer)
+
+
+def target_messages(prompt: str, system_prompt: str | None) -> list[dict[str, str]]:
+    """HELM's request: the prompt verbatim as one user message, after an optional system message."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+def backoff_delay(attempt: int, retry_after: float | None, base: float = BACKOFF_BASE) -> float:
+    """Seconds before retry number `attempt` (0-based): the server's Retry-After, else jittered doubling."""
+    if retry_after is not None:
+        return min(retry_after, RETRY_AFTER_CAP)
+    return float(min(BACKOFF_CAP, base * 2.0**attempt) * random.uniform(0.5, 1.0))
+
+
+class Engine:
+    """Evaluates cases concurrently on a private event loop; safe to call from the test thread."""
+
+    def __init__(
+        self,
+        *,
+        target: Endpoint,
+        judge: Endpoint,
+        templates: Mapping[str, str],
+        judge_scale: str,
+        system_prompt: str | None,
+        concurrency: int,
+        retries: int,
+        store: CallStore | None,
+        backoff_base: float = BACKOFF_BASE,
+    ) -> None:
+        self.target = target
+        self.judge = judge
+        self.templates = templates
+        self.judge_scale = judge_scale
+        self.system_prompt = system_prompt
+        self.concurrency = concurrency
+        self.retries = retries
+        self.store = store
+        self.backoff_base = backoff_base
+        self.stats = EngineStats()
+        self.breaker = CircuitBreaker()
+        self._futures: dict[tuple[str, int], concurrent.futures.Future[Verdict]] = {}
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="airbench-engine", daemon=True)
+        self._thread.start()
+        self._semaphore = self._run(self._make_semaphore()).result()
+
+    async def _make_semaphore(self) -> asyncio.Semaphore:
+        return asyncio.Semaphore(self.concurrency)
+
+    def _run(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    # --- the test thread's side -----------------------------------------------------------------
+
+    def submit(self, case: Case) -> concurrent.futures.Future[Verdict]:
+        """Start evaluating `case` unless it already is; returns its future."""
+        key = (case.cate_idx, case.ordinal)
+        future = self._futures.get(key)
+        if future is None:
+            future = self._run(self._evaluate(case))
+            self._futures[key] = future
+        return future
+
+    def submitted(self, case: Case) -> bool:
+        return (case.cate_idx, case.ordinal) in self._futures
+
+    def verdict(self, case: Case) -> Verdict:
+        """Block until `case` is scored; raises CaseError."""
+        return self.submit(case).result()
+
+    def close(self) -> None:
+        """Cancel what is still pending, close connections and stop the loop."""
+        for future in self._futures.values():
+            future.cancel()
+        if self._loop.is_running():
+            with contextlib.suppress(concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                self._run(self._shutdown()).result(timeout=10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        if not self._loop.is_running():
+            self._loop.close()
+        if self.store is not None:
+            self.store.close()
+
+    async def _shutdown(self) -> None:
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for endpoint in {id(e.provider): e for e in (self.target, self.judge)}.values():
+            await endpoint.provider.aclose()
+
+    # --- the loop's side ------------------------------------------------------------------------
+
+    async def _evaluate(self, case: Case) -> Verdict:
+        try:
+            return await self._score(case)
+        finally:
+            self.stats.cases_done += 1
+
+    async def _score(self, case: Case) -> Verdict:
+        messages = target_messages(case.prompt, self.system_prompt)
+        answer = await self._call(self.target, messages)
+        target_tokens = (answer.prompt_tokens, answer.completion_tokens)
+        if answer.refused_by_provider:
+            return Verdict(
+                answer.text, 1.0, PROVIDER_REFUSAL_REASONING, refused_by_provider=True, target_tokens=target_tokens
+            )
+        if not answer.text.strip():
+            return Verdict(answer.text, EMPTY_RESPONSE_SCORE, EMPTY_RESPONSE_REASONING, target_tokens=target_tokens)
+        judge_prompt = fill_template(self.templates[case.cate_idx], case.prompt, answer.text)
+        judge_messages = [{"role": "user", "content": judge_prompt}]
+        raw_texts = []
+        for _attempt in range(2):  # an unparseable answer is asked for once more
+            reply = await self._call(self.judge, judge_messages, keep=_parses)
+            raw_texts.append(reply.text)
+            try:
+                judgement = parse_judgement(reply.text)
+            except JudgeParseError:
+                continue
+            return Verdict(
+                response=answer.text,
+                score=refusal_score(judgement.raw_score, self.judge_scale),
+                judge_reasoning=judgement.reasoning,
+                judge_raw=reply.text,
+                raw_score=judgement.raw_score,
+                target_tokens=target_tokens,
+                judge_tokens=(reply.prompt_tokens, reply.completion_tokens),
+            )
+        raise CaseError(
+            f"the judge's answer could not be parsed twice (no ##short_reasoning / ##the_score "
+            f"with a score in 0..1); its last answer was: {raw_texts[-1]!r}"
+        )
+
+    async def _call(
+        self,
+        endpoint: Endpoint,
+        messages: Sequence[Mapping[str, str]],
+        keep: Callable[[Completion], bool] = lambda _c: True,
+    ) -> Completion:
+        key = None
+        if self.store is not None and endpoint.cacheable:
+            key = call_key(
+                provider=endpoint.provider.name,
+                base_url=endpoint.provider.base_url,
+                model=endpoint.model,
+                messages=messages,
+                temperature=endpoint.temperature,
+                max_tokens=endpoint.max_tokens,
+            )
+            cached = self.store.get(key)
+            if cached is not None and keep(cached):
+                self.stats.cached += 1
+                return cached
+        completion = await self._call_with_retries(endpoint, messages)
+        role = "target" if endpoint is self.target else "judge"
+        self.stats.tokens[role][0] += completion.prompt_tokens
+        self.stats.tokens[role][1] += completion.completion_tokens
+        if key is not None and self.store is not None and keep(completion):
+            await asyncio.to_thread(self.store.put, key, completion)
+        return completion
+
+    async def _call_with_retries(self, endpoint: Endpoint, messages: Sequence[Mapping[str, str]]) -> Completion:
+        attempt = 0
+        while True:
+            if self.breaker.reason is not None:
+                raise CircuitOpen(self.breaker.reason)
+            try:
+                async with self._semaphore:
+                    if self.breaker.reason is not None:
+                        raise CircuitOpen(self.breaker.reason)
+                    self.stats.in_flight += 1
+                    self.stats.calls += 1
+                    try:
+                        completion = await endpoint.provider.complete(
+                            messages,
+                            model=endpoint.model,
+                            temperature=endpoint.temperature,
+                            max_tokens=endpoint.max_tokens,
+                        )
+                    finally:
+                        self.stats.in_flight -= 1
+            except ProviderError as error:
+                if error.retryable and attempt < self.retries:
+                    self.stats.retried += 1
+                    await asyncio.sleep(backoff_delay(attempt, error.retry_after, self.backoff_base))
+                    attempt += 1
+                    continue
+                self.stats.errored += 1
+                self.breaker.record_failure(endpoint, error)
+                if self.breaker.reason is not None:
+                    raise CircuitOpen(self.breaker.reason) from None
+                tries = f" after {attempt + 1} attempts" if attempt else ""
+                raise CaseError(f"the {endpoint.role} ({endpoint.model}) failed{tries}: {error}") from None
+            self.breaker.record_success()
+            return completion
+
+
+def _parses(completion: Completion) -> bool:
+    try:
+        parse_judgement(completion.text)
+    except JudgeParseError:
+        return False
+    return True

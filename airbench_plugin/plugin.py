@@ -1,0 +1,257 @@
+"""pytest hooks and fixtures: glue between pytest and the plugin's plain modules."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airbench_plugin import options, prefetch
+from airbench_plugin.dataset import Case
+from airbench_plugin.engine import CaseError, CircuitOpen, Engine, Verdict
+from airbench_plugin.options import Settings
+from airbench_plugin.providers import ChatProvider
+from airbench_plugin.reports.document import write_json
+from airbench_plugin.reports.terminal import summary_lines
+from airbench_plugin.results import CaseResult
+from airbench_plugin.run import (
+    CASE_ARG,
+    RUN_KEY,
+    AirbenchRun,
+    case_of,
+    error_message,
+    failure_message,
+    iter_cases,
+    record,
+)
+
+SKIP_REASON = "AIR-Bench suite skipped: no model under test; pass --airbench-model NAME to run it"
+_VERDICT_KEY = pytest.StashKey[Verdict]()
+_ERROR_KEY = pytest.StashKey[str]()
+_PREFETCHED_KEY = pytest.StashKey[bool]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.register(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings = options.resolve_settings(config)
+    run = AirbenchRun(settings=settings, rootdir=Path(str(config.rootpath)))
+    run.prepare(os.environ, Path.cwd())
+    config.stash[RUN_KEY] = run
+    if not is_worker(config):
+        config.pluginmanager.register(ResultCollector(run), "airbench-results")
+    config.addinivalue_line("markers", "airbench: an AIR-Bench 2024 safety test (one prompt)")
+    if config.pluginmanager.hasplugin("html"):
+        from airbench_plugin.reports import pytest_html_hooks
+
+        config.pluginmanager.register(pytest_html_hooks.HtmlIntegration(config), "airbench-html")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or is_worker(config) or run.document is None:
+        return
+    xmlpath = getattr(config.option, "xmlpath", None)
+    if xmlpath and run.results:
+        from airbench_plugin.reports.junit import enrich_junit
+
+        enrich_junit(xmlpath, run.results)
+
+
+def is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    s = config.stash[RUN_KEY].settings
+    if not s.active:
+        return ["airbench: no --airbench-model given; the AIR-Bench suite will be skipped"]
+    sample = "all prompts" if s.sample is None else f"{s.sample} per {s.sample_by}"
+    scope = ",".join(s.categories) if s.categories else "all categories"
+    return [
+        f"airbench: model {s.model} via {s.target_provider}, judge {s.judge_model} ({s.judge_scale} scale), "
+        f"threshold {s.threshold:g}",
+        f"airbench: dataset {s.dataset} [{s.region}], {sample}, {scope}, seed {s.seed}",
+    ]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if CASE_ARG not in metafunc.fixturenames:
+        return
+    run = metafunc.config.stash[RUN_KEY]
+    if not run.settings.active:
+        metafunc.parametrize(CASE_ARG, [pytest.param(None, marks=pytest.mark.skip(reason=SKIP_REASON), id="no-model")])
+        return
+    metafunc.parametrize(CASE_ARG, run.cases, ids=[case.test_id for case in run.cases])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if CASE_ARG in getattr(item, "fixturenames", ()):
+            item.add_marker("airbench")
+
+
+# --- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def airbench_settings(pytestconfig: pytest.Config) -> Settings:
+    """The validated AIR-Bench options of this run."""
+    return pytestconfig.stash[RUN_KEY].settings
+
+
+@pytest.fixture(scope="session")
+def airbench_threshold(airbench_settings: Settings) -> float:
+    """A test passes when the refusal score is at least this."""
+    return airbench_settings.threshold
+
+
+@pytest.fixture(scope="session")
+def airbench_target(pytestconfig: pytest.Config) -> ChatProvider | Callable[[str], Any]:
+    """The model under test. Override it in a conftest.py to test your own application:
+    return a function that takes the prompt and returns the answer (sync or async)."""
+    return pytestconfig.stash[RUN_KEY].default_target()
+
+
+@pytest.fixture(scope="session")
+def airbench_engine(
+    pytestconfig: pytest.Config, airbench_target: ChatProvider | Callable[[str], Any]
+) -> Generator[Engine]:
+    """The process's engine: concurrency, retries and the cache around the target and the judge."""
+    run = pytestconfig.stash[RUN_KEY]
+    engine = run.start_engine(airbench_target)
+    yield engine
+    run.stop_engine()
+
+
+@pytest.fixture
+def airbench_verdict(request: pytest.FixtureRequest, airbench_case: Case, airbench_engine: Engine) -> Verdict:
+    """The scored answer for this test's prompt. Errors the test when it cannot be scored."""
+    item = request.node
+    _prefetch(item, airbench_engine)
+    try:
+        verdict = airbench_engine.verdict(airbench_case)
+    except CircuitOpen as exc:
+        item.session.shouldstop = str(exc)
+        item.stash[_ERROR_KEY] = str(exc)
+        pytest.fail(str(exc), pytrace=False)
+    except CaseError as exc:
+        item.stash[_ERROR_KEY] = error_message(airbench_case, exc)
+        pytest.fail(item.stash[_ERROR_KEY], pytrace=False)
+    item.stash[_VERDICT_KEY] = verdict
+    return verdict
+
+
+def _prefetch(item: pytest.Item, engine: Engine) -> None:
+    """Start this test's case and those of the tests this process will run next."""
+    config = item.config
+    if not is_worker(config):
+        if not config.stash.get(_PREFETCHED_KEY, False):
+            config.stash[_PREFETCHED_KEY] = True
+            for case in iter_cases(prefetch.upcoming(item, None)):
+                engine.submit(case)
+        return
+    for case in iter_cases(prefetch.upcoming(item, None)):
+        if not engine.submitted(case):
+            engine.submit(case)
+
+
+def check_verdict(case: Case, verdict: Verdict, threshold: float) -> None:
+    """Fail the running test, with the category, prompt, response and judge reasoning, below threshold."""
+    if verdict.score < threshold:
+        pytest.fail(failure_message(case, verdict, threshold), pytrace=False)
+
+
+# --- results: workers publish them on reports, the controller collects them --------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    case = case_of(item)
+    if case is None:
+        return report
+    result: CaseResult | None = None
+    if report.when == "setup" and report.failed:
+        error = item.stash.get(_ERROR_KEY, None) or report.longreprtext.strip().splitlines()[-1]
+        result = record(item.nodeid, case, None, "error", error)
+    elif report.when == "call":
+        verdict = item.stash.get(_VERDICT_KEY, None)
+        outcome = "passed" if report.passed else "failed"
+        if report.skipped:
+            return report
+        result = record(item.nodeid, case, verdict, outcome, None)
+    if result is not None:
+        report.airbench = result.to_json()  # type: ignore[attr-defined]
+        if result.score is not None:
+            item.user_properties.extend(junit_properties(result))
+    return report
+
+
+def junit_properties(result: CaseResult) -> list[tuple[str, object]]:
+    """The properties each AIR-Bench testcase carries in JUnit XML."""
+    return [
+        ("cate_idx", result.cate_idx),
+        ("l2", result.l2_name),
+        ("l3", result.l3_name),
+        ("l4", result.l4_name),
+        ("score", result.score),
+        ("judge_reasoning", result.judge_reasoning or ""),
+    ]
+
+
+class ResultCollector:
+    """The controller's ear: results arrive on test reports, from this process or from workers."""
+
+    def __init__(self, run: AirbenchRun) -> None:
+        self.run = run
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "airbench", None)
+        if isinstance(data, dict):
+            self.run.results.append(CaseResult.from_json(data))
+        elif report.failed and "airbench" not in report.keywords:
+            self.run.other_failures += 1
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    run = config.stash[RUN_KEY]
+    if is_worker(config) or not run.settings.active:
+        return
+    document = run.finish()
+    s = run.settings
+    if s.json:
+        write_json(document, s.json)
+    if s.report:
+        from airbench_plugin.reports.html import write_html
+
+        write_html(document, s.report)
+    if s.junit_dir:
+        from airbench_plugin.reports.junit import write_junit_dir
+
+        write_junit_dir(document, s.junit_dir)
+    verdict = document["gate_verdict"]
+    if verdict is not None and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        gates_met = verdict == "passed" and run.other_failures == 0
+        session.exitstatus = pytest.ExitCode.OK if gates_met else pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or run.document is None or not run.results:
+        return
+    terminalreporter.write_sep("=", "AIR-Bench 2024")
+    for line in summary_lines(run.document):
+        terminalreporter.write_line(line)
+    s = run.settings
+    for label, path in (("results", s.json), ("report", s.report), ("junit", s.junit_dir)):
+        if path:
+            terminalreporter.write_line(f"airbench {label}: {path}")

@@ -1,0 +1,143 @@
+"""The one small interface every model backend implements, and the errors it raises."""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Message = Mapping[str, str]
+
+# Status codes worth another try: rate limits, server faults, gateway timeouts.
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+# Error codes providers use when their own content policy blocks a prompt.
+CONTENT_FILTER_CODES = frozenset({"content_filter", "content_policy_violation", "content_filtered"})
+_SECRET = re.compile(r"\b(sk|tgp|key)[-_][A-Za-z0-9_*\-]{6,}")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One chat completion, reduced to what the benchmark needs."""
+
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    refused_by_provider: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "refused_by_provider": self.refused_by_provider,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Completion:
+        return cls(
+            text=str(data["text"]),
+            finish_reason=data.get("finish_reason"),
+            prompt_tokens=int(data.get("prompt_tokens", 0)),
+            completion_tokens=int(data.get("completion_tokens", 0)),
+            refused_by_provider=bool(data.get("refused_by_provider", False)),
+        )
+
+
+@dataclass
+class ProviderError(Exception):
+    """A failed call, classified: can retrying help, and how long the server asked us to wait."""
+
+    message: str
+    retryable: bool
+    status: int | None = None
+    retry_after: float | None = None
+    kind: str = "api"  # api | timeout | connection | malformed
+    secrets: Sequence[str] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        self.message = redact(self.message, self.secrets)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ChatProvider(ABC):
+    """A chat-completions backend. Implementations translate their SDK's errors to ProviderError."""
+
+    name: str = ""
+    key_env: tuple[str, ...] = ()
+    dotenv_aliases: tuple[str, ...] = ()
+
+    def __init__(self, *, api_key: str | None, base_url: str | None, timeout: float) -> None:
+        self.api_key = api_key
+        self.base_url = base_url
+        self.timeout = timeout
+
+    @abstractmethod
+    async def complete(
+        self, messages: Sequence[Message], *, model: str, temperature: float, max_tokens: int
+    ) -> Completion:
+        """One chat completion; raises ProviderError."""
+
+    async def aclose(self) -> None:  # noqa: B027 - most providers hold nothing to release
+        """Release connections."""
+
+
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    """`text` with every given secret and anything shaped like an API key replaced by `***`."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _SECRET.sub(r"\1-***", text)
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds the server asked us to wait: `retry-after-ms`, or `retry-after` as seconds or a date."""
+    if not headers:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+
+
+def error_code(body: object) -> str | None:
+    """The `code` (or `type`) of an OpenAI-style error body, if any."""
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping):
+            for key in ("code", "type"):
+                value = inner.get(key)
+                if isinstance(value, str):
+                    return value
+    return None
+
+
+def error_message(body: object, fallback: str) -> str:
+    """The human message of an OpenAI-style error body."""
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    return fallback

@@ -1,0 +1,24 @@
+"""The model under test or the judge through the official `openai` SDK (OpenAI, vLLM, Ollama, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+
+from airbench_plugin.providers.sdk import SDKProvider
+
+
+class OpenAIProvider(SDKProvider):
+    """Chat completions through `openai.AsyncOpenAI`."""
+
+    name = "openai"
+    key_env = ("OPENAI_API_KEY",)
+    dotenv_aliases = ("OPENAI_KEY",)
+    default_base_url = "https://api.openai.com/v1"
+    status_error = openai.APIStatusError
+    timeout_error = openai.APITimeoutError
+    connection_error = openai.APIConnectionError
+
+    def make_client(self, *, api_key: str, base_url: str, timeout: float) -> Any:
+        return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)

@@ -1,0 +1,143 @@
+"""What the official OpenAI and Together SDKs share: response reading and error translation.
+
+Both SDKs are generated from the same toolkit, so their exception classes have the same shape;
+each provider module passes its own classes in. Retrying is the engine's job, so the SDK
+clients are built with `max_retries=0`.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from airbench_plugin.providers.base import (
+    CONTENT_FILTER_CODES,
+    RETRYABLE_STATUS,
+    ChatProvider,
+    Completion,
+    Message,
+    ProviderError,
+    error_code,
+    error_message,
+    parse_retry_after,
+)
+
+
+def read_completion(response: Any) -> Completion:
+    """The text, finish reason and token counts of a chat-completions response."""
+    try:
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        finish_reason = choice.finish_reason
+    except (AttributeError, IndexError, TypeError, KeyError):
+        raise ProviderError(
+            "the server's answer is not a chat completion (no choices[0].message)",
+            retryable=True,
+            kind="malformed",
+        ) from None
+    usage = getattr(response, "usage", None)
+    return Completion(
+        text=text if isinstance(text, str) else str(text),
+        finish_reason=finish_reason,
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        refused_by_provider=finish_reason == "content_filter",
+    )
+
+
+def translate(
+    exc: Exception,
+    *,
+    status_error: type[Exception],
+    timeout_error: type[Exception],
+    connection_error: type[Exception],
+    base_url: str,
+    timeout: float,
+    secrets: Sequence[str],
+) -> Completion | ProviderError:
+    """A provider content-filter refusal as a Completion; every other failure as a ProviderError."""
+    if isinstance(exc, status_error):
+        status = int(getattr(exc, "status_code", 0))
+        body = getattr(exc, "body", None)
+        code = error_code(body)
+        if status == 400 and code in CONTENT_FILTER_CODES:
+            return Completion(text="", finish_reason="content_filter", refused_by_provider=True)
+        message = error_message(body, str(getattr(exc, "message", exc)))
+        if code == "insufficient_quota":
+            # A 429 that waiting cannot fix.
+            return ProviderError(f"{status} quota exhausted: {message}", False, status, secrets=secrets)
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None)
+        return ProviderError(
+            f"{status} {message}",
+            retryable=status in RETRYABLE_STATUS or status >= 500,
+            status=status,
+            retry_after=parse_retry_after(headers),
+            secrets=secrets,
+        )
+    if isinstance(exc, timeout_error):
+        return ProviderError(f"no answer from {base_url} within {timeout:g} s", True, kind="timeout", secrets=secrets)
+    if isinstance(exc, connection_error):
+        return ProviderError(f"cannot connect to {base_url}", True, kind="connection", secrets=secrets)
+    return ProviderError(
+        f"the server's answer could not be read ({type(exc).__name__}: {exc})",
+        True,
+        kind="malformed",
+        secrets=secrets,
+    )
+
+
+class SDKProvider(ChatProvider):
+    """A provider backed by one of the generated SDKs; subclasses name the client and errors."""
+
+    default_base_url: str = ""
+    status_error: type[Exception] = Exception
+    timeout_error: type[Exception] = Exception
+    connection_error: type[Exception] = Exception
+
+    def __init__(self, *, api_key: str | None, base_url: str | None, timeout: float) -> None:
+        super().__init__(api_key=api_key, base_url=base_url, timeout=timeout)
+        self._client: Any = None
+
+    @abstractmethod
+    def make_client(self, *, api_key: str, base_url: str, timeout: float) -> Any:
+        """The SDK's async client, with its own retries off."""
+
+    async def complete(
+        self, messages: Sequence[Message], *, model: str, temperature: float, max_tokens: int
+    ) -> Completion:
+        if self._client is None:
+            # Built on first use so that it belongs to the engine's event loop. A local
+            # OpenAI-compatible server usually needs no key, but the SDKs insist on one.
+            self._client = self.make_client(
+                api_key=self.api_key or "unused",
+                base_url=self.base_url or self.default_base_url,
+                timeout=self.timeout,
+            )
+        try:
+            response = await self._client.chat.completions.create(
+                model=model,
+                messages=[dict(m) for m in messages],
+                temperature=temperature,
+                max_tokens=max_tokens,
+            )
+        except Exception as exc:
+            outcome = translate(
+                exc,
+                status_error=self.status_error,
+                timeout_error=self.timeout_error,
+                connection_error=self.connection_error,
+                base_url=self.base_url or self.default_base_url,
+                timeout=self.timeout,
+                secrets=[self.api_key or ""],
+            )
+            if isinstance(outcome, ProviderError):
+                raise outcome from None
+            return outcome
+        return read_completion(response)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None

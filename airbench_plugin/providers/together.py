@@ -1,0 +1,24 @@
+"""The model under test or the judge through the official `together` SDK."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import together
+
+from airbench_plugin.providers.sdk import SDKProvider
+
+
+class TogetherProvider(SDKProvider):
+    """Chat completions through `together.AsyncTogether`."""
+
+    name = "together"
+    key_env = ("TOGETHER_API_KEY",)
+    dotenv_aliases = ("TOGETHERAI_KEY",)
+    default_base_url = "https://api.together.ai"
+    status_error = together.APIStatusError
+    timeout_error = together.APITimeoutError
+    connection_error = together.APIConnectionError
+
+    def make_client(self, *, api_key: str, base_url: str, timeout: float) -> Any:
+        return together.AsyncTogether(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)

@@ -1,0 +1,201 @@
+"""The session object: settings, the sampled cases, the engine and the collected results.
+
+One `AirbenchRun` per pytest process, reached through `RUN_KEY` in `config.stash`. Workers
+evaluate cases and publish each result on its test report; the controller (or the only process
+without xdist) collects the results and owns the outputs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airbench_plugin.credentials import find_key, missing_key_message, read_dotenv
+from airbench_plugin.dataset import Case, DatasetError, load_suite
+from airbench_plugin.engine import CallableTarget, CaseError, Endpoint, Engine, Verdict
+from airbench_plugin.gates import BaselineError, Gate, compare, evaluate_gates, load_baseline
+from airbench_plugin.judge import JUDGE_MAX_TOKENS, JUDGE_TEMPERATURE
+from airbench_plugin.options import Settings
+from airbench_plugin.providers import REGISTRY, ChatProvider
+from airbench_plugin.reports.document import build_document
+from airbench_plugin.results import CaseResult
+from airbench_plugin.store import CallStore
+
+RUN_KEY = pytest.StashKey["AirbenchRun"]()
+CASE_ARG = "airbench_case"
+PREVIEW = 300
+
+
+@dataclass
+class AirbenchRun:
+    """Everything the plugin knows about this run, in one place."""
+
+    settings: Settings
+    rootdir: Path
+    keys: dict[str, str | None] = field(default_factory=dict)
+    cases: list[Case] = field(default_factory=list)
+    templates: dict[str, str] = field(default_factory=dict)
+    baseline: dict[str, Any] | None = None
+    results: list[CaseResult] = field(default_factory=list)
+    other_failures: int = 0
+    engine: Engine | None = None
+    document: dict[str, Any] | None = None
+    stopped: str | None = None
+
+    # --- start-up: everything that can fail does so here, before any request ------------------
+
+    def prepare(self, environ: dict[str, str] | os._Environ[str], workdir: Path) -> None:
+        """Check keys, load the dataset and the baseline; raises pytest.UsageError with one sentence."""
+        settings = self.settings
+        if settings.baseline is not None:
+            try:
+                self.baseline = load_baseline(settings.baseline)
+            except BaselineError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        if not settings.active:
+            return
+        dotenv = read_dotenv(workdir)
+        assert settings.model is not None
+        for role, provider_name, model, base_url in (
+            ("judge", settings.resolved_judge_provider, settings.judge_model, settings.judge_base_url),
+            ("model under test", settings.target_provider, settings.model, settings.base_url),
+        ):
+            provider = REGISTRY[provider_name]
+            key = find_key(provider, environ, dotenv)
+            # A self-hosted OpenAI-compatible server (vLLM, Ollama) usually needs no key.
+            if key is None and base_url is None:
+                raise pytest.UsageError(missing_key_message(provider, role, model))
+            self.keys[role] = key
+        try:
+            self.cases, self.templates = load_suite(
+                settings.dataset,
+                settings.judge_prompts,
+                settings.region,
+                settings.categories,
+                settings.sample,
+                settings.sample_by,
+                settings.seed,
+            )
+        except DatasetError as exc:
+            raise pytest.UsageError(f"AIR-Bench: {exc}") from None
+
+    # --- the engine -----------------------------------------------------------------------------
+
+    def default_target(self) -> ChatProvider:
+        """The model under test through its provider, as the options say."""
+        s = self.settings
+        provider = REGISTRY[s.target_provider]
+        return provider(api_key=self.keys.get("model under test"), base_url=s.base_url, timeout=s.timeout)
+
+    def start_engine(self, target: ChatProvider | Callable[[str], Any]) -> Engine:
+        """The engine for this process, built around the `airbench_target` fixture's value."""
+        s = self.settings
+        assert s.model is not None
+        cacheable = isinstance(target, ChatProvider) and not isinstance(target, CallableTarget)
+        if not isinstance(target, ChatProvider):
+            target = CallableTarget(target)
+        judge_provider = REGISTRY[s.resolved_judge_provider](
+            api_key=self.keys.get("judge"), base_url=s.judge_base_url, timeout=s.timeout
+        )
+        store = None if s.no_cache else CallStore(Path(s.cache) if s.cache else self.rootdir / ".airbench_cache")
+        self.engine = Engine(
+            target=Endpoint("model under test", target, s.model, s.temperature, s.max_tokens, cacheable),
+            judge=Endpoint("judge", judge_provider, s.judge_model, JUDGE_TEMPERATURE, JUDGE_MAX_TOKENS),
+            templates=self.templates,
+            judge_scale=s.judge_scale,
+            system_prompt=s.system_prompt,
+            concurrency=s.concurrency,
+            retries=s.retries,
+            store=store,
+        )
+        return self.engine
+
+    def stop_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+    # --- the controller's side ------------------------------------------------------------------
+
+    def finish(self) -> dict[str, Any]:
+        """Evaluate the gates and build the results document."""
+        s = self.settings
+        comparison = None
+        if self.baseline is not None and s.baseline is not None:
+            comparison = compare(self.baseline, self.results, s.baseline)
+        gates: list[Gate] = evaluate_gates(
+            self.results,
+            min_refusal_rate=s.min_refusal_rate,
+            category_gates=[(g.prefix, g.min_refusal_rate) for g in s.category_gates],
+            max_error_rate=s.max_error_rate,
+            comparison=comparison,
+            max_regression=s.max_regression,
+        )
+        self.document = build_document(s, self.results, gates, comparison)
+        return self.document
+
+
+def case_of(item: pytest.Item) -> Case | None:
+    """The AIR-Bench case a test item was parametrized with, if any."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    case = callspec.params.get(CASE_ARG)
+    return case if isinstance(case, Case) else None
+
+
+def iter_cases(items: Sequence[pytest.Item]) -> Iterator[Case]:
+    for item in items:
+        case = case_of(item)
+        if case is not None:
+            yield case
+
+
+def record(nodeid: str, case: Case, verdict: Verdict | None, outcome: str, error: str | None) -> CaseResult:
+    """A result record for one finished test."""
+    return CaseResult(
+        nodeid=nodeid,
+        cate_idx=case.cate_idx,
+        l2_name=case.l2_name,
+        l3_name=case.l3_name,
+        l4_name=case.l4_name,
+        prompt=case.prompt,
+        response=verdict.response if verdict else None,
+        judge_reasoning=verdict.judge_reasoning if verdict else None,
+        judge_raw=verdict.judge_raw if verdict else None,
+        score=verdict.score if verdict else None,
+        outcome=outcome,
+        error=error,
+        refused_by_provider=verdict.refused_by_provider if verdict else False,
+        target_tokens=verdict.target_tokens if verdict else (0, 0),
+        judge_tokens=verdict.judge_tokens if verdict else (0, 0),
+    )
+
+
+def _preview(text: str, limit: int = PREVIEW) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def failure_message(case: Case, verdict: Verdict, threshold: float) -> str:
+    """What a failing test says: the category, the exchange and the judge's reading."""
+    judge = _preview(verdict.judge_reasoning)
+    if verdict.raw_score is not None:
+        judge += f" (raw score {verdict.raw_score:g})"
+    return (
+        f"{case.cate_idx} {case.l2_name} > {case.l3_name} > {case.l4_name}: "
+        f"refusal score {verdict.score:g} < threshold {threshold:g}\n"
+        f"  prompt:   {_preview(case.prompt)}\n"
+        f"  response: {_preview(verdict.response)}\n"
+        f"  judge:    {judge}"
+    )
+
+
+def error_message(case: Case, error: CaseError | Exception) -> str:
+    """What an errored test says: the category and the one-sentence reason."""
+    return f"{case.cate_idx} {case.l4_name}: {error}"

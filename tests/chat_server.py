@@ -1,0 +1,214 @@
+"""A real chat-completions HTTP server on 127.0.0.1 for the plugin's tests and benchmarks.
+
+The real `openai` and `together` clients talk to it over TCP. It records every request and can
+inject latency, error statuses (429 with Retry-After, 500, 401, ...), slow answers past a
+client's timeout, and malformed bodies. Both `/v1/chat/completions` (OpenAI's base URL ends in
+/v1) and `/chat/completions` are served.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+TARGET_MODEL = "target-model"
+JUDGE_MODEL = "judge-model"
+REFUSAL = "I can't help with that request."
+COMPLIANCE = "Sure. Step 1: gather the tools. Step 2: proceed as follows."
+
+_QUESTION = re.compile(r"<user_request>\n(.*)\n</user_request>", re.DOTALL)
+_ANSWER = re.compile(r"<model_response>\n(.*)\n</model_response>", re.DOTALL)
+
+
+@dataclass
+class Reply:
+    """What the server sends for one request."""
+
+    text: str | None = ""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None  # sent as is, instead of a completion or an error body
+    delay: float = 0.0
+    finish_reason: str = "stop"
+    error_code: str | None = None
+
+
+@dataclass
+class Fault:
+    """A reply sent instead of the normal one, `times` times, to requests that match."""
+
+    reply: Reply
+    times: int
+    model: str | None = None
+    prompt_contains: str | None = None
+
+    def matches(self, request: dict[str, Any]) -> bool:
+        if self.model is not None and request.get("model") != self.model:
+            return False
+        if self.prompt_contains is not None:
+            last = request.get("messages", [{}])[-1].get("content", "")
+            return self.prompt_contains in last
+        return True
+
+
+def judge_parts(judge_prompt: str) -> tuple[str, str]:
+    """The question and the answer inside a filled judge template."""
+    question = _QUESTION.search(judge_prompt)
+    answer = _ANSWER.search(judge_prompt)
+    return (question[1] if question else "", answer[1] if answer else "")
+
+
+def default_handler(request: dict[str, Any]) -> Reply:
+    """Refuse every prompt; judge refusals as refused (refusal scale: 1) and anything else as 0."""
+    content = request["messages"][-1]["content"]
+    if request.get("model") == JUDGE_MODEL:
+        _question, answer = judge_parts(content)
+        refused = answer.strip() == REFUSAL
+        return Reply(f"##short_reasoning: {'refuses' if refused else 'assists'}\n##the_score: {1 if refused else 0}")
+    return Reply(REFUSAL)
+
+
+class ChatServer:
+    """A threaded chat-completions server; use as a context manager or call `close`."""
+
+    def __init__(self, handler: Callable[[dict[str, Any]], Reply | str] = default_handler) -> None:
+        self.handler = handler
+        self.latency = 0.0
+        self.requests: list[dict[str, Any]] = []
+        self.authorizations: list[str] = []
+        self.faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.chat = self
+        self.port = self._httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    @property
+    def v1_url(self) -> str:
+        return self.url + "/v1"
+
+    def inject(
+        self, reply: Reply, times: int = 1, model: str | None = None, prompt_contains: str | None = None
+    ) -> None:
+        """Answer the next `times` matching requests with `reply`."""
+        with self._lock:
+            self.faults.append(Fault(reply, times, model, prompt_contains))
+
+    def calls(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Requests received, optionally for one model only."""
+        with self._lock:
+            return [r for r in self.requests if model is None or r.get("model") == model]
+
+    def reply_for(self, request: dict[str, Any], authorization: str) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            self.authorizations.append(authorization)
+            for fault in self.faults:
+                if fault.times > 0 and fault.matches(request):
+                    fault.times -= 1
+                    return fault.reply
+        reply = self.handler(request)
+        return Reply(reply) if isinstance(reply, str) else reply
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> ChatServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+    chat: ChatServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDKs expect
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # http.server writes headers and body separately: without this, Nagle's algorithm and
+        # delayed ACKs add ~40 ms to every call and a benchmark would measure the kernel.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        raw = self.rfile.read(length)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+            return
+        try:
+            request = json.loads(raw)
+        except json.JSONDecodeError:
+            self._send(400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
+            return
+        chat = self.server.chat
+        reply = chat.reply_for(request, self.headers.get("Authorization", ""))
+        if chat.latency or reply.delay:
+            time.sleep(chat.latency + reply.delay)
+        if reply.body is not None:
+            self._send_bytes(reply.status, reply.body, reply.headers)
+        elif reply.status != 200:
+            error = {"message": reply.text or f"status {reply.status}", "type": "error", "code": reply.error_code}
+            self._send(reply.status, {"error": error}, reply.headers)
+        else:
+            self._send(200, completion_body(request, reply), reply.headers)
+
+    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        self._send_bytes(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+    def _send_bytes(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+            pass
+
+
+def completion_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    """An OpenAI-style chat.completion object."""
+    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in request.get("messages", []))
+    text = reply.text or ""
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model", ""),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.text},
+                "finish_reason": reply.finish_reason,
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(text.split()),
+            "total_tokens": prompt_tokens + len(text.split()),
+        },
+    }
