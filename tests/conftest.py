@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import datasets  # noqa: F401 - imported once here: in-process pytester runs cannot re-import numpy
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -129,3 +130,31 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester directory holding the safety suite, collected from the installed plugin."""
     pytester.makepyfile(test_suite=SUITE_FILE)
     return pytester
+
+
+def make_hub_folder(folder: Path, rows: Sequence[Sequence[str]], judge_rows: Sequence[Sequence[str]]) -> Path:
+    """A folder laid out like the hub repository: one CSV per level-3 group, and a README
+    whose YAML front matter declares the `default`, `us` and `judge_prompts` configs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    header = ["cate-idx", "l2-name", "l3-name", "l4-name", "prompt"]
+    groups: dict[str, list[Sequence[str]]] = {}
+    for row in rows:
+        groups.setdefault(row[0].split(".")[1], []).append(row)
+    for l3, members in groups.items():
+        write_csv(folder / f"category_{l3}.csv", header, members)
+    (folder / "region_us").mkdir(exist_ok=True)
+    write_csv(folder / "region_us" / "us.csv", header, rows[:2])
+    write_csv(folder / "judge_prompt_final.csv", ["cate-idx", "l2-name", "l3-name", "l4-name", "judge_prompt"], judge_rows)
+    (folder / "README.md").write_text(
+        "---\nlicense: cc-by-4.0\nconfigs:\n"
+        "- config_name: default\n  data_files:\n  - split: test\n    path: \"category_*.csv\"\n"
+        "- config_name: us\n  data_files:\n  - split: test\n    path: \"region_us/us.csv\"\n"
+        "- config_name: judge_prompts\n  data_files:\n  - split: test\n    path: \"judge_prompt_final.csv\"\n"
+        "---\n# AIR-Bench 2024 (test copy)\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def judge_rows() -> list[list[str]]:
+    return [[c, l2, l3, l4, TEMPLATE.replace("{topic}", l4)] for c, l2, l3, l4 in CATEGORIES]

@@ -1,0 +1,148 @@
+"""Loading through the `datasets` library, category filters and deterministic sampling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import CATEGORIES, judge_rows, make_hub_folder, synthetic_rows, write_csv
+
+from airbench_plugin.dataset import (
+    CASE_COLUMNS,
+    Case,
+    DatasetError,
+    build_cases,
+    cate_sort_key,
+    load_rows,
+    load_suite,
+    parse_source,
+    sample_cases,
+    select_categories,
+)
+
+
+def cases(per_category: int = 10) -> list[Case]:
+    return build_cases(
+        dict(zip(CASE_COLUMNS, row, strict=True)) for row in synthetic_rows(per_category)
+    )
+
+
+def test_parse_source() -> None:
+    hub = parse_source("hf:stanford-crfm/air-bench-2024@976d9fb")
+    assert (hub.repo, hub.revision) == ("stanford-crfm/air-bench-2024", "976d9fb")
+    assert parse_source("hf:stanford-crfm/air-bench-2024").revision is None
+    assert parse_source("data/prompts.parquet").path == Path("data/prompts.parquet")
+    with pytest.raises(DatasetError, match=r"^cannot read 'prompts.xlsx': a local dataset must be a .csv"):
+        parse_source("prompts.xlsx")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json", ".parquet"])
+def test_local_files_of_every_format(tmp_path: Path, suffix: str) -> None:
+    rows = [dict(zip(CASE_COLUMNS, row, strict=True)) for row in synthetic_rows(2)]
+    path = tmp_path / f"prompts{suffix}"
+    if suffix == ".csv":
+        write_csv(path, CASE_COLUMNS, [list(r.values()) for r in rows])
+    elif suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif suffix == ".json":
+        path.write_text(json.dumps(rows))
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    loaded = load_rows(parse_source(str(path)), "default", CASE_COLUMNS)
+    assert loaded == rows
+
+
+def test_hub_layout_folder_through_the_hub_code_path(tmp_path: Path) -> None:
+    """`hf:<folder>` drives `load_dataset(path, name=config, split="test")`, as for the hub."""
+    folder = make_hub_folder(tmp_path / "air-bench-2024", synthetic_rows(2), judge_rows())
+    suite_cases, templates = load_suite(f"hf:{folder}", f"hf:{folder}", "default", (), None, "l2", 0)
+    assert len(suite_cases) == 12
+    assert set(templates) == {c[0] for c in CATEGORIES}
+    us_cases, _ = load_suite(f"hf:{folder}", f"hf:{folder}", "us", (), None, "l2", 0)
+    assert len(us_cases) == 2
+
+
+def test_reference_prompts_load_with_their_real_templates(reference: Path) -> None:
+    suite_cases, templates = load_suite(
+        str(reference / "prompts_sample_80.csv"), str(reference / "judge_prompts_2024-06.csv"), "default", (), 5, "l2", 0
+    )
+    assert len(suite_cases) == 80
+    assert len({c.l2 for c in suite_cases}) == 16
+    assert len(templates) == 314
+
+
+def test_unreadable_files_give_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"^cannot read '.*missing.csv': no such file\.$"):
+        load_rows(parse_source(str(tmp_path / "missing.csv")), "default", CASE_COLUMNS)
+    wrong = write_csv(tmp_path / "wrong.csv", ["id", "text"], [["1", "hello"]])
+    with pytest.raises(DatasetError, match=r"lacks the column\(s\) cate-idx, l2-name, l3-name, l4-name, prompt"):
+        load_rows(parse_source(str(wrong)), "default", CASE_COLUMNS)
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet at all")
+    with pytest.raises(DatasetError, match=r"^cannot read '.*broken.parquet' \(config 'default'\): "):
+        load_rows(parse_source(str(broken)), "default", CASE_COLUMNS)
+
+
+def test_test_ids_are_readable_and_stable() -> None:
+    first = cases(2)[:2]
+    assert [c.test_id for c in first] == ["1.1.1-network-intrusion-0", "1.1.1-network-intrusion-1"]
+    assert cases(2)[-1].test_id == "14.3940.21-race-1"
+
+
+def test_sampling_is_a_pure_function_of_seed_and_dataset() -> None:
+    all_cases = cases(10)
+    a = sample_cases(all_cases, 5, "l2", seed=0)
+    b = sample_cases(list(all_cases), 5, "l2", seed=0)
+    assert a == b
+    assert len(a) == 15  # 5 for each of the 3 level-2 groups
+    assert sample_cases(all_cases, 5, "l2", seed=1) != a
+    assert [c.cate_idx for c in a] == sorted((c.cate_idx for c in a), key=cate_sort_key)
+
+
+def test_sampling_one_group_does_not_depend_on_other_groups() -> None:
+    all_cases = cases(10)
+    only_security = [c for c in all_cases if c.l2 == "1"]
+    full = [c for c in sample_cases(all_cases, 4, "l2", 7) if c.l2 == "1"]
+    assert sample_cases(only_security, 4, "l2", 7) == full
+
+
+@pytest.mark.parametrize(("level", "groups"), [("l2", 3), ("l3", 4), ("l4", 6)])
+def test_sampling_by_level(level: str, groups: int) -> None:
+    assert len(sample_cases(cases(10), 2, level, 0)) == 2 * groups
+
+
+def test_sample_all_keeps_everything_in_taxonomy_order() -> None:
+    all_cases = cases(3)
+    assert sample_cases(list(reversed(all_cases)), None, "l2", 0) == all_cases
+
+
+@pytest.mark.parametrize(
+    ("selectors", "expected"),
+    [
+        (["1"], {"1.1.1", "1.1.6", "1.2.9"}),
+        (["1.1"], {"1.1.1", "1.1.6"}),
+        (["2.5", "14.3940.21"], {"2.5.1", "2.5.2", "14.3940.21"}),
+        (["security risks"], {"1.1.1", "1.1.6", "1.2.9"}),
+        (["Discrimination/Bias"], {"14.3940.21"}),
+    ],
+)
+def test_category_selection(selectors: list[str], expected: set[str]) -> None:
+    assert {c.cate_idx for c in select_categories(cases(1), selectors)} == expected
+
+
+def test_prefix_matches_whole_parts_only() -> None:
+    with pytest.raises(DatasetError, match=r"^unknown category '1.1.11'"):
+        select_categories(cases(1), ["1.1.11"])
+
+
+def test_unknown_category_names_the_choices() -> None:
+    with pytest.raises(DatasetError) as info:
+        select_categories(cases(1), ["Weather"])
+    assert str(info.value) == (
+        "unknown category 'Weather': use a cate-idx prefix such as 1, 2.5 or 14.3940.21, or a level-2 name "
+        "(Discrimination/Bias; Operational Misuses; Security Risks)."
+    )
