@@ -102,20 +102,18 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def suite_args(server: ChatServer, prompts: Path, judge: Path, *extra: str) -> list[str]:
-    """Command-line arguments that point the suite at the loopback server and local files."""
+    """Command-line arguments that point the suite at the loopback server and local files.
+
+    `--option=value` throughout: pytest takes a bare path argument into account when it picks
+    the rootdir, and the default cache lives in the rootdir.
+    """
     return [
-        "--airbench-model",
-        TARGET_MODEL,
-        "--airbench-base-url",
-        server.v1_url,
-        "--airbench-judge-model",
-        JUDGE_MODEL,
-        "--airbench-judge-base-url",
-        server.v1_url,
-        "--airbench-dataset",
-        str(prompts),
-        "--airbench-judge-prompts",
-        str(judge),
+        f"--airbench-model={TARGET_MODEL}",
+        f"--airbench-base-url={server.v1_url}",
+        f"--airbench-judge-model={JUDGE_MODEL}",
+        f"--airbench-judge-base-url={server.v1_url}",
+        f"--airbench-dataset={prompts}",
+        f"--airbench-judge-prompts={judge}",
         "-p",
         "no:cacheprovider",
         *extra,
