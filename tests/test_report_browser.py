@@ -1,0 +1,340 @@
+"""Browser test of the HTML report: headless Chromium via selenium, opened from file://."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airbench_plugin.reports.html import write_html
+
+ON_CI = os.environ.get("CI", "").lower() == "true"
+
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.ui import Select
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    if ON_CI:
+        raise
+    pytest.skip(f"selenium is not installed: {exc}", allow_module_level=True)
+
+TITLE = "AIR-Bench report · evil-model-7b"
+
+# Payloads that set document.title = 'pwned' and window.__xss = 1 if they ever execute.
+P_SCRIPT = "<script>document.title='pwned';window.__xss=1</script>"
+P_IMG = "<img src=x onerror=\"document.title='pwned';window.__xss=1\">"
+P_SVG = '"><svg onload="document.title=\'pwned\';window.__xss=1">'
+P_TEXTAREA = "</textarea><script>window.__xss=1</script><textarea>"
+P_BREAKOUT = "</script><script>document.title='pwned';window.__xss=1</script>"
+PAYLOADS = (P_SCRIPT, P_IMG, P_SVG, P_TEXTAREA, P_BREAKOUT)
+
+NAMES = {
+    "1": ("Security Risks", "Confidentiality", "Unauthorized network entry"),
+    "2": ("Operational Misuses", "Automated decision-making", "Financing eligibility"),
+    "14": ("Hate/Toxicity", "Hate speech", "Race"),
+}
+
+
+def _result(cate: str, outcome: str, index: int, **texts: str) -> dict[str, Any]:
+    l2, l3, l4 = NAMES[cate.split(".")[0]]
+    score = {"passed": 1.0, "failed": 0.0, "error": None}[outcome]
+    return {
+        "nodeid": f"tests_airbench/test_airbench.py::test_airbench[{cate}-x-{index}]",
+        "cate_idx": cate,
+        "l2_name": l2,
+        "l3_name": l3,
+        "l4_name": l4,
+        "prompt": texts.get("prompt", f"Prompt {cate} number {index}"),
+        "response": texts.get("response", "I can't help with that. " * 20),
+        "judge_reasoning": texts.get("reasoning", "The model declined the request."),
+        "judge_raw": "##short_reasoning: ...\n##the_score: 1",
+        "score": score,
+        "outcome": outcome,
+        "error": "RateLimitError: too many requests" if outcome == "error" else None,
+        "refused_by_provider": False,
+    }
+
+
+def _stats(results: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    scores = [r["score"] for r in results if r["outcome"] != "error"]
+    return {
+        "name": name,
+        "n": len(scores),
+        "refusal_rate": sum(scores) / len(scores) if scores else None,
+        "passed": sum(r["outcome"] == "passed" for r in results),
+        "failed": sum(r["outcome"] == "failed" for r in results),
+        "errors": sum(r["outcome"] == "error" for r in results),
+    }
+
+
+def make_document() -> dict[str, Any]:
+    results = [
+        _result("1.1.6", "failed", 0, prompt=P_SCRIPT, response=P_IMG, reasoning=P_SVG),
+        _result("1.1.6", "passed", 1, response=P_TEXTAREA),
+        _result("1.1.6", "error", 2, prompt=P_BREAKOUT),
+        _result("1.1.6", "passed", 3),
+        _result("2.5.1", "failed", 0, response=P_SVG, reasoning=P_SCRIPT),
+        _result("2.5.1", "failed", 1, reasoning=P_IMG),
+        _result("2.5.1", "passed", 2),
+        _result("14.3940.21", "passed", 0),
+        _result("14.3940.21", "failed", 1, response=P_BREAKOUT),
+        _result("14.3940.21", "passed", 2, prompt=P_TEXTAREA),
+    ]
+    categories: dict[str, dict[str, Any]] = {"l2": {}, "l3": {}, "l4": {}}
+    for cate in ("1.1.6", "2.5.1", "14.3940.21"):
+        parts = cate.split(".")
+        for level, key in zip(
+            ("l2", "l3", "l4"), (parts[0], ".".join(parts[:2]), cate), strict=True
+        ):
+            members = [r for r in results if r["cate_idx"].startswith(key)]
+            name = NAMES[parts[0]][int(level[1]) - 2]
+            categories[level][key] = _stats(members, name)
+    return {
+        "plugin_version": "0.1.0",
+        "created": "2026-11-22T21:40:00+00:00",
+        "model": "evil-model-7b",
+        "judge_model": "gpt-4o-2024-05-13",
+        "dataset": {
+            "source": "hf:stanford-crfm/air-bench-2024",
+            "revision": "976d9fbb0f52bce704dcbef5bd7a2652e65f2a21",
+            "region": "default",
+        },
+        "settings": {"sample": 5, "sample_by": "l2", "seed": 0, "categories": []},
+        "summary": {k: v for k, v in _stats(results, "").items() if k != "name"},
+        "categories": categories,
+        "gates": [
+            {
+                "name": "min-refusal-rate",
+                "target": "overall",
+                "threshold": 0.9,
+                "measured": 0.62,
+                "passed": False,
+                "detail": P_IMG,
+            }
+        ],
+        "gate_verdict": "failed",
+        "baseline": {
+            "source": "old.json",
+            "model": P_SVG,
+            "overall_delta": -0.1,
+            "l2": {"1": {"name": "Security Risks", "baseline": 0.8, "current": 0.6, "delta": -0.2}},
+            "flipped": [{"nodeid": "x", "cate_idx": "1.1.6", "prompt": P_SCRIPT}],
+        },
+        "usage": {},
+        "results": results,
+    }
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def _find_browser() -> tuple[str, str]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    if chromium and chromedriver:
+        return chromium, chromedriver
+    reason = f"headless Chromium not available (chromium={chromium}, chromedriver={chromedriver})"
+    if ON_CI:
+        pytest.fail(f"{reason}; refusing to skip the browser test on CI")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def report_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    write_html(make_document(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    chromium, chromedriver = _find_browser()
+    options = webdriver.ChromeOptions()
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+        "--window-size=1280,1800",
+    ):
+        options.add_argument(argument)
+    options.binary_location = chromium
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(options=options, service=Service(chromedriver))
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+@pytest.fixture(scope="module")
+def page(driver: WebDriver, report_path: Path) -> WebDriver:
+    driver.get(report_path.as_uri())
+    # give failed image loads / onload handlers a chance to run if anything was injected
+    driver.execute_async_script("var done = arguments[0]; setTimeout(done, 300);")
+    return driver
+
+
+def _not_pwned(driver: WebDriver) -> None:
+    assert driver.title == TITLE
+    assert driver.execute_script("return typeof window.__xss") == "undefined"
+
+
+def _expand_everything(driver: WebDriver) -> None:
+    driver.execute_script(
+        "document.querySelectorAll('details').forEach(function (d) { d.open = true; });"
+    )
+
+
+def _case_visibility(driver: WebDriver) -> list[tuple[str, str, bool]]:
+    """(outcome, cate, displayed) of every .case, using selenium's own visibility check."""
+    _expand_everything(driver)
+    return [
+        (
+            el.get_attribute("data-outcome") or "",
+            el.get_attribute("data-cate") or "",
+            el.is_displayed(),
+        )
+        for el in driver.find_elements(By.CSS_SELECTOR, ".case")
+    ]
+
+
+def _set_category(driver: WebDriver, text: str) -> None:
+    box = driver.find_element(By.ID, "filter-category")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.BACKSPACE)
+    if text:
+        box.send_keys(text)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_title_and_no_script_injection(page: WebDriver) -> None:
+    _not_pwned(page)
+    counts = page.execute_script(
+        "return [document.scripts.length, document.images.length,"
+        " document.querySelectorAll('textarea').length, document.querySelectorAll('svg').length]"
+    )
+    assert counts == [1, 0, 0, 1]
+
+
+def test_own_script_runs_and_nothing_is_blocked(page: WebDriver) -> None:
+    """The CSP hash admits the report's own script: the filter counter is live."""
+    select = Select(page.find_element(By.ID, "filter-outcome"))
+    select.select_by_value("error")
+    assert page.find_element(By.ID, "filter-count").text == "1 of 10 prompts match"
+    select.select_by_value("all")
+    assert page.find_element(By.ID, "filter-count").text == "10 prompts"
+    violations = [
+        entry["message"]
+        for entry in page.get_log("browser")
+        if "Content Security Policy" in entry["message"] or "Refused to" in entry["message"]
+    ]
+    assert violations == []
+
+
+def test_chart_has_one_bar_per_level2(page: WebDriver) -> None:
+    chart = page.find_element(By.ID, "l2-chart")
+    assert chart.is_displayed()
+    assert chart.size["width"] > 300
+    bars = chart.find_elements(By.CSS_SELECTOR, ".bar")
+    assert [bar.get_attribute("data-l2") for bar in bars] == ["1", "2", "14"]
+    assert all(bar.is_displayed() for bar in bars)
+    widths = [float(bar.get_attribute("width") or 0) for bar in bars]
+    # refusal rates: 1 -> 2/3 (the error is not scored), 2 -> 1/3, 14 -> 2/3
+    assert widths[1] < widths[0] == widths[2]
+    assert widths[0] == pytest.approx(2 * widths[1], abs=0.2)
+
+
+def test_filter_by_outcome(page: WebDriver) -> None:
+    _set_category(page, "")
+    Select(page.find_element(By.ID, "filter-outcome")).select_by_value("failed")
+    rows = _case_visibility(page)
+    assert len(rows) == 10
+    assert {(outcome, shown) for outcome, _, shown in rows} == {
+        ("failed", True),
+        ("passed", False),
+        ("error", False),
+    }
+    hidden = page.execute_script(
+        "return Array.from(document.querySelectorAll('.case')).map(function (el) {"
+        " return [el.dataset.outcome, getComputedStyle(el).display === 'none']; });"
+    )
+    assert all(is_hidden == (outcome != "failed") for outcome, is_hidden in hidden)
+    Select(page.find_element(By.ID, "filter-outcome")).select_by_value("all")
+    assert all(shown for _, _, shown in _case_visibility(page))
+    _not_pwned(page)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("1", {"1.1.6"}),  # a cate-idx prefix: 1 must not match 14
+        ("14", {"14.3940.21"}),
+        ("2.5", {"2.5.1"}),
+        ("HATE", {"14.3940.21"}),  # a level-2 name substring, case-insensitive
+        ("misuse", {"2.5.1"}),
+    ],
+)
+def test_filter_by_category(page: WebDriver, query: str, expected: set[str]) -> None:
+    Select(page.find_element(By.ID, "filter-outcome")).select_by_value("all")
+    _set_category(page, query)
+    rows = _case_visibility(page)
+    assert {cate for _, cate, shown in rows if shown} == expected
+    assert all(shown == (cate in expected) for _, cate, shown in rows)
+    groups = page.find_elements(By.CSS_SELECTOR, "details.grp.l2")
+    visible = {g.get_attribute("data-key") for g in groups if g.is_displayed()}
+    assert visible == {cate.split(".")[0] for cate in expected}
+    _set_category(page, "")
+    assert all(shown for _, _, shown in _case_visibility(page))
+
+
+def test_filters_combine(page: WebDriver) -> None:
+    Select(page.find_element(By.ID, "filter-outcome")).select_by_value("failed")
+    _set_category(page, "1.1")
+    rows = _case_visibility(page)
+    assert [(o, c) for o, c, shown in rows if shown] == [("failed", "1.1.6")]
+    assert page.find_element(By.ID, "filter-count").text == "1 of 10 prompts match"
+    Select(page.find_element(By.ID, "filter-outcome")).select_by_value("all")
+    _set_category(page, "")
+
+
+def test_chart_bar_click_filters_category(page: WebDriver) -> None:
+    page.find_element(By.CSS_SELECTOR, '#l2-chart .crow[data-l2="14"]').click()
+    assert page.find_element(By.ID, "filter-category").get_attribute("value") == "14"
+    rows = _case_visibility(page)
+    assert {cate for _, cate, shown in rows if shown} == {"14.3940.21"}
+    _set_category(page, "")
+
+
+def test_hostile_text_is_shown_literally(page: WebDriver, tmp_path: Path) -> None:
+    _expand_everything(page)
+    results_text = page.find_element(By.ID, "results").text
+    for payload in PAYLOADS:
+        assert payload in results_text, payload
+    first = page.find_element(By.CSS_SELECTOR, '.case[data-cate="1.1.6"]')
+    assert first.get_attribute("data-outcome") == "failed"
+    assert P_SCRIPT in first.find_element(By.CSS_SELECTOR, "summary .prompt").text
+    texts = [el.text for el in first.find_elements(By.CSS_SELECTOR, ".tx")]
+    assert texts == [P_IMG, P_SVG]
+    assert P_SCRIPT in page.find_element(By.ID, "flipped").text
+    assert P_IMG in page.find_element(By.ID, "gates-table").text
+    _not_pwned(page)
+    page.execute_script("window.scrollTo(0, 0)")
+    shot = tmp_path / "report.png"
+    assert page.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
