@@ -84,6 +84,10 @@ class ChatServer:
         self.requests: list[dict[str, Any]] = []
         self.authorizations: list[str] = []
         self.faults: list[Fault] = []
+        self.answered: list[dict[str, Any]] = []  # requests whose full answer was written
+        self.hold_after: int | None = None  # requests past this many wait until `release()`
+        self._released = threading.Event()
+        self._drop_held = False
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.chat = self
@@ -108,6 +112,15 @@ class ChatServer:
         with self._lock:
             return [r for r in self.requests if model is None or r.get("model") == model]
 
+    def release(self, drop: bool = False) -> None:
+        """Let held requests through, or with `drop` close them unanswered (their client is gone)."""
+        self._drop_held = drop
+        self._released.set()
+
+    def should_hold(self) -> bool:
+        with self._lock:
+            return self.hold_after is not None and len(self.requests) > self.hold_after
+
     def reply_for(self, request: dict[str, Any], authorization: str) -> Reply:
         with self._lock:
             self.requests.append(request)
@@ -120,6 +133,7 @@ class ChatServer:
         return Reply(reply) if isinstance(reply, str) else reply
 
     def close(self) -> None:
+        self._released.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
@@ -164,20 +178,28 @@ class _Handler(BaseHTTPRequestHandler):
             return
         chat = self.server.chat
         reply = chat.reply_for(request, self.headers.get("Authorization", ""))
+        if chat.should_hold():
+            chat._released.wait(timeout=60)
+            if chat._drop_held:
+                self.close_connection = True
+                return
         if chat.latency or reply.delay:
             time.sleep(chat.latency + reply.delay)
         if reply.body is not None:
-            self._send_bytes(reply.status, reply.body, reply.headers)
+            sent = self._send_bytes(reply.status, reply.body, reply.headers)
         elif reply.status != 200:
             error = {"message": reply.text or f"status {reply.status}", "type": "error", "code": reply.error_code}
-            self._send(reply.status, {"error": error}, reply.headers)
+            sent = self._send(reply.status, {"error": error}, reply.headers)
         else:
-            self._send(200, completion_body(request, reply), reply.headers)
+            sent = self._send(200, completion_body(request, reply), reply.headers)
+        if sent and reply.status == 200:
+            with chat._lock:
+                chat.answered.append(request)
 
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        self._send_bytes(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> bool:
+        return self._send_bytes(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
 
-    def _send_bytes(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+    def _send_bytes(self, status: int, body: bytes, headers: dict[str, str]) -> bool:
         try:
             self.send_response(status)
             for name, value in headers.items():
@@ -185,8 +207,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
-            pass
+            return False
+        return True
 
 
 def completion_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:

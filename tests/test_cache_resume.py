@@ -1,0 +1,85 @@
+"""The on-disk cache through the plugin: reruns, re-scoring, and a run killed part-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from chat_server import JUDGE_MODEL, TARGET_MODEL, ChatServer
+
+from airbench_plugin.store import CallStore
+from conftest import suite_args
+
+
+def test_a_rerun_and_a_new_threshold_make_no_calls(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    args = suite_args(chat_server, *dataset_files, "--airbench-sample=all")
+    suite.runpytest(*args).assert_outcomes(passed=18)
+    assert len(chat_server.calls()) == 36
+    assert (suite.path / ".airbench_cache").is_dir()
+    # Only the threshold changes: every answer and judgement comes from the cache.
+    suite.runpytest(*args, "--airbench-threshold=1", "--airbench-min-refusal-rate=0.9").assert_outcomes(passed=18)
+    assert len(chat_server.calls()) == 36
+    # --airbench-no-cache neither reads nor writes it.
+    suite.runpytest(*args, "--airbench-no-cache").assert_outcomes(passed=18)
+    assert len(chat_server.calls()) == 72
+
+
+def test_cache_directory_option(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, tmp_path: Path
+) -> None:
+    cache = tmp_path / "elsewhere"
+    suite.runpytest(*suite_args(chat_server, *dataset_files, f"--airbench-cache={cache}")).assert_outcomes(passed=13)
+    store = CallStore(cache)
+    assert len(store) == 26
+    store.close()
+    assert not (suite.path / ".airbench_cache").exists()
+
+
+def test_a_killed_run_resumes_without_repeating_a_completed_call(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    out = suite.path / "results.json"
+    command = [sys.executable, "-m", "pytest", "-q", *suite_args(chat_server, *dataset_files),
+               "--airbench-sample=all", f"--airbench-json={out}", "--airbench-concurrency=4"]
+    chat_server.hold_after = 11  # answer 11 requests, then hold every later one unanswered
+    process = subprocess.Popen(command, cwd=suite.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cache = suite.path / ".airbench_cache"
+    try:
+        deadline = time.monotonic() + 120  # a guard against a hung child, not a speed requirement
+        while time.monotonic() < deadline:
+            answered = len([r for r in chat_server.answered])
+            if answered == 11 and cache.is_dir():
+                store = CallStore(cache)
+                stored = len(store)
+                store.close()
+                if stored == answered:
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the first run never stored its 11 answers")
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    chat_server.release(drop=True)  # the held requests' client is gone: they are never answered
+    assert not out.exists()
+
+    chat_server.hold_after = None
+    rerun = subprocess.run(command, cwd=suite.path, capture_output=True, text=True, check=False)
+    assert rerun.returncode == 0, rerun.stdout[-2000:]
+    for model in (TARGET_MODEL, JUDGE_MODEL):
+        answered_prompts = Counter(
+            r["messages"][-1]["content"] for r in chat_server.answered if r["model"] == model
+        )
+        assert len(answered_prompts) == 18
+        assert set(answered_prompts.values()) == {1}, answered_prompts
+    document = json.loads(out.read_text())
+    assert document["summary"]["n"] == 18

@@ -1,0 +1,231 @@
+"""The engine against the loopback server: retries, faults, the circuit breaker, the cache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from chat_server import COMPLIANCE, JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
+
+from airbench_plugin.dataset import Case
+from airbench_plugin.engine import CaseError, CircuitOpen, Endpoint, Engine, backoff_delay
+from airbench_plugin.providers import OpenAIProvider, TogetherProvider
+from airbench_plugin.providers.base import parse_retry_after, redact
+from airbench_plugin.store import CallStore, call_key
+from conftest import CATEGORIES, FAKE_KEY, TEMPLATE
+
+TEMPLATES = {cate: TEMPLATE.replace("{topic}", l4) for cate, _l2, _l3, l4 in CATEGORIES}
+
+
+def case(i: int = 0, cate: str = "1.1.1") -> Case:
+    return Case(cate, "Security Risks", "Confidentiality", "Network intrusion", f"Prompt {i}: do harm", i)
+
+
+@pytest.fixture
+def make_engine(chat_server: ChatServer) -> Iterator[object]:
+    engines: list[Engine] = []
+
+    def make(
+        *, retries: int = 2, timeout: float = 5.0, store: CallStore | None = None, url: str | None = None,
+        provider: type[OpenAIProvider] | type[TogetherProvider] = OpenAIProvider,
+    ) -> Engine:
+        base = url or (chat_server.v1_url if provider is OpenAIProvider else chat_server.url)
+        engine = Engine(
+            target=Endpoint("model under test", provider(api_key=FAKE_KEY, base_url=base, timeout=timeout),
+                            TARGET_MODEL, 0.0, 512),
+            judge=Endpoint("judge", provider(api_key=FAKE_KEY, base_url=base, timeout=timeout), JUDGE_MODEL, 0.0, 64),
+            templates=TEMPLATES, judge_scale="refusal", system_prompt=None, concurrency=4, retries=retries,
+            store=store, backoff_base=0.01,
+        )
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.close()
+
+
+@pytest.mark.parametrize("provider", [OpenAIProvider, TogetherProvider])
+def test_a_case_is_one_target_call_and_one_judge_call(chat_server: ChatServer, make_engine, provider) -> None:
+    verdict = make_engine(provider=provider).verdict(case())
+    assert (verdict.response, verdict.score, verdict.judge_reasoning) == (REFUSAL, 1.0, "refuses")
+    assert len(chat_server.calls(TARGET_MODEL)) == 1
+    assert len(chat_server.calls(JUDGE_MODEL)) == 1
+    assert verdict.target_tokens[1] == len(REFUSAL.split())
+
+
+def test_429_with_retry_after_is_retried(chat_server: ChatServer, make_engine) -> None:
+    chat_server.inject(Reply("Rate limit reached", status=429, headers={"Retry-After": "0"}), times=2,
+                       model=TARGET_MODEL)
+    engine = make_engine()
+    assert engine.verdict(case()).score == 1.0
+    assert len(chat_server.calls(TARGET_MODEL)) == 3
+    assert engine.stats.retried == 2
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_are_retried_then_reported(chat_server: ChatServer, make_engine, status: int) -> None:
+    chat_server.inject(Reply("upstream exploded", status=status), times=3, model=TARGET_MODEL)
+    with pytest.raises(CaseError) as info:
+        make_engine(retries=1).verdict(case())
+    assert str(info.value) == f"the model under test (target-model) failed after 2 attempts: {status} upstream exploded"
+    assert len(chat_server.calls(TARGET_MODEL)) == 2  # the first try and one retry, no more
+
+
+def test_a_slow_answer_times_out_and_is_retried(chat_server: ChatServer, make_engine) -> None:
+    chat_server.inject(Reply(REFUSAL, delay=2.0), times=1, model=TARGET_MODEL)
+    engine = make_engine(timeout=0.3)
+    assert engine.verdict(case()).score == 1.0
+    assert engine.stats.retried == 1
+
+
+def test_timeouts_that_persist_error_the_case(chat_server: ChatServer, make_engine) -> None:
+    chat_server.inject(Reply(REFUSAL, delay=2.0), times=2, model=TARGET_MODEL)
+    with pytest.raises(CaseError, match=r"failed after 2 attempts: no answer from http://127.0.0.1:\d+/v1 within 0.3 s"):
+        make_engine(timeout=0.3, retries=1).verdict(case())
+
+
+@pytest.mark.parametrize(
+    "body", [b"{not json", b'{"object": "chat.completion"}', b'{"choices": []}'], ids=["not-json", "no-choices", "empty"]
+)
+def test_malformed_bodies_are_retried(chat_server: ChatServer, make_engine, body: bytes) -> None:
+    chat_server.inject(Reply(body=body, headers={"Content-Type": "application/json"}), times=1, model=TARGET_MODEL)
+    engine = make_engine()
+    assert engine.verdict(case()).score == 1.0
+    assert engine.stats.retried == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (Reply("Incorrect API key provided", status=401), "401 Incorrect API key provided"),
+        (Reply("The model `target-model` does not exist", status=404), "404 The model `target-model` does not exist"),
+        (Reply("You exceeded your current quota", status=429, error_code="insufficient_quota"),
+         "429 quota exhausted: You exceeded your current quota"),
+        (Reply("Invalid 'messages'", status=400), "400 Invalid 'messages'"),
+        (Reply("Forbidden", status=403), "403 Forbidden"),
+    ],
+)
+def test_errors_retrying_cannot_fix_are_not_retried(chat_server: ChatServer, make_engine, reply: Reply,
+                                                    message: str) -> None:
+    chat_server.inject(reply, times=1, model=TARGET_MODEL)
+    engine = make_engine(retries=5)
+    with pytest.raises(CaseError) as info:
+        engine.verdict(case())
+    assert str(info.value) == f"the model under test (target-model) failed: {message}"
+    assert len(chat_server.calls(TARGET_MODEL)) == 1
+    assert engine.stats.retried == 0
+
+
+def test_the_breaker_stops_the_run_when_the_first_calls_all_fail_alike(chat_server: ChatServer, make_engine) -> None:
+    chat_server.inject(Reply("Incorrect API key provided: sk-abc***xyz", status=401), times=1000, model=TARGET_MODEL)
+    engine = make_engine()
+    futures = [engine.submit(case(i)) for i in range(40)]
+    messages = set()
+    for future in futures:
+        with pytest.raises(CaseError) as info:
+            future.result()
+        messages.add(str(info.value))
+    assert isinstance(info.value, CircuitOpen)
+    assert (
+        "AIR-Bench stopped early: the first 3 calls to the model under test (target-model via openai at "
+        f"{chat_server.v1_url}) all failed with: 401 Incorrect API key provided: sk-***. Check the API key, "
+        "the model name and the base URL, then run again."
+    ) in messages
+    assert len(chat_server.calls()) < 40 // 2  # the run stopped instead of erroring case by case
+
+
+def test_the_breaker_trips_on_an_unreachable_base_url(make_engine) -> None:
+    engine = make_engine(url="http://127.0.0.1:9/v1", retries=0)
+    futures = [engine.submit(case(i)) for i in range(6)]
+    with pytest.raises(CircuitOpen, match=r"all failed with: cannot connect to http://127.0.0.1:9/v1\."):
+        futures[-1].result()
+
+
+def test_no_breaker_after_a_success(chat_server: ChatServer, make_engine) -> None:
+    engine = make_engine()
+    engine.verdict(case(0))
+    chat_server.inject(Reply("bad request", status=400), times=5, model=TARGET_MODEL)
+    for i in range(1, 6):
+        with pytest.raises(CaseError) as info:
+            engine.verdict(case(i))
+        assert not isinstance(info.value, CircuitOpen)
+
+
+def test_content_filter_finish_reason_is_a_provider_refusal(chat_server: ChatServer, make_engine) -> None:
+    chat_server.inject(Reply("", finish_reason="content_filter"), model=TARGET_MODEL)
+    verdict = make_engine().verdict(case())
+    assert (verdict.score, verdict.refused_by_provider) == (1.0, True)
+    assert chat_server.calls(JUDGE_MODEL) == []
+
+
+def test_content_policy_400_is_a_provider_refusal(chat_server: ChatServer, make_engine) -> None:
+    chat_server.inject(Reply("The response was filtered due to the prompt triggering content management policy",
+                             status=400, error_code="content_filter"), model=TARGET_MODEL)
+    verdict = make_engine().verdict(case())
+    assert (verdict.score, verdict.refused_by_provider) == (1.0, True)
+    assert chat_server.calls(JUDGE_MODEL) == []
+
+
+@pytest.mark.parametrize("answer", ["", "   \n\t "])
+def test_empty_answers_score_one_without_the_judge(chat_server: ChatServer, make_engine, answer: str) -> None:
+    chat_server.inject(Reply(answer), model=TARGET_MODEL)
+    verdict = make_engine().verdict(case())
+    assert (verdict.score, verdict.judge_raw) == (1.0, None)
+    assert chat_server.calls(JUDGE_MODEL) == []
+
+
+def test_harm_scale_is_flipped(chat_server: ChatServer, make_engine) -> None:
+    chat_server.inject(Reply(COMPLIANCE), model=TARGET_MODEL)
+    engine = make_engine()
+    engine.judge_scale = "harm"
+    verdict = engine.verdict(case())
+    assert (verdict.raw_score, verdict.score) == (0.0, 1.0)
+
+
+def test_completed_calls_are_cached_and_never_repeated(chat_server: ChatServer, make_engine, tmp_path: Path) -> None:
+    first = make_engine(store=CallStore(tmp_path / "cache"))
+    verdicts = [first.verdict(case(i)) for i in range(3)]
+    first.close()
+    second = make_engine(store=CallStore(tmp_path / "cache"))
+    assert [second.verdict(case(i)) for i in range(3)] == verdicts
+    assert len(chat_server.calls()) == 6
+    assert second.stats.cached == 6
+
+
+def test_unparseable_judgements_are_not_cached(chat_server: ChatServer, make_engine, tmp_path: Path) -> None:
+    chat_server.inject(Reply("no idea"), times=2, model=JUDGE_MODEL)
+    engine = make_engine(store=CallStore(tmp_path / "cache"))
+    with pytest.raises(CaseError):
+        engine.verdict(case())
+    engine.close()
+    assert make_engine(store=CallStore(tmp_path / "cache")).verdict(case()).score == 1.0
+    assert len(chat_server.calls(JUDGE_MODEL)) == 3
+
+
+def test_cache_key_covers_what_changes_the_output_and_not_the_key() -> None:
+    base = dict(provider="openai", base_url=None, model="m", messages=[{"role": "user", "content": "x"}],
+                temperature=0.0, max_tokens=512)
+    key = call_key(**base)  # type: ignore[arg-type]
+    for field, value in [("provider", "together"), ("base_url", "http://h/v1"), ("model", "n"),
+                         ("messages", [{"role": "user", "content": "y"}]), ("temperature", 0.5), ("max_tokens", 64)]:
+        assert call_key(**{**base, field: value}) != key  # type: ignore[arg-type]
+    assert call_key(**base) == key  # type: ignore[arg-type]
+
+
+def test_retry_after_parsing_and_backoff() -> None:
+    assert parse_retry_after({"retry-after": "3"}) == 3.0
+    assert parse_retry_after({"retry-after-ms": "250"}) == 0.25
+    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert parse_retry_after({"retry-after": "soon"}) is None
+    assert parse_retry_after({}) is None
+    assert backoff_delay(3, 7.0) == 7.0
+    assert backoff_delay(0, 10_000.0) == 120.0
+    for attempt in range(8):
+        assert 0.0 < backoff_delay(attempt, None) <= min(30.0, 0.5 * 2**attempt)
+
+
+def test_redaction() -> None:
+    assert redact(f"bad key {FAKE_KEY}", [FAKE_KEY]) == "bad key ***"
+    assert redact("Incorrect API key provided: sk-proj-abcdefghijkl") == "Incorrect API key provided: sk-***"
