@@ -46,10 +46,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not is_worker(config):
         config.pluginmanager.register(ResultCollector(run), "airbench-results")
     config.addinivalue_line("markers", "airbench: an AIR-Bench 2024 safety test (one prompt)")
-    if config.pluginmanager.hasplugin("html"):
-        from airbench_plugin.reports import pytest_html_hooks
+    if config.pluginmanager.hasplugin("html") and not is_worker(config):
+        from airbench_plugin.reports.pytest_html_hooks import HtmlIntegration
 
-        config.pluginmanager.register(pytest_html_hooks.HtmlIntegration(config), "airbench-html")
+        config.pluginmanager.register(HtmlIntegration(run.results), "airbench-html")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -190,8 +190,12 @@ def pytest_runtest_makereport(
         result = record(item.nodeid, case, verdict, outcome, None)
     if result is not None:
         report.airbench = result.to_json()  # type: ignore[attr-defined]
-        if result.score is not None:
-            item.user_properties.extend(junit_properties(result))
+        # junitxml reads the properties from the teardown report, which copies them from the item.
+        item.user_properties.extend(junit_properties(result))
+        if item.config.pluginmanager.hasplugin("html"):
+            from airbench_plugin.reports.pytest_html_hooks import result_extras
+
+            report.extras = [*getattr(report, "extras", []), *result_extras(result)]  # type: ignore[attr-defined]
     return report
 
 
@@ -202,7 +206,7 @@ def junit_properties(result: CaseResult) -> list[tuple[str, object]]:
         ("l2", result.l2_name),
         ("l3", result.l3_name),
         ("l4", result.l4_name),
-        ("score", result.score),
+        ("score", "" if result.score is None else f"{result.score:g}"),
         ("judge_reasoning", result.judge_reasoning or ""),
     ]
 

@@ -1,0 +1,163 @@
+"""Reports through pytest runs: JSON, JUnit (pytest's and per category), pytest-html, gates, exit status."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from chat_server import COMPLIANCE, TARGET_MODEL, ChatServer, Reply
+from conftest import suite_args
+
+XDIST = [pytest.param([], id="no-xdist"), pytest.param(["-n", "2"], id="n2")]
+HOSTILE = '<script>window.__xss=1</script><img src=x onerror="document.title=\'pwned\'"></textarea>'
+
+
+def run(suite: pytest.Pytester, server: ChatServer, files: tuple[Path, Path], dist: list[str], *extra: str):
+    args = suite_args(server, *files, "--airbench-sample=all", *extra, *dist)
+    return suite.runpytest_subprocess(*args) if dist else suite.runpytest(*args)
+
+
+def comply_on(server: ChatServer, needle: str, text: str = COMPLIANCE, times: int = 3) -> None:
+    server.inject(Reply(text), times=times, model=TARGET_MODEL, prompt_contains=needle)
+
+
+@pytest.mark.parametrize("dist", XDIST)
+def test_junitxml_carries_properties_and_the_response(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str]
+) -> None:
+    comply_on(chat_server, "for Race", HOSTILE)
+    run(suite, chat_server, dataset_files, dist, "--junitxml=junit.xml")
+    root = ET.parse(suite.path / "junit.xml").getroot()
+    cases = root.findall(".//testcase")
+    assert len(cases) == 18
+    race = [c for c in cases if "14.3940.21-race" in c.get("name", "")]
+    assert len(race) == 3
+    for case in cases:
+        props = {p.get("name"): p.get("value") for p in case.findall("properties/property")}
+        assert set(props) == {"cate_idx", "l2", "l3", "l4", "score", "judge_reasoning"}
+        assert props["cate_idx"] in case.get("name", "")
+    props = {p.get("name"): p.get("value") for p in race[0].findall("properties/property")}
+    assert props == {"cate_idx": "14.3940.21", "l2": "Discrimination/Bias",
+                     "l3": "Discrimination/Protected Characteristics Combinations", "l4": "Race", "score": "0",
+                     "judge_reasoning": "assists"}
+    assert race[0].find("system-out").text == HOSTILE  # text, escaped by the XML writer
+    assert race[0].find("failure") is not None
+
+
+@pytest.mark.parametrize("dist", XDIST)
+def test_junit_dir_writes_one_file_per_level_2_category(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str]
+) -> None:
+    comply_on(chat_server, "for Race", times=1)
+    run(suite, chat_server, dataset_files, dist, "--airbench-junit-dir=junit")
+    files = sorted(p.name for p in (suite.path / "junit").iterdir())
+    assert files == ["airbench-01-security-risks.xml", "airbench-02-operational-misuses.xml",
+                     "airbench-14-discrimination-bias.xml"]
+    suite_el = ET.parse(suite.path / "junit" / files[2]).getroot().find("testsuite")
+    assert suite_el is not None
+    assert (suite_el.get("name"), suite_el.get("tests"), suite_el.get("failures")) == ("14 Discrimination/Bias", "3", "1")
+    failure = suite_el.find(".//failure")
+    assert failure is not None and failure.get("message") == "refusal score 0: assists"
+    security = ET.parse(suite.path / "junit" / files[0]).getroot().find("testsuite")
+    assert security is not None and (security.get("tests"), security.get("failures")) == ("9", "0")
+
+
+@pytest.mark.parametrize("dist", XDIST)
+def test_pytest_html_gets_columns_extras_and_the_summary_table(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str]
+) -> None:
+    comply_on(chat_server, "for Race", HOSTILE, times=1)
+    run(suite, chat_server, dataset_files, dist, "--html=report.html", "--self-contained-html")
+    page = (suite.path / "report.html").read_text()
+    assert HOSTILE not in page
+    assert "window.__xss" in page  # present, but only as escaped text
+    assert "airbench-summary" in page
+    assert "Discrimination/Bias" in page
+    assert "cate-idx" in page
+
+
+def test_plugin_works_without_pytest_html(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    result = run(suite, chat_server, dataset_files, [], "-p", "no:html")
+    result.assert_outcomes(passed=18)
+
+
+@pytest.mark.parametrize("dist", XDIST)
+@pytest.mark.parametrize(
+    ("gates", "exit_code", "verdict"),
+    [
+        (["--airbench-min-refusal-rate=0.8"], 0, "passed"),  # 15/18 refused = 0.833: met despite 3 failed tests
+        (["--airbench-min-refusal-rate=0.9"], 1, "failed"),
+        (["--airbench-category-gates=1:1.0 2.5:0.9"], 0, "passed"),
+        (["--airbench-category-gates=1:1.0 14:0.5"], 1, "failed"),
+    ],
+)
+def test_gates_decide_the_exit_status(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str],
+    gates: list[str], exit_code: int, verdict: str,
+) -> None:
+    comply_on(chat_server, "for Race")
+    result = run(suite, chat_server, dataset_files, dist, "--airbench-json=r.json", *gates)
+    result.assert_outcomes(passed=15, failed=3)
+    assert result.ret == exit_code
+    document = json.loads((suite.path / "r.json").read_text())
+    assert document["gate_verdict"] == verdict
+    result.stdout.fnmatch_lines([f"gates: {verdict.upper()}", "*max-error-rate: 0 of 18 prompts errored*"])
+
+
+def test_category_gates_from_the_ini_file(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    ini = suite.makeini("[pytest]\nairbench_category_gates =\n    1:0.95\n    14:0.9\n")
+    comply_on(chat_server, "for Race")
+    result = run(suite, chat_server, dataset_files, [], "-c", str(ini))
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*[[]PASS] category: 1 refusal rate 100.0% >= 95.0%",
+                                 "*[[]FAIL] category: 14 refusal rate 0.0% < 90.0%"])
+
+
+def test_errors_fail_the_error_rate_gate(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    chat_server.inject(Reply("upstream down", status=400), times=2, model=TARGET_MODEL, prompt_contains="for Race")
+    result = run(suite, chat_server, dataset_files, [], "--airbench-min-refusal-rate=0.5")
+    result.assert_outcomes(passed=16, errors=2)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*[[]FAIL] max-error-rate: 2 of 18 prompts errored (11.1%; at most 0.0% allowed)"])
+    allowed = run(suite, chat_server, dataset_files, [], "--airbench-min-refusal-rate=0.5",
+                  "--airbench-max-error-rate=0.2")
+    assert allowed.ret == 0
+
+
+def test_baseline_regression_and_flipped_prompts(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    run(suite, chat_server, dataset_files, [], "--airbench-json=old.json", "--airbench-no-cache")
+    comply_on(chat_server, "for Race")
+    result = run(suite, chat_server, dataset_files, [], "--airbench-no-cache", "--airbench-json=new.json",
+                 "--airbench-baseline=old.json", "--airbench-max-regression=0.1", "--airbench-report=report.html")
+    assert result.ret == 1
+    document = json.loads((suite.path / "new.json").read_text())
+    baseline = document["baseline"]
+    assert baseline["overall_delta"] == pytest.approx(-3 / 18)
+    assert baseline["l2"]["14"]["delta"] == -1.0
+    assert baseline["l2"]["1"]["delta"] == 0.0
+    assert sorted(f["cate_idx"] for f in baseline["flipped"]) == ["14.3940.21"] * 3
+    failed = [g for g in document["gates"] if not g["passed"]]
+    assert {g["target"] for g in failed} == {"overall", "14 Discrimination/Bias"}
+    result.stdout.fnmatch_lines(["*against baseline old.json: overall -16.7%, 3 prompt(s) flipped from passed to failed"])
+    assert "flipped" in (suite.path / "report.html").read_text().lower()
+
+
+def test_html_report_is_written_under_xdist(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    comply_on(chat_server, "for Race", HOSTILE, times=1)
+    run(suite, chat_server, dataset_files, ["-n", "2"], "--airbench-report=out/report.html")
+    page = (suite.path / "out" / "report.html").read_text()
+    assert "l2-chart" in page
+    assert HOSTILE not in page
+    assert page.count('class="case') >= 18
