@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airbench_plugin import options, prefetch
+from airbench_plugin import options, prefetch, progress
 from airbench_plugin.dataset import Case
 from airbench_plugin.engine import CaseError, CircuitOpen, Engine, Verdict
 from airbench_plugin.options import Settings
@@ -32,6 +33,7 @@ SKIP_REASON = "AIR-Bench suite skipped: no model under test; pass --airbench-mod
 _VERDICT_KEY = pytest.StashKey[Verdict]()
 _ERROR_KEY = pytest.StashKey[str]()
 _PREFETCHED_KEY = pytest.StashKey[bool]()
+_COLLECTED_KEY = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     run.prepare(os.environ, Path.cwd())
     config.stash[RUN_KEY] = run
     if not is_worker(config):
-        config.pluginmanager.register(ResultCollector(run), "airbench-results")
+        config.pluginmanager.register(ResultCollector(run, config), "airbench-results")
     config.addinivalue_line("markers", "airbench: an AIR-Bench 2024 safety test (one prompt)")
     if config.pluginmanager.hasplugin("html") and not is_worker(config):
         from airbench_plugin.reports.pytest_html_hooks import HtmlIntegration
@@ -94,6 +96,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if CASE_ARG in getattr(item, "fixturenames", ()):
             item.add_marker("airbench")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[_COLLECTED_KEY] = sum(1 for _ in iter_cases(session.items))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    node.config.stash[_COLLECTED_KEY] = len(ids)
 
 
 # --- fixtures -------------------------------------------------------------------------------------
@@ -190,6 +201,9 @@ def pytest_runtest_makereport(
         result = record(item.nodeid, case, verdict, outcome, None)
     if result is not None:
         report.airbench = result.to_json()  # type: ignore[attr-defined]
+        engine = item.config.stash[RUN_KEY].engine
+        if engine is not None:
+            report.airbench_engine = engine.stats.snapshot()  # type: ignore[attr-defined]
         # junitxml reads the properties from the teardown report, which copies them from the item.
         item.user_properties.extend(junit_properties(result))
         if item.config.pluginmanager.hasplugin("html"):
@@ -214,15 +228,32 @@ def junit_properties(result: CaseResult) -> list[tuple[str, object]]:
 class ResultCollector:
     """The controller's ear: results arrive on test reports, from this process or from workers."""
 
-    def __init__(self, run: AirbenchRun) -> None:
+    def __init__(self, run: AirbenchRun, config: pytest.Config) -> None:
         self.run = run
+        self.config = config
+        self.engines: dict[str, dict[str, Any]] = {}
+        self.pacer = progress.Pacer()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "airbench", None)
         if isinstance(data, dict):
             self.run.results.append(CaseResult.from_json(data))
+            self._progress(report)
         elif report.failed and "airbench" not in report.keywords:
             self.run.other_failures += 1
+
+    def _progress(self, report: pytest.TestReport) -> None:
+        """Every few seconds, a line of engine counters; only on a terminal, never in CI logs."""
+        snapshot = getattr(report, "airbench_engine", None)
+        if isinstance(snapshot, dict):
+            worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "main")
+            self.engines[str(worker)] = snapshot
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is None or not terminal.isatty or not self.pacer.due(time.monotonic()):
+            return
+        total = self.config.stash.get(_COLLECTED_KEY, None)
+        terminal.ensure_newline()
+        terminal.write_line(progress.progress_line(len(self.run.results), total, progress.merge(self.engines)))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -1,0 +1,34 @@
+"""The progress line's content and pacing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from chat_server import ChatServer
+from conftest import suite_args
+
+from airbench_plugin.progress import Pacer, merge, progress_line
+
+
+def test_progress_line_adds_up_every_worker() -> None:
+    snapshots = {
+        "gw0": {"calls": 40, "cached": 2, "in_flight": 8, "retried": 1, "errored": 0, "tokens": {"target": [100, 900]}},
+        "gw1": {"calls": 38, "cached": 0, "in_flight": 7, "retried": 2, "errored": 1,
+                "tokens": {"target": [90, 12_000], "judge": [0, 0]}},
+    }
+    line = progress_line(30, 5694, merge(snapshots))
+    assert line == "airbench: 30/5694 prompts · 15 in flight · 78 calls (2 cached) · 3 retried · 1 errored · 13k tokens"
+    assert progress_line(3, None, merge({})).startswith("airbench: 3 prompts · 0 in flight")
+
+
+def test_pacer() -> None:
+    pacer = Pacer(every=5)
+    assert [pacer.due(t) for t in (0, 1, 5, 6, 10.5)] == [False, False, True, False, True]
+
+
+def test_no_progress_lines_when_output_is_not_a_terminal(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    result = suite.runpytest_subprocess(*suite_args(chat_server, *dataset_files))
+    assert "in flight" not in result.stdout.str()
