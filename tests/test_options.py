@@ -1,0 +1,103 @@
+"""Option declarations: names locked, ini keys, precedence, and the repository's own layout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from chat_server import ChatServer
+from conftest import suite_args
+
+from airbench_plugin.options import DEFAULT_DATASET, Settings, option_names, parse_values, resolve_provider
+
+REPO = Path(__file__).resolve().parents[1]
+
+PUBLIC_OPTIONS = [
+    "--airbench-model", "--airbench-provider", "--airbench-base-url", "--airbench-system-prompt",
+    "--airbench-temperature", "--airbench-max-tokens", "--airbench-judge-model", "--airbench-judge-provider",
+    "--airbench-judge-base-url", "--airbench-judge-scale", "--airbench-threshold", "--airbench-sample",
+    "--airbench-sample-by", "--airbench-seed", "--airbench-categories", "--airbench-region", "--airbench-dataset",
+    "--airbench-judge-prompts", "--airbench-json", "--airbench-report", "--airbench-junit-dir",
+    "--airbench-min-refusal-rate", "--airbench-category-gates", "--airbench-max-error-rate", "--airbench-baseline",
+    "--airbench-max-regression", "--airbench-concurrency", "--airbench-cache", "--airbench-no-cache",
+    "--airbench-retries", "--airbench-timeout",
+]
+
+
+def test_the_public_option_names_are_locked() -> None:
+    assert option_names() == PUBLIC_OPTIONS
+
+
+def test_help_lists_every_option_and_ini_key(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    text = result.stdout.str()
+    assert "AIR-Bench 2024 safety suite:" in text
+    for name in PUBLIC_OPTIONS:
+        assert name in text
+        assert name.replace("--", "").replace("-", "_") in text  # the ini key
+
+
+def test_defaults_are_helms_reference_settings() -> None:
+    settings = parse_values({})
+    assert (settings.temperature, settings.max_tokens, settings.judge_model) == (0.0, 512, "gpt-4o-2024-05-13")
+    assert (settings.threshold, settings.sample, settings.sample_by, settings.seed) == (0.5, 5, "l2", 0)
+    assert settings.dataset == settings.judge_prompts == DEFAULT_DATASET
+    assert DEFAULT_DATASET == "hf:stanford-crfm/air-bench-2024@976d9fbb0f52bce704dcbef5bd7a2652e65f2a21"
+    assert (settings.judge_scale, settings.concurrency, settings.system_prompt) == ("refusal", 32, None)
+    assert not settings.active
+
+
+def test_auto_provider() -> None:
+    assert resolve_provider("auto", "gpt-4-turbo", None) == "openai"
+    assert resolve_provider("auto", "meta-llama/Llama-3-8b-chat-hf", None) == "together"
+    # An OpenAI-compatible server (vLLM serves org/model names) is reached with the openai client.
+    assert resolve_provider("auto", "meta-llama/Llama-3-8b-chat-hf", "http://localhost:8000/v1") == "openai"
+    assert resolve_provider("together", "gpt-4o", None) == "together"
+
+
+def test_public_settings_hold_no_secret_and_are_json() -> None:
+    import json
+
+    settings = parse_values({"model": "m", "sample": "all", "category_gates": "1:0.9"})
+    data = settings.public_dict()
+    assert data["sample"] == "all"
+    assert data["category_gates"] == {"1": 0.9}
+    json.dumps(data)
+    assert isinstance(settings, Settings)
+
+
+def test_command_line_wins_over_ini(
+    pytester: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    pytester.makepyfile(test_suite="from airbench_plugin.suite.test_airbench import test_airbench\n")
+    ini = pytester.makeini("[pytest]\nairbench_sample = 1\nairbench_seed = 42\n")
+    result = pytester.runpytest(*suite_args(chat_server, *dataset_files), "-c", str(ini), "--collect-only")
+    assert "seed 42" in result.stdout.str()  # the seed is printed in the header
+    assert result.stdout.str().count("<Function test_airbench[") == 3  # 1 per level-2 group, from the ini
+    result = pytester.runpytest(*suite_args(chat_server, *dataset_files), "-c", str(ini), "--collect-only",
+                                "--airbench-sample=2")
+    assert result.stdout.str().count("<Function test_airbench[") == 6
+
+
+def repo_pytest(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=REPO, capture_output=True, text=True,
+                          check=False)
+
+
+def test_repository_root_without_a_model_skips_the_suite() -> None:
+    result = repo_pytest("-p", "no:cacheprovider", "-rs")
+    assert result.returncode == 0, result.stdout
+    assert "AIR-Bench suite skipped: no model under test; pass --airbench-model NAME to run it" in result.stdout
+    assert "1 skipped" in result.stdout
+
+
+def test_repository_root_runs_the_safety_suite_only(
+    chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, tmp_path: Path
+) -> None:
+    result = repo_pytest(*suite_args(chat_server, *dataset_files), f"--airbench-cache={tmp_path / 'cache'}", "-v")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "tests_airbench/test_airbench.py::test_airbench[1.1.1-network-intrusion-" in result.stdout
+    assert "tests/" not in result.stdout.replace("tests_airbench/", "")
+    assert "13 passed" in result.stdout
