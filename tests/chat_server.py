@@ -197,7 +197,9 @@ class _Handler(BaseHTTPRequestHandler):
                 chat.answered.append(request)
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> bool:
-        return self._send_bytes(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+        return self._send_bytes(
+            status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})}
+        )
 
     def _send_bytes(self, status: int, body: bytes, headers: dict[str, str]) -> bool:
         try:

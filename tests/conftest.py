@@ -142,12 +142,14 @@ def make_hub_folder(folder: Path, rows: Sequence[Sequence[str]], judge_rows: Seq
         write_csv(folder / f"category_{l3}.csv", header, members)
     (folder / "region_us").mkdir(exist_ok=True)
     write_csv(folder / "region_us" / "us.csv", header, rows[:2])
-    write_csv(folder / "judge_prompt_final.csv", ["cate-idx", "l2-name", "l3-name", "l4-name", "judge_prompt"], judge_rows)
+    write_csv(
+        folder / "judge_prompt_final.csv", ["cate-idx", "l2-name", "l3-name", "l4-name", "judge_prompt"], judge_rows
+    )
     (folder / "README.md").write_text(
         "---\nlicense: cc-by-4.0\nconfigs:\n"
-        "- config_name: default\n  data_files:\n  - split: test\n    path: \"category_*.csv\"\n"
-        "- config_name: us\n  data_files:\n  - split: test\n    path: \"region_us/us.csv\"\n"
-        "- config_name: judge_prompts\n  data_files:\n  - split: test\n    path: \"judge_prompt_final.csv\"\n"
+        '- config_name: default\n  data_files:\n  - split: test\n    path: "category_*.csv"\n'
+        '- config_name: us\n  data_files:\n  - split: test\n    path: "region_us/us.csv"\n'
+        '- config_name: judge_prompts\n  data_files:\n  - split: test\n    path: "judge_prompt_final.csv"\n'
         "---\n# AIR-Bench 2024 (test copy)\n",
         encoding="utf-8",
     )

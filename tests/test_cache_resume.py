@@ -48,8 +48,16 @@ def test_a_killed_run_resumes_without_repeating_a_completed_call(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
     out = suite.path / "results.json"
-    command = [sys.executable, "-m", "pytest", "-q", *suite_args(chat_server, *dataset_files),
-               "--airbench-sample=all", f"--airbench-json={out}", "--airbench-concurrency=4"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        *suite_args(chat_server, *dataset_files),
+        "--airbench-sample=all",
+        f"--airbench-json={out}",
+        "--airbench-concurrency=4",
+    ]
     chat_server.hold_after = 11  # answer 11 requests, then hold every later one unanswered
     process = subprocess.Popen(command, cwd=suite.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cache = suite.path / ".airbench_cache"
@@ -76,9 +84,7 @@ def test_a_killed_run_resumes_without_repeating_a_completed_call(
     rerun = subprocess.run(command, cwd=suite.path, capture_output=True, text=True, check=False)
     assert rerun.returncode == 0, rerun.stdout[-2000:]
     for model in (TARGET_MODEL, JUDGE_MODEL):
-        answered_prompts = Counter(
-            r["messages"][-1]["content"] for r in chat_server.answered if r["model"] == model
-        )
+        answered_prompts = Counter(r["messages"][-1]["content"] for r in chat_server.answered if r["model"] == model)
         assert len(answered_prompts) == 18
         assert set(answered_prompts.values()) == {1}, answered_prompts
     document = json.loads(out.read_text())

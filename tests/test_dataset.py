@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CATEGORIES, judge_rows, make_hub_folder, synthetic_rows, write_csv
 
 from airbench_plugin.dataset import (
     CASE_COLUMNS,
@@ -20,12 +19,11 @@ from airbench_plugin.dataset import (
     sample_cases,
     select_categories,
 )
+from conftest import CATEGORIES, judge_rows, make_hub_folder, synthetic_rows, write_csv
 
 
 def cases(per_category: int = 10) -> list[Case]:
-    return build_cases(
-        dict(zip(CASE_COLUMNS, row, strict=True)) for row in synthetic_rows(per_category)
-    )
+    return build_cases(dict(zip(CASE_COLUMNS, row, strict=True)) for row in synthetic_rows(per_category))
 
 
 def test_parse_source() -> None:
@@ -68,7 +66,13 @@ def test_hub_layout_folder_through_the_hub_code_path(tmp_path: Path) -> None:
 
 def test_reference_prompts_load_with_their_real_templates(reference: Path) -> None:
     suite_cases, templates = load_suite(
-        str(reference / "prompts_sample_80.csv"), str(reference / "judge_prompts_2024-06.csv"), "default", (), 5, "l2", 0
+        str(reference / "prompts_sample_80.csv"),
+        str(reference / "judge_prompts_2024-06.csv"),
+        "default",
+        (),
+        5,
+        "l2",
+        0,
     )
     assert len(suite_cases) == 80
     assert len({c.l2 for c in suite_cases}) == 16

@@ -27,16 +27,26 @@ def make_engine(chat_server: ChatServer) -> Iterator[object]:
     engines: list[Engine] = []
 
     def make(
-        *, retries: int = 2, timeout: float = 5.0, store: CallStore | None = None, url: str | None = None,
+        *,
+        retries: int = 2,
+        timeout: float = 5.0,
+        store: CallStore | None = None,
+        url: str | None = None,
         provider: type[OpenAIProvider] | type[TogetherProvider] = OpenAIProvider,
     ) -> Engine:
         base = url or (chat_server.v1_url if provider is OpenAIProvider else chat_server.url)
         engine = Engine(
-            target=Endpoint("model under test", provider(api_key=FAKE_KEY, base_url=base, timeout=timeout),
-                            TARGET_MODEL, 0.0, 512),
+            target=Endpoint(
+                "model under test", provider(api_key=FAKE_KEY, base_url=base, timeout=timeout), TARGET_MODEL, 0.0, 512
+            ),
             judge=Endpoint("judge", provider(api_key=FAKE_KEY, base_url=base, timeout=timeout), JUDGE_MODEL, 0.0, 64),
-            templates=TEMPLATES, judge_scale="refusal", system_prompt=None, concurrency=4, retries=retries,
-            store=store, backoff_base=0.01,
+            templates=TEMPLATES,
+            judge_scale="refusal",
+            system_prompt=None,
+            concurrency=4,
+            retries=retries,
+            store=store,
+            backoff_base=0.01,
         )
         engines.append(engine)
         return engine
@@ -56,8 +66,9 @@ def test_a_case_is_one_target_call_and_one_judge_call(chat_server: ChatServer, m
 
 
 def test_429_with_retry_after_is_retried(chat_server: ChatServer, make_engine) -> None:
-    chat_server.inject(Reply("Rate limit reached", status=429, headers={"Retry-After": "0"}), times=2,
-                       model=TARGET_MODEL)
+    chat_server.inject(
+        Reply("Rate limit reached", status=429, headers={"Retry-After": "0"}), times=2, model=TARGET_MODEL
+    )
     engine = make_engine()
     assert engine.verdict(case()).score == 1.0
     assert len(chat_server.calls(TARGET_MODEL)) == 3
@@ -82,12 +93,16 @@ def test_a_slow_answer_times_out_and_is_retried(chat_server: ChatServer, make_en
 
 def test_timeouts_that_persist_error_the_case(chat_server: ChatServer, make_engine) -> None:
     chat_server.inject(Reply(REFUSAL, delay=2.0), times=2, model=TARGET_MODEL)
-    with pytest.raises(CaseError, match=r"failed after 2 attempts: no answer from http://127.0.0.1:\d+/v1 within 0.3 s"):
+    with pytest.raises(
+        CaseError, match=r"failed after 2 attempts: no answer from http://127.0.0.1:\d+/v1 within 0.3 s"
+    ):
         make_engine(timeout=0.3, retries=1).verdict(case())
 
 
 @pytest.mark.parametrize(
-    "body", [b"{not json", b'{"object": "chat.completion"}', b'{"choices": []}'], ids=["not-json", "no-choices", "empty"]
+    "body",
+    [b"{not json", b'{"object": "chat.completion"}', b'{"choices": []}'],
+    ids=["not-json", "no-choices", "empty"],
 )
 def test_malformed_bodies_are_retried(chat_server: ChatServer, make_engine, body: bytes) -> None:
     chat_server.inject(Reply(body=body, headers={"Content-Type": "application/json"}), times=1, model=TARGET_MODEL)
@@ -101,14 +116,17 @@ def test_malformed_bodies_are_retried(chat_server: ChatServer, make_engine, body
     [
         (Reply("Incorrect API key provided", status=401), "401 Incorrect API key provided"),
         (Reply("The model `target-model` does not exist", status=404), "404 The model `target-model` does not exist"),
-        (Reply("You exceeded your current quota", status=429, error_code="insufficient_quota"),
-         "429 quota exhausted: You exceeded your current quota"),
+        (
+            Reply("You exceeded your current quota", status=429, error_code="insufficient_quota"),
+            "429 quota exhausted: You exceeded your current quota",
+        ),
         (Reply("Invalid 'messages'", status=400), "400 Invalid 'messages'"),
         (Reply("Forbidden", status=403), "403 Forbidden"),
     ],
 )
-def test_errors_retrying_cannot_fix_are_not_retried(chat_server: ChatServer, make_engine, reply: Reply,
-                                                    message: str) -> None:
+def test_errors_retrying_cannot_fix_are_not_retried(
+    chat_server: ChatServer, make_engine, reply: Reply, message: str
+) -> None:
     chat_server.inject(reply, times=1, model=TARGET_MODEL)
     engine = make_engine(retries=5)
     with pytest.raises(CaseError) as info:
@@ -161,8 +179,14 @@ def test_content_filter_finish_reason_is_a_provider_refusal(chat_server: ChatSer
 
 
 def test_content_policy_400_is_a_provider_refusal(chat_server: ChatServer, make_engine) -> None:
-    chat_server.inject(Reply("The response was filtered due to the prompt triggering content management policy",
-                             status=400, error_code="content_filter"), model=TARGET_MODEL)
+    chat_server.inject(
+        Reply(
+            "The response was filtered due to the prompt triggering content management policy",
+            status=400,
+            error_code="content_filter",
+        ),
+        model=TARGET_MODEL,
+    )
     verdict = make_engine().verdict(case())
     assert (verdict.score, verdict.refused_by_provider) == (1.0, True)
     assert chat_server.calls(JUDGE_MODEL) == []
@@ -205,11 +229,23 @@ def test_unparseable_judgements_are_not_cached(chat_server: ChatServer, make_eng
 
 
 def test_cache_key_covers_what_changes_the_output_and_not_the_key() -> None:
-    base = dict(provider="openai", base_url=None, model="m", messages=[{"role": "user", "content": "x"}],
-                temperature=0.0, max_tokens=512)
+    base = dict(
+        provider="openai",
+        base_url=None,
+        model="m",
+        messages=[{"role": "user", "content": "x"}],
+        temperature=0.0,
+        max_tokens=512,
+    )
     key = call_key(**base)  # type: ignore[arg-type]
-    for field, value in [("provider", "together"), ("base_url", "http://h/v1"), ("model", "n"),
-                         ("messages", [{"role": "user", "content": "y"}]), ("temperature", 0.5), ("max_tokens", 64)]:
+    for field, value in [
+        ("provider", "together"),
+        ("base_url", "http://h/v1"),
+        ("model", "n"),
+        ("messages", [{"role": "user", "content": "y"}]),
+        ("temperature", 0.5),
+        ("max_tokens", 64),
+    ]:
         assert call_key(**{**base, field: value}) != key  # type: ignore[arg-type]
     assert call_key(**base) == key  # type: ignore[arg-type]
 

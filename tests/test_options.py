@@ -8,21 +8,44 @@ from pathlib import Path
 
 import pytest
 from chat_server import ChatServer
-from conftest import suite_args
 
 from airbench_plugin.options import DEFAULT_DATASET, Settings, option_names, parse_values, resolve_provider
+from conftest import suite_args
 
 REPO = Path(__file__).resolve().parents[1]
 
 PUBLIC_OPTIONS = [
-    "--airbench-model", "--airbench-provider", "--airbench-base-url", "--airbench-system-prompt",
-    "--airbench-temperature", "--airbench-max-tokens", "--airbench-judge-model", "--airbench-judge-provider",
-    "--airbench-judge-base-url", "--airbench-judge-scale", "--airbench-threshold", "--airbench-sample",
-    "--airbench-sample-by", "--airbench-seed", "--airbench-categories", "--airbench-region", "--airbench-dataset",
-    "--airbench-judge-prompts", "--airbench-json", "--airbench-report", "--airbench-junit-dir",
-    "--airbench-min-refusal-rate", "--airbench-category-gates", "--airbench-max-error-rate", "--airbench-baseline",
-    "--airbench-max-regression", "--airbench-concurrency", "--airbench-cache", "--airbench-no-cache",
-    "--airbench-retries", "--airbench-timeout",
+    "--airbench-model",
+    "--airbench-provider",
+    "--airbench-base-url",
+    "--airbench-system-prompt",
+    "--airbench-temperature",
+    "--airbench-max-tokens",
+    "--airbench-judge-model",
+    "--airbench-judge-provider",
+    "--airbench-judge-base-url",
+    "--airbench-judge-scale",
+    "--airbench-threshold",
+    "--airbench-sample",
+    "--airbench-sample-by",
+    "--airbench-seed",
+    "--airbench-categories",
+    "--airbench-region",
+    "--airbench-dataset",
+    "--airbench-judge-prompts",
+    "--airbench-json",
+    "--airbench-report",
+    "--airbench-junit-dir",
+    "--airbench-min-refusal-rate",
+    "--airbench-category-gates",
+    "--airbench-max-error-rate",
+    "--airbench-baseline",
+    "--airbench-max-regression",
+    "--airbench-concurrency",
+    "--airbench-cache",
+    "--airbench-no-cache",
+    "--airbench-retries",
+    "--airbench-timeout",
 ]
 
 
@@ -76,14 +99,16 @@ def test_command_line_wins_over_ini(
     result = pytester.runpytest(*suite_args(chat_server, *dataset_files), "-c", str(ini), "--collect-only")
     assert "seed 42" in result.stdout.str()  # the seed is printed in the header
     assert result.stdout.str().count("<Function test_airbench[") == 3  # 1 per level-2 group, from the ini
-    result = pytester.runpytest(*suite_args(chat_server, *dataset_files), "-c", str(ini), "--collect-only",
-                                "--airbench-sample=2")
+    result = pytester.runpytest(
+        *suite_args(chat_server, *dataset_files), "-c", str(ini), "--collect-only", "--airbench-sample=2"
+    )
     assert result.stdout.str().count("<Function test_airbench[") == 6
 
 
 def repo_pytest(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=REPO, capture_output=True, text=True,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", *args], cwd=REPO, capture_output=True, text=True, check=False
+    )
 
 
 def test_repository_root_without_a_model_skips_the_suite() -> None:

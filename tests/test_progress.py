@@ -6,16 +6,22 @@ from pathlib import Path
 
 import pytest
 from chat_server import ChatServer
-from conftest import suite_args
 
 from airbench_plugin.progress import Pacer, merge, progress_line
+from conftest import suite_args
 
 
 def test_progress_line_adds_up_every_worker() -> None:
     snapshots = {
         "gw0": {"calls": 40, "cached": 2, "in_flight": 8, "retried": 1, "errored": 0, "tokens": {"target": [100, 900]}},
-        "gw1": {"calls": 38, "cached": 0, "in_flight": 7, "retried": 2, "errored": 1,
-                "tokens": {"target": [90, 12_000], "judge": [0, 0]}},
+        "gw1": {
+            "calls": 38,
+            "cached": 0,
+            "in_flight": 7,
+            "retried": 2,
+            "errored": 1,
+            "tokens": {"target": [90, 12_000], "judge": [0, 0]},
+        },
     }
     line = progress_line(30, 5694, merge(snapshots))
     assert line == "airbench: 30/5694 prompts · 15 in flight · 78 calls (2 cached) · 3 retried · 1 errored · 13k tokens"

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from chat_server import JUDGE_MODEL, TARGET_MODEL, ChatServer, Reply, judge_parts
-from conftest import read_jsonl, suite_args, write_csv
 
 from airbench_plugin.dataset import CASE_COLUMNS
+from conftest import read_jsonl, suite_args, write_csv
 
 
 def recorded_server(records: list[dict[str, Any]], raw_score: Any) -> ChatServer:
@@ -42,7 +42,12 @@ def test_llama_3_8b_recorded_scores_and_means(pytester: pytest.Pytester, referen
     with recorded_server(records, lambda r: f"{1 - r['score']:g}") as server:
         result = pytester.runpytest_subprocess(
             *suite_args(server, reference / "prompts_sample_80.csv", reference / "judge_prompts_2024-06.csv"),
-            "--airbench-judge-scale", "harm", "--airbench-sample", "all", "--airbench-json", str(out),
+            "--airbench-judge-scale",
+            "harm",
+            "--airbench-sample",
+            "all",
+            "--airbench-json",
+            str(out),
         )
         assert len(server.calls(TARGET_MODEL)) == 80
         assert len(server.calls(JUDGE_MODEL)) == 80
@@ -66,14 +71,22 @@ def test_llama_3_8b_recorded_scores_and_means(pytester: pytest.Pytester, referen
 
 def test_helm_filled_judge_prompts_are_sent_verbatim(pytester: pytest.Pytester, reference: Path, api_key: str) -> None:
     instances = read_jsonl(reference / "helm_gpt-4o_annotated_10.jsonl")
-    prompts = write_csv(pytester.path / "helm10.csv", CASE_COLUMNS,
-                        [[i["cate-idx"], i["l2-name"], i["l3-name"], i["l4-name"], i["prompt"]] for i in instances])
+    prompts = write_csv(
+        pytester.path / "helm10.csv",
+        CASE_COLUMNS,
+        [[i["cate-idx"], i["l2-name"], i["l3-name"], i["l4-name"], i["prompt"]] for i in instances],
+    )
     pytester.makepyfile(test_suite="from airbench_plugin.suite.test_airbench import test_airbench\n")
     out = pytester.path / "results.json"
     with recorded_server(instances, lambda r: r["judge_raw_score"]) as server:
         pytester.runpytest_subprocess(
             *suite_args(server, prompts, reference / "judge_prompts_2024-06.csv"),
-            "--airbench-judge-scale", "harm", "--airbench-sample", "all", "--airbench-json", str(out),
+            "--airbench-judge-scale",
+            "harm",
+            "--airbench-sample",
+            "all",
+            "--airbench-json",
+            str(out),
         )
         target_calls = server.calls(TARGET_MODEL)
         judge_calls = server.calls(JUDGE_MODEL)

@@ -91,9 +91,7 @@ def make_document() -> dict[str, Any]:
     categories: dict[str, dict[str, Any]] = {"l2": {}, "l3": {}, "l4": {}}
     for cate in ("1.1.6", "2.5.1", "14.3940.21"):
         parts = cate.split(".")
-        for level, key in zip(
-            ("l2", "l3", "l4"), (parts[0], ".".join(parts[:2]), cate), strict=True
-        ):
+        for level, key in zip(("l2", "l3", "l4"), (parts[0], ".".join(parts[:2]), cate), strict=True):
             members = [r for r in results if r["cate_idx"].startswith(key)]
             name = NAMES[parts[0]][int(level[1]) - 2]
             categories[level][key] = _stats(members, name)
@@ -194,9 +192,7 @@ def _not_pwned(driver: WebDriver) -> None:
 
 
 def _expand_everything(driver: WebDriver) -> None:
-    driver.execute_script(
-        "document.querySelectorAll('details').forEach(function (d) { d.open = true; });"
-    )
+    driver.execute_script("document.querySelectorAll('details').forEach(function (d) { d.open = true; });")
 
 
 def _case_visibility(driver: WebDriver) -> list[tuple[str, str, bool]]:

@@ -22,9 +22,7 @@ XSS_BREAKOUT = "</script><script>alert(1)</script>"
 XSS_SVG = '"><svg onload="window.__xss=1">'
 PAYLOADS = (XSS_SCRIPT, XSS_IMG, XSS_TEXTAREA, XSS_BREAKOUT, XSS_SVG)
 
-VOID_TAGS = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
-)
+VOID_TAGS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"})
 
 
 # --------------------------------------------------------------------------- a tiny DOM
@@ -138,9 +136,7 @@ def result(
     }
 
 
-def cat(
-    name: str, n: int, rate: float | None, passed: int, failed: int, errors: int
-) -> dict[str, Any]:
+def cat(name: str, n: int, rate: float | None, passed: int, failed: int, errors: int) -> dict[str, Any]:
     return {
         "name": name,
         "n": n,
@@ -430,10 +426,7 @@ def test_chart(dom: Node) -> None:
 def test_colour_scale_goes_red_to_green() -> None:
     document = make_document()
     document["categories"]["l2"]["2"]["refusal_rate"] = 0.0
-    bars = {
-        b.attrs["data-l2"]: b.attrs["fill"]
-        for b in parse(render_html(document)).find_all(cls="bar")
-    }
+    bars = {b.attrs["data-l2"]: b.attrs["fill"] for b in parse(render_html(document)).find_all(cls="bar")}
     assert bars["2"] == "#dc2626"
     assert bars["14"] == "#16a34a"
 

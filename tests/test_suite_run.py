@@ -108,21 +108,35 @@ def test_api_error_errors_the_test_with_the_providers_message(
 ) -> None:
     chat_server.inject(
         Reply("This model's maximum context length is 10 tokens", status=400, error_code="context_length_exceeded"),
-        model=TARGET_MODEL, prompt_contains="Prompt 2 for Network intrusion",
+        model=TARGET_MODEL,
+        prompt_contains="Prompt 2 for Network intrusion",
     )
     result = run_suite(suite, chat_server, dataset_files, "--airbench-categories", "1.1.1")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(
-        ["*1.1.1 Network intrusion: the model under test (target-model) failed: 400 This model's maximum context "
-         "length is 10 tokens"]
+        [
+            "*1.1.1 Network intrusion: the model under test (target-model) failed: 400 This model's maximum context "
+            "length is 10 tokens"
+        ]
     )
 
 
 def test_system_prompt_and_generation_settings_reach_the_model(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
-    run_suite(suite, chat_server, dataset_files, "--airbench-categories", "2.5.1", "--airbench-system-prompt",
-              "You are careful.", "--airbench-temperature", "0.7", "--airbench-max-tokens", "100")
+    run_suite(
+        suite,
+        chat_server,
+        dataset_files,
+        "--airbench-categories",
+        "2.5.1",
+        "--airbench-system-prompt",
+        "You are careful.",
+        "--airbench-temperature",
+        "0.7",
+        "--airbench-max-tokens",
+        "100",
+    )
     calls = chat_server.calls(TARGET_MODEL)
     assert len(calls) == 3
     assert calls[0]["messages"][0] == {"role": "system", "content": "You are careful."}
@@ -134,8 +148,14 @@ def test_together_client_reaches_the_server(
 ) -> None:
     result = suite.runpytest_subprocess(
         *suite_args(chat_server, *dataset_files, "--airbench-categories", "2.5.2"),
-        "--airbench-provider", "together", "--airbench-base-url", chat_server.url,
-        "--airbench-judge-provider", "together", "--airbench-judge-base-url", chat_server.url,
+        "--airbench-provider",
+        "together",
+        "--airbench-base-url",
+        chat_server.url,
+        "--airbench-judge-provider",
+        "together",
+        "--airbench-judge-base-url",
+        chat_server.url,
     )
     result.assert_outcomes(passed=3)
     assert len(chat_server.calls()) == 6
@@ -149,8 +169,17 @@ def test_results_are_the_same_with_and_without_xdist(
     documents = []
     for dist in ([], ["-n", "2"]):
         out = suite.path / f"r{len(dist)}.json"
-        run_suite(suite, chat_server, dataset_files, "--airbench-sample", "all", "--airbench-no-cache",
-                  "--airbench-json", str(out), *dist)
+        run_suite(
+            suite,
+            chat_server,
+            dataset_files,
+            "--airbench-sample",
+            "all",
+            "--airbench-no-cache",
+            "--airbench-json",
+            str(out),
+            *dist,
+        )
         chat_server.inject(Reply(COMPLIANCE), times=3, model=TARGET_MODEL, prompt_contains="for Race")
         document = json.loads(out.read_text())
         document.pop("created")
@@ -226,3 +255,33 @@ def test_the_api_key_never_leaves_the_process(
     for path in (suite.path / ".airbench_cache").rglob("*"):
         if path.is_file():
             assert FAKE_KEY.encode() not in path.read_bytes()
+
+
+@pytest.mark.parametrize("dist", [pytest.param([], id="no-xdist"), pytest.param(["-n", "2"], id="n2")])
+def test_a_bad_key_stops_the_run_with_one_sentence(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str]
+) -> None:
+    chat_server.inject(Reply("Incorrect API key provided: sk-test-0123****CRET", status=401), times=10_000)
+    out = suite.path / "r.json"
+    result = run_suite(
+        suite,
+        chat_server,
+        dataset_files,
+        "--airbench-sample=all",
+        "--airbench-concurrency=2",
+        f"--airbench-json={out}",
+        *dist,
+    )
+    sentence = (
+        "AIR-Bench stopped early: the first 3 calls to the model under test (target-model via openai at "
+        f"{chat_server.v1_url}) all failed with: 401 Incorrect API key provided: sk-***. Check the API key, "
+        "the model name and the base URL, then run again."
+    )
+    assert sentence in result.stdout.str()
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("errors", 0) < 18  # stopped, instead of erroring every prompt one by one
+    processes = 2 if dist else 1
+    # Each process's breaker needs its 3 calls; at most 2 more were already in flight.
+    assert len(chat_server.calls()) <= processes * (3 + 2)
+    assert "Traceback" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from chat_server import ChatServer
+
 from conftest import FAKE_KEY, suite_args, write_csv
 
 
@@ -26,29 +27,44 @@ def assert_usage_error(result: pytest.RunResult, message: str) -> None:
         ("--airbench-sample", "0", "--airbench-sample: expected a whole number of at least 1 or 'all', got '0'."),
         ("--airbench-sample-by", "l5", "--airbench-sample-by: expected one of l2, l3, l4, got 'l5'."),
         ("--airbench-seed", "x", "--airbench-seed: expected a whole number, got 'x'."),
-        ("--airbench-region", "mars", "--airbench-region: expected one of default, china, eu_comprehensive, "
-         "eu_mandatory, us, got 'mars'."),
+        (
+            "--airbench-region",
+            "mars",
+            "--airbench-region: expected one of default, china, eu_comprehensive, eu_mandatory, us, got 'mars'.",
+        ),
         ("--airbench-max-tokens", "-3", "--airbench-max-tokens: expected a whole number of at least 1, got '-3'."),
         ("--airbench-temperature", "9", "--airbench-temperature: expected a number between 0 and 2, got '9'."),
-        ("--airbench-base-url", "localhost:8000", "--airbench-base-url: expected an http:// or https:// URL, "
-         "got 'localhost:8000'."),
+        (
+            "--airbench-base-url",
+            "localhost:8000",
+            "--airbench-base-url: expected an http:// or https:// URL, got 'localhost:8000'.",
+        ),
         ("--airbench-concurrency", "0", "--airbench-concurrency: expected a whole number of at least 1, got '0'."),
         ("--airbench-timeout", "0", "--airbench-timeout: expected a number of seconds greater than 0, got '0'."),
-        ("--airbench-category-gates", "1=0.9", "--airbench-category-gates: expected PREFIX:RATE pairs such as "
-         "'1:0.95 2.5:0.9', got '1=0.9'."),
+        (
+            "--airbench-category-gates",
+            "1=0.9",
+            "--airbench-category-gates: expected PREFIX:RATE pairs such as '1:0.95 2.5:0.9', got '1=0.9'.",
+        ),
     ],
 )
 def test_bad_option_values(
-    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str,
-    option: str, value: str, message: str,
+    suite: pytest.Pytester,
+    chat_server: ChatServer,
+    dataset_files: tuple[Path, Path],
+    api_key: str,
+    option: str,
+    value: str,
+    message: str,
 ) -> None:
     result = suite.runpytest(*suite_args(chat_server, *dataset_files), option, value)
     assert_usage_error(result, message)
     assert chat_server.calls() == []
 
 
-def test_bad_ini_values_are_caught_too(suite: pytest.Pytester, chat_server: ChatServer,
-                                       dataset_files: tuple[Path, Path], api_key: str) -> None:
+def test_bad_ini_values_are_caught_too(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
     ini = suite.makeini("[pytest]\nairbench_threshold = lots\n")
     result = suite.runpytest(*suite_args(chat_server, *dataset_files), "-c", str(ini))
     assert_usage_error(result, "--airbench-threshold: expected a number between 0 and 1, got 'lots'.")
@@ -57,22 +73,40 @@ def test_bad_ini_values_are_caught_too(suite: pytest.Pytester, chat_server: Chat
 @pytest.mark.parametrize(
     ("model", "provider", "message"),
     [
-        ("gpt-4-turbo", "openai",
-         "AIR-Bench needs an API key for the judge (gpt-4o-2024-05-13 via openai): set OPENAI_API_KEY (or OPENAI_KEY) "
-         "in the environment or in a .env file in the working directory."),
-        ("meta-llama/Llama-3-8b-chat-hf", "together",
-         "AIR-Bench needs an API key for the model under test (meta-llama/Llama-3-8b-chat-hf via together): set "
-         "TOGETHER_API_KEY (or TOGETHERAI_KEY) in the environment or in a .env file in the working directory."),
+        (
+            "gpt-4-turbo",
+            "openai",
+            "AIR-Bench needs an API key for the judge (gpt-4o-2024-05-13 via openai): set OPENAI_API_KEY "
+            "(or OPENAI_KEY) in the environment or in a .env file in the working directory.",
+        ),
+        (
+            "meta-llama/Llama-3-8b-chat-hf",
+            "together",
+            "AIR-Bench needs an API key for the model under test (meta-llama/Llama-3-8b-chat-hf via together): set "
+            "TOGETHER_API_KEY (or TOGETHERAI_KEY) in the environment or in a .env file in the working directory.",
+        ),
     ],
 )
-def test_missing_api_key(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, dataset_files: tuple[Path, Path],
-                         model: str, provider: str, message: str) -> None:
+def test_missing_api_key(
+    suite: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    dataset_files: tuple[Path, Path],
+    model: str,
+    provider: str,
+    message: str,
+) -> None:
     for name in ("OPENAI_API_KEY", "OPENAI_KEY", "TOGETHER_API_KEY", "TOGETHERAI_KEY"):
         monkeypatch.delenv(name, raising=False)
     if provider == "together":
         monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)  # the judge's key is there; the target's is not
-    result = suite.runpytest("--airbench-model", model, "--airbench-dataset", str(dataset_files[0]),
-                             "--airbench-judge-prompts", str(dataset_files[1]))
+    result = suite.runpytest(
+        "--airbench-model",
+        model,
+        "--airbench-dataset",
+        str(dataset_files[0]),
+        "--airbench-judge-prompts",
+        str(dataset_files[1]),
+    )
     assert_usage_error(result, message)
 
 
@@ -88,16 +122,18 @@ def test_keys_from_dotenv_with_the_authors_names(
     assert result.ret == pytest.ExitCode.OK
 
 
-def test_unreadable_dataset(suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path],
-                            api_key: str, tmp_path: Path) -> None:
+def test_unreadable_dataset(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, tmp_path: Path
+) -> None:
     missing = tmp_path / "nope.csv"
     result = suite.runpytest(*suite_args(chat_server, missing, dataset_files[1]))
     assert_usage_error(result, f"AIR-Bench: cannot read '{missing}': no such file.")
     assert chat_server.calls() == []
 
 
-def test_local_dataset_needs_local_judge_prompts(suite: pytest.Pytester, dataset_files: tuple[Path, Path],
-                                                 api_key: str) -> None:
+def test_local_dataset_needs_local_judge_prompts(
+    suite: pytest.Pytester, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
     result = suite.runpytest("--airbench-model", "m", "--airbench-dataset", str(dataset_files[0]))
     assert_usage_error(
         result,
@@ -106,8 +142,9 @@ def test_local_dataset_needs_local_judge_prompts(suite: pytest.Pytester, dataset
     )
 
 
-def test_row_without_a_judge_template(suite: pytest.Pytester, chat_server: ChatServer,
-                                      dataset_files: tuple[Path, Path], api_key: str, tmp_path: Path) -> None:
+def test_row_without_a_judge_template(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, tmp_path: Path
+) -> None:
     prompts, _ = dataset_files
     judge = write_csv(tmp_path / "few.csv", ["cate-idx", "judge_prompt"], [["1.1.1", "{{QUESTION}} {{ANSWER}}"]])
     result = suite.runpytest(*suite_args(chat_server, prompts, judge))
@@ -119,8 +156,9 @@ def test_row_without_a_judge_template(suite: pytest.Pytester, chat_server: ChatS
     assert chat_server.calls() == []
 
 
-def test_unknown_category(suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path],
-                          api_key: str) -> None:
+def test_unknown_category(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
     result = suite.runpytest(*suite_args(chat_server, *dataset_files), "--airbench-categories", "1,99")
     assert_usage_error(
         result,

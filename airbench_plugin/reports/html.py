@@ -377,9 +377,7 @@ def _build_tree(
             l3_cases: list[_Case] = []
             l4_groups: list[_Group] = []
             for l4 in sorted(l3_children.get(l3, []), key=_sort_key):
-                members = sorted(
-                    by_l4.get(l4, []), key=lambda c: (_OUTCOME_ORDER.get(c.outcome, 3), c.order)
-                )
+                members = sorted(by_l4.get(l4, []), key=lambda c: (_OUTCOME_ORDER.get(c.outcome, 3), c.order))
                 group = make("l4", l4, members)
                 group.cases = members
                 l4_groups.append(_finish_group(group))
@@ -579,9 +577,7 @@ def render_html(document: Mapping[str, Any]) -> str:
         "seed": _fmt_setting(settings.get("seed")),
         "overall_rate": _fmt_rate(overall_rate),
         "overall_colour": _colour(overall_rate),
-        "overall_width": (
-            "0" if overall_rate is None else f"{min(1.0, max(0.0, overall_rate)) * 100:.1f}"
-        ),
+        "overall_width": ("0" if overall_rate is None else f"{min(1.0, max(0.0, overall_rate)) * 100:.1f}"),
         "n": _fmt_number(_int(summary.get("n"))),
         "passed": _fmt_number(_int(summary.get("passed"))),
         "failed": _fmt_number(_int(summary.get("failed"))),

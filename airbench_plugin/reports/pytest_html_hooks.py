@@ -21,11 +21,12 @@ def result_extras(result: CaseResult) -> list[dict[str, Any]]:
 
     def block(title: str, text: str | None) -> str:
         body = escape(text) if text is not None else "<em>none</em>"
-        return f'<div class="airbench-{title.lower()}"><h4>{title}</h4><pre style="white-space:pre-wrap">{body}</pre></div>'
+        pre = f'<pre style="white-space:pre-wrap">{body}</pre>'
+        return f'<div class="airbench-{title.lower()}"><h4>{title}</h4>{pre}</div>'
 
     score = "-" if result.score is None else f"{result.score:g}"
     html = (
-        f"<div class=\"airbench\"><p><b>{escape(result.cate_idx)}</b> {escape(result.l2_name)} &gt; "
+        f'<div class="airbench"><p><b>{escape(result.cate_idx)}</b> {escape(result.l2_name)} &gt; '
         f"{escape(result.l3_name)} &gt; {escape(result.l4_name)} &middot; refusal score {score}</p>"
         + block("Prompt", result.prompt)
         + block("Response", result.response)
@@ -46,7 +47,7 @@ def summary_table(results: list[CaseResult]) -> str:
         for key, row in category_rates(results)["l2"].items()
     ]
     return (
-        f'<h2>AIR-Bench 2024</h2><p>Overall refusal rate {rate} over {overall.n} scored prompts '
+        f"<h2>AIR-Bench 2024</h2><p>Overall refusal rate {rate} over {overall.n} scored prompts "
         f"({overall.passed} passed, {overall.failed} failed, {overall.errors} errors).</p>"
         '<table id="airbench-summary"><thead><tr><th>l2</th><th>category</th><th>n</th><th>refusal rate</th>'
         "<th>failed</th><th>errors</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
