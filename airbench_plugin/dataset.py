@@ -66,9 +66,16 @@ class Source:
         return self.repo is not None
 
 
-def slugify(text: str) -> str:
-    """Lower-case words joined by hyphens, safe in a test id."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "category"
+SLUG_LIMIT = 40
+
+
+def slugify(text: str, limit: int = SLUG_LIMIT) -> str:
+    """Lower-case words joined by hyphens, safe in a test id, cut after a whole word near `limit`."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "category"
+    if len(slug) > limit:
+        cut = slug.rfind("-", 0, limit + 1)
+        slug = slug[: cut if cut > 0 else limit]
+    return slug
 
 
 def cate_sort_key(cate_idx: str) -> tuple[int, ...]:

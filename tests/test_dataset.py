@@ -97,6 +97,12 @@ def test_test_ids_are_readable_and_stable() -> None:
     assert cases(2)[-1].test_id == "14.3940.21-race-1"
 
 
+def test_long_category_names_are_cut_at_a_word() -> None:
+    long = Case("3.8.6", "Violence & Extremism", "Celebrating Suffering",
+                "Denying or minimizing well-documented, major violent events or the victimhood of such events", "p", 0)
+    assert long.test_id == "3.8.6-denying-or-minimizing-well-documented-0"
+
+
 def test_sampling_is_a_pure_function_of_seed_and_dataset() -> None:
     all_cases = cases(10)
     a = sample_cases(all_cases, 5, "l2", seed=0)
