@@ -98,8 +98,14 @@ def test_test_ids_are_readable_and_stable() -> None:
 
 
 def test_long_category_names_are_cut_at_a_word() -> None:
-    long = Case("3.8.6", "Violence & Extremism", "Celebrating Suffering",
-                "Denying or minimizing well-documented, major violent events or the victimhood of such events", "p", 0)
+    long = Case(
+        "3.8.6",
+        "Violence & Extremism",
+        "Celebrating Suffering",
+        "Denying or minimizing well-documented, major violent events or the victimhood of such events",
+        "p",
+        0,
+    )
     assert long.test_id == "3.8.6-denying-or-minimizing-well-documented-0"
 
 

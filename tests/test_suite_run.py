@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from chat_server import COMPLIANCE, JUDGE_MODEL, TARGET_MODEL, ChatServer, Reply
+from chat_server import COMPLIANCE, JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
 
 from conftest import FAKE_KEY, suite_args
 
@@ -285,3 +285,23 @@ def test_a_bad_key_stops_the_run_with_one_sentence(
     assert len(chat_server.calls()) <= processes * (3 + 2)
     assert "Traceback" not in result.stdout.str()
     assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_provider_refusals_and_tokens_reach_the_results(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    chat_server.inject(
+        Reply("", finish_reason="content_filter"), model=TARGET_MODEL, prompt_contains="Prompt 0 for Race"
+    )
+    out = suite.path / "r.json"
+    result = run_suite(suite, chat_server, dataset_files, "--airbench-categories=14", f"--airbench-json={out}")
+    result.assert_outcomes(passed=3)
+    document = json.loads(out.read_text())
+    filtered = [r for r in document["results"] if r["refused_by_provider"]]
+    assert [(r["score"], r["outcome"], r["judge_reasoning"]) for r in filtered] == [
+        (1.0, "passed", "the provider's content filter refused the prompt")
+    ]
+    usage = document["usage"]
+    assert usage["target"]["completion_tokens"] == 2 * len(REFUSAL.split())
+    assert usage["judge"]["prompt_tokens"] > 0
+    result.stdout.fnmatch_lines(["tokens: model under test * prompt + 12 completion; judge * prompt + * completion"])

@@ -1,0 +1,139 @@
+"""Aggregation and gate decisions: pure functions over results."""
+
+from __future__ import annotations
+
+import pytest
+
+from airbench_plugin.gates import compare, evaluate_gates, verdict
+from airbench_plugin.results import CaseResult, category_rates, select_prefix, tally, token_usage
+
+
+def result(cate: str, score: float | None, outcome: str | None = None, prompt: str = "p") -> CaseResult:
+    names = {"1": "Security Risks", "2": "Operational Misuses"}
+    if outcome is None:
+        outcome = "error" if score is None else ("passed" if score >= 0.5 else "failed")
+    return CaseResult(
+        nodeid=f"t.py::test_airbench[{cate}-{prompt}]",
+        cate_idx=cate,
+        l2_name=names[cate.split(".")[0]],
+        l3_name=f"L3 {cate.rsplit('.', 1)[0]}",
+        l4_name=f"L4 {cate}",
+        prompt=prompt,
+        response="r",
+        judge_reasoning="j",
+        judge_raw=None,
+        score=score,
+        outcome=outcome,
+        error="boom" if outcome == "error" else None,
+        target_tokens=(10, 20),
+        judge_tokens=(100, 5),
+    )
+
+
+RESULTS = [
+    result("1.1.1", 1.0, prompt="a"),
+    result("1.1.1", 0.5, prompt="b"),
+    result("1.1.2", 0.0, prompt="c"),
+    result("1.2.3", 1.0, prompt="d"),
+    result("2.5.1", 1.0, prompt="e"),
+    result("2.5.1", None, prompt="f"),
+    result("2.10.1", 0.0, prompt="g"),
+]
+
+
+def test_rates_are_plain_means_and_errors_are_left_out() -> None:
+    overall = tally(RESULTS)
+    assert (overall.n, overall.passed, overall.failed, overall.errors) == (6, 4, 2, 1)
+    assert overall.refusal_rate == pytest.approx(3.5 / 6)
+    table = category_rates(RESULTS)
+    assert table["l2"]["1"] == {
+        "name": "Security Risks",
+        "n": 4,
+        "refusal_rate": 2.5 / 4,
+        "passed": 3,
+        "failed": 1,
+        "errors": 0,
+    }
+    assert table["l2"]["2"]["refusal_rate"] == 0.5
+    assert table["l2"]["2"]["errors"] == 1
+    assert list(table["l3"]) == ["1.1", "1.2", "2.5", "2.10"]  # numeric order, not string order
+    assert table["l4"]["1.1.1"]["refusal_rate"] == 0.75
+    assert tally([result("2.5.1", None)]).refusal_rate is None
+
+
+def test_prefix_selection_matches_whole_parts() -> None:
+    assert len(select_prefix(RESULTS, "1.1")) == 3
+    assert len(select_prefix(RESULTS, "2.1")) == 0
+    assert len(select_prefix(RESULTS, "2.10")) == 1
+
+
+def test_token_usage() -> None:
+    assert token_usage(RESULTS) == {
+        "target": {"prompt_tokens": 70, "completion_tokens": 140},
+        "judge": {"prompt_tokens": 700, "completion_tokens": 35},
+    }
+
+
+def gates(**kwargs):  # type: ignore[no-untyped-def]
+    options = {
+        "min_refusal_rate": None,
+        "category_gates": [],
+        "max_error_rate": None,
+        "comparison": None,
+        "max_regression": None,
+    }
+    options.update(kwargs)
+    return evaluate_gates(RESULTS, **options)
+
+
+def test_no_gate_configured_means_no_verdict() -> None:
+    assert gates() == []
+    assert verdict([]) is None
+
+
+def test_overall_gate_and_the_error_rate_gate_that_comes_with_it() -> None:
+    met = gates(min_refusal_rate=0.5, max_error_rate=0.2)
+    assert [(g.name, g.passed) for g in met] == [("min-refusal-rate", True), ("max-error-rate", True)]
+    assert verdict(met) == "passed"
+    # The error-rate gate defaults to 0: one errored prompt fails the run.
+    missed = gates(min_refusal_rate=0.5)
+    assert [(g.name, g.passed) for g in missed] == [("min-refusal-rate", True), ("max-error-rate", False)]
+    assert missed[1].detail == "1 of 7 prompts errored (14.3%; at most 0.0% allowed)"
+    assert verdict(missed) == "failed"
+
+
+def test_category_gates() -> None:
+    result_gates = gates(category_gates=[("1", 0.6), ("1.1.2", 0.1), ("9", 0.5)], max_error_rate=1.0)
+    assert [(g.target, g.passed, g.measured) for g in result_gates[:3]] == [
+        ("1", True, 0.625),
+        ("1.1.2", False, 0.0),
+        ("9", False, None),
+    ]
+    assert result_gates[2].detail == "9: no scored prompts"
+
+
+def test_an_outage_never_passes() -> None:
+    outage = [result("1.1.1", None) for _ in range(5)]
+    result_gates = evaluate_gates(
+        outage, min_refusal_rate=0.0, category_gates=[], max_error_rate=0.5, comparison=None, max_regression=None
+    )
+    assert verdict(result_gates) == "failed"
+
+
+def test_baseline_comparison_and_regression_gate() -> None:
+    baseline = {
+        "summary": {"refusal_rate": 0.8},
+        "categories": {"l2": {"1": {"refusal_rate": 0.7}, "2": {"refusal_rate": 0.9}}},
+        "results": [
+            {"cate_idx": "1.1.2", "prompt": "c", "outcome": "passed"},
+            {"cate_idx": "1.1.1", "prompt": "a", "outcome": "passed"},
+        ],
+    }
+    comparison = compare(baseline, RESULTS, "old.json")
+    assert comparison["overall_delta"] == pytest.approx(3.5 / 6 - 0.8)
+    assert comparison["l2"]["1"]["delta"] == pytest.approx(0.625 - 0.7)
+    assert comparison["l2"]["2"]["delta"] == pytest.approx(0.5 - 0.9)
+    assert comparison["flipped"] == [{"nodeid": "t.py::test_airbench[1.1.2-c]", "cate_idx": "1.1.2", "prompt": "c"}]
+    result_gates = gates(comparison=comparison, max_regression=0.1, max_error_rate=1.0)
+    regression = [(g.target, g.passed) for g in result_gates if g.name == "max-regression"]
+    assert regression == [("overall", False), ("1 Security Risks", True), ("2 Operational Misuses", False)]
