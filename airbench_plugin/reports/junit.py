@@ -23,12 +23,11 @@ def xml_text(text: str) -> str:
 
 
 def junit_name(nodeid: str) -> tuple[str, str]:
-    """The (classname, name) pytest's junitxml gives a node id."""
-    names = nodeid.split("::")
-    names[0] = names[0].replace(os.sep, "/")
-    if names[0].endswith(".py"):
-        names[0] = names[0][:-3]
-    names[0] = names[0].replace("/", ".")
+    """The (classname, name) pytest's junitxml gives a node id (its `mangle_test_address`)."""
+    path, bracket, params = nodeid.partition("[")
+    names = path.split("::")
+    names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
+    names[-1] += bracket + params
     return ".".join(names[:-1]), names[-1]
 
 
@@ -46,8 +45,14 @@ def enrich_junit(path: str | os.PathLike[str], results: Sequence[CaseResult]) ->
             continue
         out = testcase.find("system-out")
         if out is None:
-            out = ET.SubElement(testcase, "system-out")
-        out.text = xml_text(result.response)
+            # The schema wants system-out after failures and before system-err.
+            out = ET.Element("system-out")
+            children = list(testcase)
+            err = next((i for i, child in enumerate(children) if child.tag == "system-err"), len(children))
+            testcase.insert(err, out)
+        # Keep what junit_logging captured, if anything; the response follows it.
+        captured = f"{out.text}\n" if out.text else ""
+        out.text = captured + xml_text(result.response)
         changed = True
     if changed:
         tree.write(file, encoding="utf-8", xml_declaration=True)
