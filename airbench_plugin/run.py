@@ -7,8 +7,7 @@ without xdist) collects the results and owns the outputs.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ class AirbenchRun:
 
     # --- start-up: everything that can fail does so here, before any request ------------------
 
-    def prepare(self, environ: dict[str, str] | os._Environ[str], workdir: Path) -> None:
+    def prepare(self, environ: Mapping[str, str], workdir: Path) -> None:
         """Check keys, load the dataset and the baseline; raises pytest.UsageError with one sentence."""
         settings = self.settings
         if settings.baseline is not None:
