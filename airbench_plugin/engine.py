@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import heapq
 import inspect
+import itertools
 import random
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -127,6 +129,41 @@ class CircuitBreaker:
             )
 
 
+class OrderedSlots:
+    """A semaphore whose waiters are served by priority (lowest first), not by arrival.
+
+    The engine gives every case the order in which it was submitted, so the judge call of an
+    early case goes before the model calls of later ones: cases finish roughly in test order.
+    """
+
+    def __init__(self, value: int) -> None:
+        self._free = value
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._counter = 0
+
+    async def acquire(self, priority: int) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._counter += 1
+        heapq.heappush(self._waiters, (priority, self._counter, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # it was handed a slot just as it was cancelled
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _priority, _count, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)  # the slot passes straight to the next waiter
+                return
+        self._free += 1
+
+
 class CallableTarget(ChatProvider):
     """Adapts a user's `respond(prompt) -> str` (sync or async) to the provider interface."""
 
@@ -202,13 +239,14 @@ class Engine:
         self.stats = EngineStats()
         self.breaker = CircuitBreaker()
         self._futures: dict[tuple[str, int], concurrent.futures.Future[Verdict]] = {}
+        self._order = itertools.count()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="airbench-engine", daemon=True)
         self._thread.start()
         self._semaphore = self._run(self._make_semaphore()).result()
 
-    async def _make_semaphore(self) -> asyncio.Semaphore:
-        return asyncio.Semaphore(self.concurrency)
+    async def _make_semaphore(self) -> OrderedSlots:
+        return OrderedSlots(self.concurrency)
 
     def _run(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -220,12 +258,19 @@ class Engine:
         key = (case.cate_idx, case.ordinal)
         future = self._futures.get(key)
         if future is None:
-            future = self._run(self._evaluate(case))
+            future = self._run(self._evaluate(case, next(self._order)))
             self._futures[key] = future
         return future
 
     def submitted(self, case: Case) -> bool:
         return (case.cate_idx, case.ordinal) in self._futures
+
+    def cancel(self, case: Case) -> None:
+        """Stop a started case that this process will not run after all; a finished one stays."""
+        future = self._futures.get((case.cate_idx, case.ordinal))
+        if future is not None and not future.done():
+            future.cancel()
+            del self._futures[(case.cate_idx, case.ordinal)]
 
     def verdict(self, case: Case) -> Verdict:
         """Block until `case` is scored; raises CaseError."""
@@ -256,15 +301,15 @@ class Engine:
 
     # --- the loop's side ------------------------------------------------------------------------
 
-    async def _evaluate(self, case: Case) -> Verdict:
+    async def _evaluate(self, case: Case, order: int = 0) -> Verdict:
         try:
-            return await self._score(case)
+            return await self._score(case, order)
         finally:
             self.stats.cases_done += 1
 
-    async def _score(self, case: Case) -> Verdict:
+    async def _score(self, case: Case, order: int = 0) -> Verdict:
         messages = target_messages(case.prompt, self.system_prompt)
-        answer = await self._call(self.target, messages)
+        answer = await self._call(self.target, messages, order=order)
         target_tokens = (answer.prompt_tokens, answer.completion_tokens)
         if answer.refused_by_provider:
             return Verdict(
@@ -276,7 +321,7 @@ class Engine:
         judge_messages = [{"role": "user", "content": judge_prompt}]
         raw_texts = []
         for _attempt in range(2):  # an unparseable answer is asked for once more
-            reply = await self._call(self.judge, judge_messages, keep=_parses)
+            reply = await self._call(self.judge, judge_messages, keep=_parses, order=order)
             raw_texts.append(reply.text)
             try:
                 judgement = parse_judgement(reply.text)
@@ -301,6 +346,7 @@ class Engine:
         endpoint: Endpoint,
         messages: Sequence[Mapping[str, str]],
         keep: Callable[[Completion], bool] = lambda _c: True,
+        order: int = 0,
     ) -> Completion:
         key = None
         if self.store is not None and endpoint.cacheable:
@@ -316,7 +362,7 @@ class Engine:
             if cached is not None and keep(cached):
                 self.stats.cached += 1
                 return cached
-        completion = await self._call_with_retries(endpoint, messages)
+        completion = await self._call_with_retries(endpoint, messages, order)
         role = "target" if endpoint is self.target else "judge"
         self.stats.tokens[role][0] += completion.prompt_tokens
         self.stats.tokens[role][1] += completion.completion_tokens
@@ -324,13 +370,16 @@ class Engine:
             await asyncio.to_thread(self.store.put, key, completion)
         return completion
 
-    async def _call_with_retries(self, endpoint: Endpoint, messages: Sequence[Mapping[str, str]]) -> Completion:
+    async def _call_with_retries(
+        self, endpoint: Endpoint, messages: Sequence[Mapping[str, str]], order: int = 0
+    ) -> Completion:
         attempt = 0
         while True:
             if self.breaker.reason is not None:
                 raise CircuitOpen(self.breaker.reason)
             try:
-                async with self._semaphore:
+                await self._semaphore.acquire(order)
+                try:
                     if self.breaker.reason is not None:
                         raise CircuitOpen(self.breaker.reason)
                     self.stats.in_flight += 1
@@ -344,6 +393,8 @@ class Engine:
                         )
                     finally:
                         self.stats.in_flight -= 1
+                finally:
+                    self._semaphore.release()
             except ProviderError as error:
                 if error.retryable and attempt < self.retries:
                     self.stats.retried += 1

@@ -33,6 +33,7 @@ SKIP_REASON = "AIR-Bench suite skipped: no model under test; pass --airbench-mod
 _VERDICT_KEY = pytest.StashKey[Verdict]()
 _ERROR_KEY = pytest.StashKey[str]()
 _PREFETCHED_KEY = pytest.StashKey[bool]()
+_PENDING_KEY = pytest.StashKey[dict[Case, None]]()  # started ahead by this worker, not yet run
 _COLLECTED_KEY = pytest.StashKey[int]()
 
 
@@ -144,7 +145,8 @@ def airbench_engine(
 def airbench_verdict(request: pytest.FixtureRequest, airbench_case: Case, airbench_engine: Engine) -> Verdict:
     """The scored answer for this test's prompt. Errors the test when it cannot be scored."""
     item = request.node
-    _prefetch(item, airbench_engine)
+    airbench_engine.submit(airbench_case)  # first, so its calls go before those of later tests
+    _prefetch(item, airbench_case, airbench_engine)
     try:
         verdict = airbench_engine.verdict(airbench_case)
     except CircuitOpen as exc:
@@ -158,18 +160,30 @@ def airbench_verdict(request: pytest.FixtureRequest, airbench_case: Case, airben
     return verdict
 
 
-def _prefetch(item: pytest.Item, engine: Engine) -> None:
-    """Start this test's case and those of the tests this process will run next."""
+def _prefetch(item: pytest.Item, case: Case, engine: Engine) -> None:
+    """Start the cases of the tests this process will run next.
+
+    Without xdist that is every collected test, once. An xdist worker starts what is queued for
+    it; a case that left its queue (`--dist worksteal` gave it to another worker) is cancelled,
+    so it is not paid for twice.
+    """
     config = item.config
     if not is_worker(config):
         if not config.stash.get(_PREFETCHED_KEY, False):
             config.stash[_PREFETCHED_KEY] = True
-            for case in iter_cases(prefetch.upcoming(item, None)):
-                engine.submit(case)
+            for upcoming in iter_cases(prefetch.upcoming(item, None)):
+                engine.submit(upcoming)
         return
-    for case in iter_cases(prefetch.upcoming(item, None)):
-        if not engine.submitted(case):
-            engine.submit(case)
+    pending = config.stash.setdefault(_PENDING_KEY, {})
+    pending.pop(case, None)
+    queued = {upcoming: None for upcoming in iter_cases(prefetch.upcoming(item, None))}
+    for gone in [started for started in pending if started not in queued]:
+        engine.cancel(gone)
+        del pending[gone]
+    for upcoming in queued:
+        if upcoming not in pending and not engine.submitted(upcoming):
+            engine.submit(upcoming)
+            pending[upcoming] = None
 
 
 def check_verdict(case: Case, verdict: Verdict, threshold: float) -> None:

@@ -33,6 +33,7 @@ def make_engine(chat_server: ChatServer) -> Iterator[object]:
         store: CallStore | None = None,
         url: str | None = None,
         provider: type[OpenAIProvider] | type[TogetherProvider] = OpenAIProvider,
+        concurrency: int = 4,
     ) -> Engine:
         base = url or (chat_server.v1_url if provider is OpenAIProvider else chat_server.url)
         engine = Engine(
@@ -43,7 +44,7 @@ def make_engine(chat_server: ChatServer) -> Iterator[object]:
             templates=TEMPLATES,
             judge_scale="refusal",
             system_prompt=None,
-            concurrency=4,
+            concurrency=concurrency,
             retries=retries,
             store=store,
             backoff_base=0.01,
@@ -265,3 +266,54 @@ def test_retry_after_parsing_and_backoff() -> None:
 def test_redaction() -> None:
     assert redact(f"bad key {FAKE_KEY}", [FAKE_KEY]) == "bad key ***"
     assert redact("Incorrect API key provided: sk-proj-abcdefghijkl") == "Incorrect API key provided: sk-***"
+
+
+def test_calls_are_served_in_case_order(chat_server: ChatServer, make_engine) -> None:
+    """A case's judge call goes before later cases' model calls, so tests finish in order."""
+    engine = make_engine(concurrency=1)
+    futures = [engine.submit(case(i)) for i in range(6)]
+    for future in futures:
+        future.result()
+    served = [(c["model"], c["messages"][-1]["content"]) for c in chat_server.calls()]
+
+    def position(model: str, i: int) -> int:
+        return next(n for n, (m, text) in enumerate(served) if m == model and f"Prompt {i}: do harm" in text)
+
+    # First come, first served would send all six model calls before the first judge call.
+    for i in range(4):
+        assert position(JUDGE_MODEL, i) < position(TARGET_MODEL, i + 2)
+
+
+def test_ordered_slots_serve_the_lowest_priority_first() -> None:
+    import asyncio
+
+    from airbench_plugin.engine import OrderedSlots
+
+    async def scenario() -> list[int]:
+        slots = OrderedSlots(1)
+        served: list[int] = []
+        await slots.acquire(0)
+
+        async def worker(priority: int) -> None:
+            await slots.acquire(priority)
+            served.append(priority)
+            slots.release()
+
+        tasks = [asyncio.create_task(worker(p)) for p in (5, 3, 9, 1)]
+        await asyncio.sleep(0)
+        slots.release()
+        await asyncio.gather(*tasks)
+        return served
+
+    assert asyncio.run(scenario()) == [1, 3, 5, 9]
+
+
+def test_a_case_this_process_will_not_run_is_cancelled(chat_server: ChatServer, make_engine) -> None:
+    engine = make_engine(concurrency=1)
+    first = engine.submit(case(0))
+    later = engine.submit(case(1))
+    engine.cancel(case(1))
+    first.result()
+    assert later.cancelled()
+    assert not engine.submitted(case(1))
+    assert all("Prompt 1:" not in str(c["messages"]) for c in chat_server.calls())

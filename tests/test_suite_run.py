@@ -305,3 +305,26 @@ def test_provider_refusals_and_tokens_reach_the_results(
     assert usage["target"]["completion_tokens"] == 2 * len(REFUSAL.split())
     assert usage["judge"]["prompt_tokens"] > 0
     result.stdout.fnmatch_lines(["tokens: model under test * prompt + 12 completion; judge * prompt + * completion"])
+
+
+def test_worksteal_never_pays_twice_for_a_prompt(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    """A worker cancels the cases xdist took from its queue, before it sends them."""
+    for needle in ("Network intrusion", "Unauthorized network entry", "Data tampering"):
+        chat_server.inject(Reply(REFUSAL, delay=0.7), times=3, model=TARGET_MODEL, prompt_contains=needle)
+    result = run_suite(
+        suite,
+        chat_server,
+        dataset_files,
+        "--airbench-sample=all",
+        "--airbench-concurrency=1",
+        "-n",
+        "2",
+        "--dist",
+        "worksteal",
+    )
+    result.assert_outcomes(passed=18)
+    for model in (TARGET_MODEL, JUDGE_MODEL):
+        prompts = [c["messages"][-1]["content"] for c in chat_server.calls(model)]
+        assert len(prompts) == len(set(prompts)) == 18
