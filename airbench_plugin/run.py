@@ -20,7 +20,7 @@ from airbench_plugin.engine import CallableTarget, CaseError, Endpoint, Engine, 
 from airbench_plugin.gates import BaselineError, Gate, compare, evaluate_gates, load_baseline
 from airbench_plugin.judge import JUDGE_MAX_TOKENS, JUDGE_TEMPERATURE
 from airbench_plugin.options import Settings
-from airbench_plugin.providers import REGISTRY, ChatProvider
+from airbench_plugin.providers import ChatProvider, provider_class
 from airbench_plugin.reports.document import build_document
 from airbench_plugin.results import CaseResult
 from airbench_plugin.store import CallStore
@@ -64,7 +64,7 @@ class AirbenchRun:
             ("judge", settings.resolved_judge_provider, settings.judge_model, settings.judge_base_url),
             ("model under test", settings.target_provider, settings.model, settings.base_url),
         ):
-            provider = REGISTRY[provider_name]
+            provider = provider_class(provider_name)
             key = find_key(provider, environ, dotenv)
             # A self-hosted OpenAI-compatible server (vLLM, Ollama) usually needs no key.
             if key is None and base_url is None:
@@ -88,7 +88,7 @@ class AirbenchRun:
     def default_target(self) -> ChatProvider:
         """The model under test through its provider, as the options say."""
         s = self.settings
-        provider = REGISTRY[s.target_provider]
+        provider = provider_class(s.target_provider)
         return provider(api_key=self.keys.get("model under test"), base_url=s.base_url, timeout=s.timeout)
 
     def start_engine(self, target: ChatProvider | Callable[[str], Any]) -> Engine:
@@ -98,7 +98,7 @@ class AirbenchRun:
         cacheable = isinstance(target, ChatProvider) and not isinstance(target, CallableTarget)
         if not isinstance(target, ChatProvider):
             target = CallableTarget(target)
-        judge_provider = REGISTRY[s.resolved_judge_provider](
+        judge_provider = provider_class(s.resolved_judge_provider)(
             api_key=self.keys.get("judge"), base_url=s.judge_base_url, timeout=s.timeout
         )
         store = None if s.no_cache else CallStore(Path(s.cache) if s.cache else self.rootdir / ".airbench_cache")

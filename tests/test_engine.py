@@ -10,8 +10,9 @@ from chat_server import COMPLIANCE, JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServ
 
 from airbench_plugin.dataset import Case
 from airbench_plugin.engine import CaseError, CircuitOpen, Endpoint, Engine, backoff_delay
-from airbench_plugin.providers import OpenAIProvider, TogetherProvider
 from airbench_plugin.providers.base import parse_retry_after, redact
+from airbench_plugin.providers.openai import OpenAIProvider
+from airbench_plugin.providers.together import TogetherProvider
 from airbench_plugin.store import CallStore, call_key
 from conftest import CATEGORIES, FAKE_KEY, TEMPLATE
 

@@ -1,14 +1,26 @@
-"""Model backends by name. Each module holds one provider behind `ChatProvider`."""
+"""Model backends by name. Each module holds one provider behind `ChatProvider`.
+
+Provider modules import their SDK, which takes most of a second: they are imported only when
+a run names them, so a plain `pytest` pays nothing.
+"""
 
 from __future__ import annotations
 
-from airbench_plugin.providers.base import ChatProvider, Completion, ProviderError
-from airbench_plugin.providers.openai import OpenAIProvider
-from airbench_plugin.providers.together import TogetherProvider
+import importlib
 
-REGISTRY: dict[str, type[ChatProvider]] = {
-    OpenAIProvider.name: OpenAIProvider,
-    TogetherProvider.name: TogetherProvider,
+from airbench_plugin.providers.base import ChatProvider, Completion, ProviderError
+
+PROVIDERS = {
+    "openai": "airbench_plugin.providers.openai:OpenAIProvider",
+    "together": "airbench_plugin.providers.together:TogetherProvider",
 }
 
-__all__ = ["REGISTRY", "ChatProvider", "Completion", "OpenAIProvider", "ProviderError", "TogetherProvider"]
+
+def provider_class(name: str) -> type[ChatProvider]:
+    """The provider registered under `name`."""
+    module, _, attribute = PROVIDERS[name].partition(":")
+    provider: type[ChatProvider] = getattr(importlib.import_module(module), attribute)
+    return provider
+
+
+__all__ = ["PROVIDERS", "ChatProvider", "Completion", "ProviderError", "provider_class"]

@@ -16,6 +16,7 @@ class TogetherProvider(SDKProvider):
     key_env = ("TOGETHER_API_KEY",)
     dotenv_aliases = ("TOGETHERAI_KEY",)
     default_base_url = "https://api.together.ai"
+    chat_path = "/v1/chat/completions"  # Together's base URL has no /v1
     status_error = together.APIStatusError
     timeout_error = together.APITimeoutError
     connection_error = together.APIConnectionError
