@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import time
@@ -36,6 +37,7 @@ _ERROR_KEY = pytest.StashKey[str]()
 _PREFETCHED_KEY = pytest.StashKey[bool]()
 _PENDING_KEY = pytest.StashKey[dict[Case, None]]()  # started ahead by this worker, not yet run
 _COLLECTED_KEY = pytest.StashKey[int]()
+_EXIT_FREEZE: list[bool] = []
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,6 +45,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if not _EXIT_FREEZE:
+        # At interpreter exit, skip CPython's last full collections over every object of the
+        # run (a second and more after a full benchmark); memory is released by exit anyway.
+        atexit.register(gc.freeze)
+        _EXIT_FREEZE.append(True)
     settings = options.resolve_settings(config)
     run = AirbenchRun(settings=settings, rootdir=Path(str(config.rootpath)))
     run.prepare(os.environ, Path.cwd())
