@@ -241,6 +241,12 @@ class Engine:
         self._futures: dict[tuple[str, int], concurrent.futures.Future[Verdict]] = {}
         self._order = itertools.count()
         self._loop = asyncio.new_event_loop()
+        # Sync custom targets and cache writes run in threads: as many as there may be calls in
+        # flight, not asyncio's default of a few per core.
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=concurrency + 4, thread_name_prefix="airbench"
+        )
+        self._loop.set_default_executor(self._executor)
         self._thread = threading.Thread(target=self._loop.run_forever, name="airbench-engine", daemon=True)
         self._thread.start()
         self._semaphore = self._run(self._make_semaphore()).result()
@@ -287,6 +293,7 @@ class Engine:
             self._thread.join(timeout=10)
         if not self._loop.is_running():
             self._loop.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
         if self.store is not None:
             self.store.close()
 

@@ -328,3 +328,35 @@ def test_worksteal_never_pays_twice_for_a_prompt(
     for model in (TARGET_MODEL, JUDGE_MODEL):
         prompts = [c["messages"][-1]["content"] for c in chat_server.calls(model)]
         assert len(prompts) == len(set(prompts)) == 18
+
+
+def test_a_sync_application_is_called_concurrently(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    """A blocking target runs in threads, up to --airbench-concurrency at once, not a few per core."""
+    suite.makeconftest(
+        """
+        import threading, time
+        import pytest
+
+        state = {"now": 0, "peak": 0}
+        lock = threading.Lock()
+
+        @pytest.fixture(scope="session")
+        def airbench_target():
+            def my_app(prompt):
+                with lock:
+                    state["now"] += 1
+                    state["peak"] = max(state["peak"], state["now"])
+                time.sleep(0.3)
+                with lock:
+                    state["now"] -= 1
+                return "I can't help with that request."
+            yield my_app
+            print(f"peak concurrency {state['peak']}")
+        """
+    )
+    result = run_suite(suite, chat_server, dataset_files, "--airbench-sample=all", "--airbench-concurrency=18", "-s")
+    result.assert_outcomes(passed=18)
+    peak = int(result.stdout.str().split("peak concurrency ")[1].split()[0])
+    assert peak > 8  # asyncio's default pool would cap this at min(32, cores + 4)
