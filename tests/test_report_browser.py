@@ -334,3 +334,33 @@ def test_hostile_text_is_shown_literally(page: WebDriver, tmp_path: Path) -> Non
     shot = tmp_path / "report.png"
     assert page.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
+
+
+# --------------------------------------------------------------------------- pytest-html's report
+
+
+def test_pytest_html_report_shows_hostile_answers_as_text(
+    driver: WebDriver, pytester: pytest.Pytester, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    """Our columns and extras in pytest-html's own report, rendered by its JavaScript, run nothing."""
+    from chat_server import TARGET_MODEL, ChatServer, Reply
+
+    from conftest import suite_args
+
+    pytester.makepyfile(test_suite="from airbench_plugin.suite.test_airbench import test_airbench\n")
+    with ChatServer() as server:
+        server.inject(Reply(P_IMG + P_SCRIPT), times=3, model=TARGET_MODEL, prompt_contains="for Race")
+        pytester.runpytest(
+            *suite_args(server, *dataset_files),
+            "--airbench-categories=14",
+            "--html=pytest-html.html",
+            "--self-contained-html",
+        )
+    driver.get((pytester.path / "pytest-html.html").as_uri())
+    driver.execute_async_script("var done = arguments[0]; setTimeout(done, 500);")
+    assert driver.execute_script("return typeof window.__xss") == "undefined"
+    assert driver.title != "pwned"
+    text = driver.execute_script("return document.body.textContent")
+    assert "<script>document.title='pwned';window.__xss=1</script>" in text
+    assert "cate-idx" in text
+    assert driver.find_element(By.ID, "airbench-summary").is_displayed()
