@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import heapq
 import inspect
 import itertools
@@ -30,7 +31,7 @@ from airbench_plugin.judge import (
     parse_judgement,
     refusal_score,
 )
-from airbench_plugin.providers.base import ChatProvider, Completion, Message, ProviderError
+from airbench_plugin.providers.base import ChatProvider, Completion, Message, ProviderError, display_url
 from airbench_plugin.store import CallStore, call_key
 
 BREAKER_CALLS = 3  # identical fatal failures, before any success, that stop the run
@@ -59,7 +60,7 @@ class Endpoint:
     cacheable: bool = True
 
     def describe(self) -> str:
-        where = f" at {self.provider.base_url}" if self.provider.base_url else ""
+        where = f" at {display_url(self.provider.base_url)}" if self.provider.base_url else ""
         return f"{self.model} via {self.provider.name or 'a custom target'}{where}"
 
 
@@ -102,26 +103,31 @@ class EngineStats:
 
 
 class CircuitBreaker:
-    """Opens when the first calls of a run all fail with the same error that retrying cannot fix."""
+    """Opens when an endpoint's first calls all fail with the same error that retrying cannot fix.
+
+    Each endpoint (the model under test, the judge) is watched until its own first success, so
+    a bad judge key stops the run even though every model call succeeded.
+    """
 
     def __init__(self, calls: int = BREAKER_CALLS) -> None:
         self.calls = calls
-        self.armed = True
-        self.failures: list[str] = []
+        self.disarmed: set[str] = set()
+        self.failures: dict[str, list[str]] = {}
         self.reason: str | None = None
 
-    def record_success(self) -> None:
-        self.armed = False
+    def record_success(self, endpoint: Endpoint) -> None:
+        self.disarmed.add(endpoint.role)
 
     def record_failure(self, endpoint: Endpoint, error: ProviderError) -> None:
-        if not self.armed or self.reason is not None:
+        if endpoint.role in self.disarmed or self.reason is not None:
             return
         fatal = not error.retryable or error.kind in ("connection", "timeout")
         if not fatal:
-            self.armed = False
+            self.disarmed.add(endpoint.role)
             return
-        self.failures.append(f"{endpoint.role}|{error}")
-        if len(self.failures) >= self.calls and len(set(self.failures)) == 1:
+        failures = self.failures.setdefault(endpoint.role, [])
+        failures.append(str(error))
+        if len(failures) >= self.calls and len(set(failures)) == 1:
             self.reason = (
                 f"AIR-Bench stopped early: the first {self.calls} calls to the {endpoint.role} "
                 f"({endpoint.describe()}) all failed with: {error}. "
@@ -169,21 +175,28 @@ class CallableTarget(ChatProvider):
 
     name = "custom"
 
-    def __init__(self, respond: Callable[[str], Any]) -> None:
-        super().__init__(api_key=None, base_url=None, timeout=0)
+    def __init__(self, respond: Callable[[str], Any], timeout: float) -> None:
+        super().__init__(api_key=None, base_url=None, timeout=timeout)
         self.respond = respond
+
+    async def _answer(self, prompt: str) -> Any:
+        if inspect.iscoroutinefunction(self.respond):
+            return await self.respond(prompt)
+        answer = await asyncio.to_thread(self.respond, prompt)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return answer
 
     async def complete(
         self, messages: Sequence[Message], *, model: str, temperature: float, max_tokens: int
     ) -> Completion:
         prompt = messages[-1]["content"]
         try:
-            if inspect.iscoroutinefunction(self.respond):
-                answer = await self.respond(prompt)
-            else:
-                answer = await asyncio.to_thread(self.respond, prompt)
-                if inspect.isawaitable(answer):
-                    answer = await answer
+            answer = await asyncio.wait_for(self._answer(prompt), self.timeout)
+        except TimeoutError:
+            raise ProviderError(
+                f"the airbench_target fixture gave no answer within {self.timeout:g} s", True, kind="timeout"
+            ) from None
         except Exception as exc:
             raise ProviderError(
                 f"the airbench_target fixture raised {type(exc).__name__}: {exc}", retryable=False
@@ -327,8 +340,12 @@ class Engine:
         judge_prompt = fill_template(self.templates[case.cate_idx], case.prompt, answer.text)
         judge_messages = [{"role": "user", "content": judge_prompt}]
         raw_texts = []
+        judge_tokens = (0, 0)
         for _attempt in range(2):  # an unparseable answer is asked for once more
             reply = await self._call(self.judge, judge_messages, keep=_parses, order=order)
+            judge_tokens = (judge_tokens[0] + reply.prompt_tokens, judge_tokens[1] + reply.completion_tokens)
+            if reply.refused_by_provider:
+                raise CaseError("the judge's provider refused to grade this answer (content filter)")
             raw_texts.append(reply.text)
             try:
                 judgement = parse_judgement(reply.text)
@@ -341,7 +358,7 @@ class Engine:
                 judge_raw=reply.text,
                 raw_score=judgement.raw_score,
                 target_tokens=target_tokens,
-                judge_tokens=(reply.prompt_tokens, reply.completion_tokens),
+                judge_tokens=judge_tokens,
             )
         raise CaseError(
             f"the judge's answer could not be parsed twice (no ##short_reasoning / ##the_score "
@@ -368,7 +385,8 @@ class Engine:
             cached = self.store.get(key)
             if cached is not None and keep(cached):
                 self.stats.cached += 1
-                return cached
+                # Token counts say what this run spent: a call read from the cache cost nothing.
+                return dataclasses.replace(cached, prompt_tokens=0, completion_tokens=0)
         completion = await self._call_with_retries(endpoint, messages, order)
         role = "target" if endpoint is self.target else "judge"
         self.stats.tokens[role][0] += completion.prompt_tokens
@@ -414,7 +432,7 @@ class Engine:
                     raise CircuitOpen(self.breaker.reason) from None
                 tries = f" after {attempt + 1} attempts" if attempt else ""
                 raise CaseError(f"the {endpoint.role} ({endpoint.model}) failed{tries}: {error}") from None
-            self.breaker.record_success()
+            self.breaker.record_success(endpoint)
             return completion
 
 

@@ -91,12 +91,31 @@ def regression_gates(comparison: Mapping[str, Any], max_drop: float) -> list[Gat
 def load_baseline(path: str | Path) -> dict[str, Any]:
     """A previous `--airbench-json` document; raises BaselineError when it is not one."""
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BaselineError(f"cannot read the baseline {str(path)!r}: {exc}") from None
-    if not isinstance(document, dict) or "results" not in document or "summary" not in document:
+    if not _is_results_document(document):
         raise BaselineError(f"the baseline {str(path)!r} is not a file written by --airbench-json.")
     return document
+
+
+def _is_rate(value: object) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _is_results_document(document: object) -> bool:
+    """Whether `document` has the shape `compare` reads, down to the types of the rates."""
+    if not isinstance(document, dict):
+        return False
+    summary, categories, results = document.get("summary"), document.get("categories", {}), document.get("results")
+    if not isinstance(summary, dict) or not _is_rate(summary.get("refusal_rate")):
+        return False
+    l2 = categories.get("l2", {}) if isinstance(categories, dict) else None
+    if not isinstance(l2, dict) or not all(
+        isinstance(r, dict) and _is_rate(r.get("refusal_rate")) for r in l2.values()
+    ):
+        return False
+    return isinstance(results, list) and all(isinstance(r, dict) for r in results)
 
 
 def compare(baseline: Mapping[str, Any], results: Sequence[CaseResult], source: str) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from airbench_plugin.providers.base import display_url
+
 HELM_REVISION = "976d9fbb0f52bce704dcbef5bd7a2652e65f2a21"
 HF_REPO = "stanford-crfm/air-bench-2024"
 DEFAULT_DATASET = f"hf:{HF_REPO}@{HELM_REVISION}"
@@ -94,6 +96,8 @@ class Settings:
         data["categories"] = list(self.categories)
         data["category_gates"] = {g.prefix: g.min_refusal_rate for g in self.category_gates}
         data["provider"] = self.target_provider if self.active else self.provider
+        data["base_url"] = display_url(self.base_url)
+        data["judge_base_url"] = display_url(self.judge_base_url)
         data["judge_provider"] = self.resolved_judge_provider
         return data
 

@@ -191,7 +191,11 @@ def _prefetch(item: pytest.Item, case: Case, engine: Engine) -> None:
         return
     pending = config.stash.setdefault(_PENDING_KEY, {})
     pending.pop(case, None)
-    queued = {upcoming: None for upcoming in iter_cases(prefetch.upcoming(item, None))}
+    ahead = list(iter_cases(prefetch.upcoming(item, None)))
+    if getattr(config.option, "dist", None) == "worksteal":
+        # Work stealing takes the tail of a busy worker's queue: start only the head half.
+        ahead = ahead[: max(1, len(ahead) // 2)]
+    queued = dict.fromkeys(ahead)
     for gone in [started for started in pending if started not in queued]:
         engine.cancel(gone)
         del pending[gone]
@@ -220,13 +224,14 @@ def pytest_runtest_makereport(
         return report
     result: CaseResult | None = None
     if report.when == "setup" and report.failed:
-        error = item.stash.get(_ERROR_KEY, None) or report.longreprtext.strip().splitlines()[-1]
+        error = item.stash.get(_ERROR_KEY, None)
+        if error is None:
+            error = call.excinfo.exconly() if call.excinfo is not None else "the test's setup failed"
         result = record(item.nodeid, case, None, "error", error)
     elif report.when == "call":
         verdict = item.stash.get(_VERDICT_KEY, None)
+        # An xfailed test is reported as skipped; its verdict still counts in every rate.
         outcome = "passed" if report.passed else "failed"
-        if report.skipped:
-            return report
         result = record(item.nodeid, case, verdict, outcome, None)
     if result is not None:
         report.airbench = result.to_json()  # type: ignore[attr-defined]
@@ -268,7 +273,8 @@ class ResultCollector:
         if isinstance(data, dict):
             self.run.results.append(CaseResult.from_json(data))
             self._progress(report)
-        elif report.failed and "airbench" not in report.keywords:
+        elif report.failed:
+            # Anything else that failed (another test, a teardown error) must fail the run too.
             self.run.other_failures += 1
 
     def _progress(self, report: pytest.TestReport) -> None:
@@ -291,21 +297,65 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if is_worker(config) or not run.settings.active:
         return
     document = run.finish()
-    s = run.settings
-    if s.json:
-        write_json(document, s.json)
-    if s.report:
-        from airbench_plugin.reports.html import write_html
+    run.write_failures = write_outputs(run.settings, document)
+    complete = len(run.results) >= config.stash.get(_COLLECTED_KEY, 0)
+    stopped = bool(session.shouldfail or session.shouldstop)
+    session.exitstatus = exit_status(
+        session.exitstatus, document["gates"], run.other_failures, complete and not stopped, run.write_failures
+    )
 
-        write_html(document, s.report)
-    if s.junit_dir:
-        from airbench_plugin.reports.junit import write_junit_dir
 
-        write_junit_dir(document, s.junit_dir)
-    verdict = document["gate_verdict"]
-    if verdict is not None and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        gates_met = verdict == "passed" and run.other_failures == 0
-        session.exitstatus = pytest.ExitCode.OK if gates_met else pytest.ExitCode.TESTS_FAILED
+def write_outputs(s: Settings, document: dict[str, Any]) -> list[str]:
+    """Write each requested output; one sentence for each that could not be written."""
+    failures = []
+    for option, path, write in (
+        ("--airbench-json", s.json, write_json),
+        ("--airbench-report", s.report, _write_html),
+        ("--airbench-junit-dir", s.junit_dir, _write_junit_dir),
+    ):
+        if path:
+            try:
+                write(document, path)
+            except OSError as exc:
+                failures.append(f"{option}: could not write {path}: {exc.strerror or exc}")
+    return failures
+
+
+def _write_html(document: dict[str, Any], path: str) -> None:
+    from airbench_plugin.reports.html import write_html
+
+    write_html(document, path)
+
+
+def _write_junit_dir(document: dict[str, Any], path: str) -> None:
+    from airbench_plugin.reports.junit import write_junit_dir
+
+    write_junit_dir(document, path)
+
+
+RATE_GATES = frozenset({"min-refusal-rate", "category", "max-regression"})
+
+
+def exit_status(
+    status: int | pytest.ExitCode,
+    gates: list[dict[str, Any]],
+    other_failures: int,
+    complete: bool,
+    write_failures: list[str],
+) -> int | pytest.ExitCode:
+    """The session's exit status once the gates are known.
+
+    A refusal-rate gate replaces per-prompt failures as the verdict; the error-rate gate alone
+    only ever makes the status worse. Gates never turn a stopped or partial run, a failure outside
+    the AIR-Bench tests, or an output that could not be written into a pass.
+    """
+    if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        return status
+    failed = any(not gate["passed"] for gate in gates) or bool(write_failures)
+    if any(gate["name"] in RATE_GATES for gate in gates):
+        passes = not failed and other_failures == 0 and complete
+        return pytest.ExitCode.OK if passes else pytest.ExitCode.TESTS_FAILED
+    return pytest.ExitCode.TESTS_FAILED if failed else status
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -315,6 +365,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.write_sep("=", "AIR-Bench 2024")
     for line in summary_lines(run.document):
         terminalreporter.write_line(line)
+    for failure in run.write_failures:
+        terminalreporter.write_line(f"ERROR: {failure}", red=True)
     s = run.settings
     for label, path in (("results", s.json), ("report", s.report), ("junit", s.junit_dir)):
         if path:

@@ -44,7 +44,7 @@ class AirbenchRun:
     other_failures: int = 0
     engine: Engine | None = None
     document: dict[str, Any] | None = None
-    stopped: str | None = None
+    write_failures: list[str] = field(default_factory=list)
 
     # --- start-up: everything that can fail does so here, before any request ------------------
 
@@ -58,6 +58,14 @@ class AirbenchRun:
                 raise pytest.UsageError(str(exc)) from None
         if not settings.active:
             return
+        if not settings.no_cache:
+            try:
+                CallStore(self.cache_dir).close()
+            except Exception as exc:  # sqlite and the file system raise several types
+                raise pytest.UsageError(
+                    f"--airbench-cache: cannot use {str(self.cache_dir)!r} as the response cache ({exc}); "
+                    "pass another directory or --airbench-no-cache."
+                ) from None
         dotenv = read_dotenv(workdir)
         assert settings.model is not None
         for role, provider_name, model, base_url in (
@@ -83,6 +91,10 @@ class AirbenchRun:
         except DatasetError as exc:
             raise pytest.UsageError(f"AIR-Bench: {exc}") from None
 
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.settings.cache) if self.settings.cache else self.rootdir / ".airbench_cache"
+
     # --- the engine -----------------------------------------------------------------------------
 
     def default_target(self) -> ChatProvider:
@@ -97,11 +109,11 @@ class AirbenchRun:
         assert s.model is not None
         cacheable = isinstance(target, ChatProvider) and not isinstance(target, CallableTarget)
         if not isinstance(target, ChatProvider):
-            target = CallableTarget(target)
+            target = CallableTarget(target, s.timeout)
         judge_provider = provider_class(s.resolved_judge_provider)(
             api_key=self.keys.get("judge"), base_url=s.judge_base_url, timeout=s.timeout
         )
-        store = None if s.no_cache else CallStore(Path(s.cache) if s.cache else self.rootdir / ".airbench_cache")
+        store = None if s.no_cache else CallStore(self.cache_dir)
         self.engine = Engine(
             target=Endpoint("model under test", target, s.model, s.temperature, s.max_tokens, cacheable),
             judge=Endpoint("judge", judge_provider, s.judge_model, JUDGE_TEMPERATURE, JUDGE_MAX_TOKENS),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import re
 import time
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,6 +89,17 @@ class ChatProvider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - most providers hold nothing to release
         """Release connections."""
+
+
+def display_url(url: str | None) -> str | None:
+    """`url` without user, password, query or fragment: what may be shown in reports and logs."""
+    if url is None:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def redact(text: str, secrets: Sequence[str] = ()) -> str:

@@ -18,6 +18,7 @@ from airbench_plugin.providers.base import (
     Completion,
     Message,
     ProviderError,
+    display_url,
     error_code,
     error_message,
     parse_retry_after,
@@ -132,7 +133,7 @@ class SDKProvider(ChatProvider):
                 status_error=self.status_error,
                 timeout_error=self.timeout_error,
                 connection_error=self.connection_error,
-                base_url=self.base_url or self.default_base_url,
+                base_url=display_url(self.base_url or self.default_base_url) or "",
                 timeout=self.timeout,
                 secrets=[self.api_key or ""],
             )
