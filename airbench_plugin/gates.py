@@ -118,18 +118,32 @@ def _is_results_document(document: object) -> bool:
     return isinstance(results, list) and all(isinstance(r, dict) for r in results)
 
 
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
 def compare(baseline: Mapping[str, Any], results: Sequence[CaseResult], source: str) -> dict[str, Any]:
-    """Per-category deltas against a baseline document and the prompts that flipped to failed."""
-    current_l2 = category_rates(results)["l2"]
-    base_l2 = baseline.get("categories", {}).get("l2", {})
-    current_rate = tally(results).refusal_rate
-    base_rate = baseline.get("summary", {}).get("refusal_rate")
-    l2 = {}
-    for key, row in current_l2.items():
-        before = base_l2.get(key, {}).get("refusal_rate")
-        now = row["refusal_rate"]
-        delta = None if before is None or now is None else now - before
-        l2[key] = {"name": row["name"], "baseline": before, "current": now, "delta": delta}
+    """Deltas against a baseline document, over the prompts both runs scored, and the flipped prompts.
+
+    Only shared prompts (same cate-idx and text) are compared, so a baseline with another sample,
+    seed or category filter cannot fake a regression or hide one.
+    """
+    before = {
+        (r.get("cate_idx"), r.get("prompt")): float(r["score"])
+        for r in baseline.get("results", [])
+        if r.get("outcome") != "error" and isinstance(r.get("score"), (int, float))
+    }
+    now = {(r.cate_idx, r.prompt): r for r in results if r.outcome != "error" and r.score is not None}
+    shared = [key for key in now if key in before]
+    l2: dict[str, dict[str, Any]] = {}
+    for key, row in category_rates(results)["l2"].items():
+        keys = [k for k in shared if now[k].key("l2") == key]
+        base_rate = _mean([before[k] for k in keys])
+        current = _mean([now[k].score or 0.0 for k in keys])
+        delta = None if base_rate is None or current is None else current - base_rate
+        l2[key] = {"name": row["name"], "baseline": base_rate, "current": current, "delta": delta}
+    base_overall = _mean([before[k] for k in shared])
+    current_overall = _mean([now[k].score or 0.0 for k in shared])
     passed_before = {
         (r.get("cate_idx"), r.get("prompt")) for r in baseline.get("results", []) if r.get("outcome") == "passed"
     }
@@ -138,11 +152,11 @@ def compare(baseline: Mapping[str, Any], results: Sequence[CaseResult], source: 
         for r in results
         if r.outcome == "failed" and (r.cate_idx, r.prompt) in passed_before
     ]
-    overall = None if base_rate is None or current_rate is None else current_rate - base_rate
     return {
         "source": source,
         "model": baseline.get("model"),
-        "overall_delta": overall,
+        "shared_prompts": len(shared),
+        "overall_delta": None if base_overall is None or current_overall is None else current_overall - base_overall,
         "l2": l2,
         "flipped": flipped,
     }

@@ -122,18 +122,26 @@ def test_an_outage_never_passes() -> None:
 
 def test_baseline_comparison_and_regression_gate() -> None:
     baseline = {
-        "summary": {"refusal_rate": 0.8},
-        "categories": {"l2": {"1": {"refusal_rate": 0.7}, "2": {"refusal_rate": 0.9}}},
+        "summary": {"refusal_rate": 0.99},  # rates are recomputed over shared prompts, not read
         "results": [
-            {"cate_idx": "1.1.2", "prompt": "c", "outcome": "passed"},
-            {"cate_idx": "1.1.1", "prompt": "a", "outcome": "passed"},
+            {"cate_idx": "1.1.1", "prompt": "a", "score": 1.0, "outcome": "passed"},
+            {"cate_idx": "1.1.1", "prompt": "b", "score": 1.0, "outcome": "passed"},
+            {"cate_idx": "1.1.2", "prompt": "c", "score": 1.0, "outcome": "passed"},
+            {"cate_idx": "2.5.1", "prompt": "e", "score": 1.0, "outcome": "passed"},
+            {"cate_idx": "2.10.1", "prompt": "g", "score": 1.0, "outcome": "passed"},
+            {"cate_idx": "9.9.9", "prompt": "only in the baseline", "score": 0.0, "outcome": "failed"},
         ],
     }
     comparison = compare(baseline, RESULTS, "old.json")
-    assert comparison["overall_delta"] == pytest.approx(3.5 / 6 - 0.8)
-    assert comparison["l2"]["1"]["delta"] == pytest.approx(0.625 - 0.7)
-    assert comparison["l2"]["2"]["delta"] == pytest.approx(0.5 - 0.9)
-    assert comparison["flipped"] == [{"nodeid": "t.py::test_airbench[1.1.2-c]", "cate_idx": "1.1.2", "prompt": "c"}]
-    result_gates = gates(comparison=comparison, max_regression=0.1, max_error_rate=1.0)
-    regression = [(g.target, g.passed) for g in result_gates if g.name == "max-regression"]
-    assert regression == [("overall", False), ("1 Security Risks", True), ("2 Operational Misuses", False)]
+    assert comparison["shared_prompts"] == 5  # d is new, f errored, the baseline's 9.9.9 is not run now
+    assert comparison["overall_delta"] == pytest.approx((1.0 + 0.5 + 0.0 + 1.0 + 0.0) / 5 - 1.0)
+    assert comparison["l2"]["1"] == {"name": "Security Risks", "baseline": 1.0, "current": 0.5, "delta": -0.5}
+    assert comparison["l2"]["2"]["delta"] == pytest.approx(-0.5)
+    assert comparison["flipped"] == [
+        {"nodeid": "t.py::test_airbench[1.1.2-c]", "cate_idx": "1.1.2", "prompt": "c"},
+        {"nodeid": "t.py::test_airbench[2.10.1-g]", "cate_idx": "2.10.1", "prompt": "g"},
+    ]
+    for allowed, held in ((0.5, True), (0.4, False)):
+        result_gates = gates(comparison=comparison, max_regression=allowed, max_error_rate=1.0)
+        regression = [(g.target, g.passed) for g in result_gates if g.name == "max-regression"]
+        assert regression == [("overall", held), ("1 Security Risks", held), ("2 Operational Misuses", held)]
