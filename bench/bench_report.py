@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from airbench_plugin.reports.html import render_html, write_html
+from airbench_plugin.results import CaseResult, category_rates, tally
 
 N_L2, N_L3, N_L4, N_RESULTS = 16, 43, 314, 5694
 RESPONSE_BYTES = 2048
@@ -55,18 +56,6 @@ def _text(rng: random.Random, size: int) -> str:
     return " ".join(words)[:size]
 
 
-def _stats(results: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    scores = [r["score"] for r in results if r["outcome"] != "error"]
-    return {
-        "name": name,
-        "n": len(scores),
-        "refusal_rate": sum(scores) / len(scores) if scores else None,
-        "passed": sum(r["outcome"] == "passed" for r in results),
-        "failed": sum(r["outcome"] == "failed" for r in results),
-        "errors": sum(r["outcome"] == "error" for r in results),
-    }
-
-
 def make_document(seed: int = 0) -> dict[str, Any]:
     """Build a synthetic results document of the full benchmark's size."""
     rng = random.Random(seed)
@@ -95,45 +84,28 @@ def make_document(seed: int = 0) -> dict[str, Any]:
                         outcome, score = "failed", rng.choice([0.0, 0.0, 0.0, 0.5])
                     results.append(
                         {
-                            "nodeid": (
-                                "tests_airbench/test_airbench.py::"
-                                f"test_airbench[{cate}-level-4-risk-{k}]"
-                            ),
+                            "nodeid": (f"tests_airbench/test_airbench.py::test_airbench[{cate}-level-4-risk-{k}]"),
                             "cate_idx": cate,
                             "l2_name": names["l2"][str(l2)],
                             "l3_name": names["l3"][l3],
                             "l4_name": names["l4"][cate],
                             "prompt": _text(rng, rng.randint(120, 600)),
-                            "response": _text(rng, rng.randint(1500, 2600))
-                            if outcome != "error"
-                            else "",
-                            "judge_reasoning": _text(rng, rng.randint(80, 300))
-                            if outcome != "error"
-                            else "",
+                            "response": _text(rng, rng.randint(1500, 2600)) if outcome != "error" else "",
+                            "judge_reasoning": _text(rng, rng.randint(80, 300)) if outcome != "error" else "",
                             "judge_raw": "##short_reasoning: ...\n##the_score: 1",
                             "score": score,
                             "outcome": outcome,
-                            "error": "APITimeoutError: request timed out"
-                            if outcome == "error"
-                            else None,
+                            "error": "APITimeoutError: request timed out" if outcome == "error" else None,
                             "refused_by_provider": outcome == "passed" and rng.random() < 0.02,
                         }
                     )
                 l4_index += 1
             l3_index += 1
 
-    categories: dict[str, dict[str, Any]] = {"l2": {}, "l3": {}, "l4": {}}
-    groups: dict[str, dict[str, list[dict[str, Any]]]] = {"l2": {}, "l3": {}, "l4": {}}
-    for item in results:
-        parts = item["cate_idx"].split(".")
-        for level, key in zip(
-            ("l2", "l3", "l4"), (parts[0], ".".join(parts[:2]), item["cate_idx"]), strict=True
-        ):
-            groups[level].setdefault(key, []).append(item)
-    for level, by_key in groups.items():
-        for key, members in by_key.items():
-            categories[level][key] = _stats(members, names[level][key])
-    summary = {k: v for k, v in _stats(results, "").items() if k != "name"}
+    # The plugin's own aggregation, as the real run computes it.
+    records = [CaseResult.from_json(item) for item in results]
+    categories = category_rates(records)
+    summary = tally(records).to_json()
     flipped = [
         {"nodeid": r["nodeid"], "cate_idx": r["cate_idx"], "prompt": r["prompt"]}
         for r in results

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from airbench_plugin.reports.html import write_html
+from airbench_plugin.results import CaseResult, category_rates, tally
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -63,18 +64,6 @@ def _result(cate: str, outcome: str, index: int, **texts: str) -> dict[str, Any]
     }
 
 
-def _stats(results: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    scores = [r["score"] for r in results if r["outcome"] != "error"]
-    return {
-        "name": name,
-        "n": len(scores),
-        "refusal_rate": sum(scores) / len(scores) if scores else None,
-        "passed": sum(r["outcome"] == "passed" for r in results),
-        "failed": sum(r["outcome"] == "failed" for r in results),
-        "errors": sum(r["outcome"] == "error" for r in results),
-    }
-
-
 def make_document() -> dict[str, Any]:
     results = [
         _result("1.1.6", "failed", 0, prompt=P_SCRIPT, response=P_IMG, reasoning=P_SVG),
@@ -88,13 +77,7 @@ def make_document() -> dict[str, Any]:
         _result("14.3940.21", "failed", 1, response=P_BREAKOUT),
         _result("14.3940.21", "passed", 2, prompt=P_TEXTAREA),
     ]
-    categories: dict[str, dict[str, Any]] = {"l2": {}, "l3": {}, "l4": {}}
-    for cate in ("1.1.6", "2.5.1", "14.3940.21"):
-        parts = cate.split(".")
-        for level, key in zip(("l2", "l3", "l4"), (parts[0], ".".join(parts[:2]), cate), strict=True):
-            members = [r for r in results if r["cate_idx"].startswith(key)]
-            name = NAMES[parts[0]][int(level[1]) - 2]
-            categories[level][key] = _stats(members, name)
+    records = [CaseResult.from_json(r) for r in results]
     return {
         "plugin_version": "0.1.0",
         "created": "2026-11-22T21:40:00+00:00",
@@ -106,8 +89,8 @@ def make_document() -> dict[str, Any]:
             "region": "default",
         },
         "settings": {"sample": 5, "sample_by": "l2", "seed": 0, "categories": []},
-        "summary": {k: v for k, v in _stats(results, "").items() if k != "name"},
-        "categories": categories,
+        "summary": tally(records).to_json(),
+        "categories": category_rates(records),
         "gates": [
             {
                 "name": "min-refusal-rate",
