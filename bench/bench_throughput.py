@@ -44,9 +44,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+if str(REPO) not in sys.path:  # run as a script (`python bench/bench_throughput.py`): the tests package lives here
+    sys.path.insert(0, str(REPO))
 
-from chat_server import JUDGE_MODEL, TARGET_MODEL, ChatServer, Reply  # noqa: E402
+from tests.chat_server import JUDGE_MODEL, TARGET_MODEL, ChatServer, Reply  # noqa: E402
 
 # The 16 level-2 groups of AIR-Bench 2024, in taxonomy order.
 L2_NAMES = (

@@ -12,10 +12,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from chat_server import JUDGE_MODEL, TARGET_MODEL, ChatServer
 
 from airbench_plugin.store import CallStore
-from conftest import suite_args
+from tests.chat_server import JUDGE_MODEL, TARGET_MODEL, ChatServer
+from tests.helpers import suite_args
 
 
 def test_a_rerun_and_a_new_threshold_make_no_calls(

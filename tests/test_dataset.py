@@ -19,7 +19,7 @@ from airbench_plugin.dataset import (
     sample_cases,
     select_categories,
 )
-from conftest import CATEGORIES, judge_rows, make_hub_folder, synthetic_rows, write_csv
+from tests.helpers import CATEGORIES, DATA, judge_rows, make_hub_folder, synthetic_rows, write_csv
 
 
 def cases(per_category: int = 10) -> list[Case]:
@@ -64,10 +64,10 @@ def test_hub_layout_folder_through_the_hub_code_path(tmp_path: Path) -> None:
     assert len(us_cases) == 2
 
 
-def test_reference_prompts_load_with_their_real_templates(reference: Path) -> None:
+def test_reference_prompts_load_with_their_real_templates() -> None:
     suite_cases, templates = load_suite(
-        str(reference / "prompts_sample_80.csv"),
-        str(reference / "judge_prompts_2024-06.csv"),
+        str(DATA / "prompts_sample_80.csv"),
+        str(DATA / "judge_prompts_2024-06.csv"),
         "default",
         (),
         5,

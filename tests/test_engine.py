@@ -7,15 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chat_server import COMPLIANCE, JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
 
 from airbench_plugin.dataset import Case
 from airbench_plugin.engine import CaseError, CircuitOpen, Endpoint, Engine, backoff_delay
-from airbench_plugin.providers.base import parse_retry_after, redact
+from airbench_plugin.providers.base import display_url, parse_retry_after, redact
 from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.providers.together import TogetherProvider
 from airbench_plugin.store import CallStore, call_key
-from conftest import CATEGORIES, FAKE_KEY, TEMPLATE
+from tests.chat_server import COMPLIANCE, JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
+from tests.helpers import CATEGORIES, FAKE_KEY, TEMPLATE
 
 TEMPLATES = {cate: TEMPLATE.replace("{topic}", l4) for cate, _l2, _l3, l4 in CATEGORIES}
 
@@ -321,3 +321,9 @@ def test_a_case_this_process_will_not_run_is_cancelled(chat_server: ChatServer, 
     assert later.cancelled()
     assert not engine.submitted(case(1))
     assert all("Prompt 1:" not in str(c["messages"]) for c in chat_server.calls())
+
+
+def test_credentials_in_a_base_url_are_never_shown() -> None:
+    assert display_url("https://user:s3cret@proxy.example:8443/v1?api-key=abc#x") == "https://proxy.example:8443/v1"
+    assert display_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+    assert display_url(None) is None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 
 from airbench_plugin.judge import JUDGE_PATTERN, JudgeParseError, fill_template, parse_judgement, refusal_score
+from tests.helpers import DATA
 
 
 @pytest.mark.parametrize(
@@ -79,11 +79,11 @@ def test_scale_conversion() -> None:
     assert refusal_score(0.0, "harm") == 1.0
 
 
-def test_filled_prompts_match_helm_exactly(reference: Path) -> None:
+def test_filled_prompts_match_helm_exactly() -> None:
     """HELM's own filled judge prompts, rebuilt from the June-2024 templates, byte for byte."""
-    with (reference / "judge_prompts_2024-06.csv").open(encoding="utf-8") as handle:
+    with (DATA / "judge_prompts_2024-06.csv").open(encoding="utf-8") as handle:
         templates = {row["cate-idx"]: row["judge_prompt"] for row in csv.DictReader(handle)}
-    lines = (reference / "helm_gpt-4o_annotated_10.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (DATA / "helm_gpt-4o_annotated_10.jsonl").read_text(encoding="utf-8").splitlines()
     instances = [json.loads(line) for line in lines if line.strip()]
     assert len(instances) == 10
     for instance in instances:
@@ -91,8 +91,8 @@ def test_filled_prompts_match_helm_exactly(reference: Path) -> None:
         assert filled == instance["judge_prompt_filled"]
 
 
-def test_every_real_template_has_one_question_and_one_answer(reference: Path) -> None:
-    with (reference / "judge_prompts_2024-06.csv").open(encoding="utf-8") as handle:
+def test_every_real_template_has_one_question_and_one_answer() -> None:
+    with (DATA / "judge_prompts_2024-06.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 314
     for row in rows:

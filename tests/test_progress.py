@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chat_server import ChatServer
 
 from airbench_plugin.progress import Pacer, merge, progress_line
-from conftest import suite_args
+from tests.chat_server import ChatServer
+from tests.helpers import suite_args
 
 
 def test_progress_line_adds_up_every_worker() -> None:

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from pathlib import Path
 from statistics import fmean
 from typing import Any
 
 import pytest
-from chat_server import JUDGE_MODEL, TARGET_MODEL, ChatServer, Reply, judge_parts
 
 from airbench_plugin.dataset import CASE_COLUMNS
-from conftest import read_jsonl, suite_args, write_csv
+from tests.chat_server import JUDGE_MODEL, TARGET_MODEL, ChatServer, Reply, judge_parts
+from tests.helpers import DATA, SUITE_FILE, read_jsonl, suite_args, write_csv
 
 
 def recorded_server(records: list[dict[str, Any]], raw_score: Any) -> ChatServer:
@@ -34,14 +33,14 @@ def recorded_server(records: list[dict[str, Any]], raw_score: Any) -> ChatServer
     return ChatServer(handler)
 
 
-def test_llama_3_8b_recorded_scores_and_means(pytester: pytest.Pytester, reference: Path, api_key: str) -> None:
-    records = read_jsonl(reference / "llama-3-8b_recorded_80.jsonl")
-    pytester.makepyfile(test_suite="from airbench_plugin.suite.test_airbench import test_airbench\n")
+def test_llama_3_8b_recorded_scores_and_means(pytester: pytest.Pytester, api_key: str) -> None:
+    records = read_jsonl(DATA / "llama-3-8b_recorded_80.jsonl")
+    pytester.makepyfile(test_suite=SUITE_FILE)
     out = pytester.path / "results.json"
     # The June-2024 templates give 1 to assistance: serve the judge's raw harm score, 1 - refusal.
     with recorded_server(records, lambda r: f"{1 - r['score']:g}") as server:
         result = pytester.runpytest_subprocess(
-            *suite_args(server, reference / "prompts_sample_80.csv", reference / "judge_prompts_2024-06.csv"),
+            *suite_args(server, DATA / "prompts_sample_80.csv", DATA / "judge_prompts_2024-06.csv"),
             "--airbench-judge-scale",
             "harm",
             "--airbench-sample",
@@ -69,18 +68,18 @@ def test_llama_3_8b_recorded_scores_and_means(pytester: pytest.Pytester, referen
     assert reasons == {r["prompt"]: r["judge_reasoning"] for r in records}
 
 
-def test_helm_filled_judge_prompts_are_sent_verbatim(pytester: pytest.Pytester, reference: Path, api_key: str) -> None:
-    instances = read_jsonl(reference / "helm_gpt-4o_annotated_10.jsonl")
+def test_helm_filled_judge_prompts_are_sent_verbatim(pytester: pytest.Pytester, api_key: str) -> None:
+    instances = read_jsonl(DATA / "helm_gpt-4o_annotated_10.jsonl")
     prompts = write_csv(
         pytester.path / "helm10.csv",
         CASE_COLUMNS,
         [[i["cate-idx"], i["l2-name"], i["l3-name"], i["l4-name"], i["prompt"]] for i in instances],
     )
-    pytester.makepyfile(test_suite="from airbench_plugin.suite.test_airbench import test_airbench\n")
+    pytester.makepyfile(test_suite=SUITE_FILE)
     out = pytester.path / "results.json"
     with recorded_server(instances, lambda r: r["judge_raw_score"]) as server:
         pytester.runpytest_subprocess(
-            *suite_args(server, prompts, reference / "judge_prompts_2024-06.csv"),
+            *suite_args(server, prompts, DATA / "judge_prompts_2024-06.csv"),
             "--airbench-judge-scale",
             "harm",
             "--airbench-sample",

@@ -326,9 +326,8 @@ def test_pytest_html_report_shows_hostile_answers_as_text(
     driver: WebDriver, pytester: pytest.Pytester, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
     """Our columns and extras in pytest-html's own report, rendered by its JavaScript, run nothing."""
-    from chat_server import TARGET_MODEL, ChatServer, Reply
-
-    from conftest import suite_args
+    from tests.chat_server import TARGET_MODEL, ChatServer, Reply
+    from tests.helpers import suite_args
 
     pytester.makepyfile(test_suite="from airbench_plugin.suite.test_airbench import test_airbench\n")
     with ChatServer() as server:

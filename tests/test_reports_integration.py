@@ -7,9 +7,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from chat_server import COMPLIANCE, TARGET_MODEL, ChatServer, Reply
 
-from conftest import suite_args
+from tests.chat_server import COMPLIANCE, TARGET_MODEL, ChatServer, Reply
+from tests.helpers import run_suite, suite_args
+
+FAILED = pytest.ExitCode.TESTS_FAILED
 
 XDIST = [pytest.param([], id="no-xdist"), pytest.param(["-n", "2"], id="n2")]
 HOSTILE = "<script>window.__xss=1</script><img src=x onerror=\"document.title='pwned'\"></textarea>"
@@ -193,3 +195,75 @@ def test_html_report_is_written_under_xdist(
     assert "l2-chart" in page
     assert HOSTILE not in page
     assert page.count('class="case') >= 18
+
+
+def test_error_rate_gate_alone_does_not_pass_failing_prompts(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    chat_server.inject(Reply(COMPLIANCE), times=100, model=TARGET_MODEL)
+    result = run_suite(suite, chat_server, dataset_files, "--airbench-max-error-rate=0.1")
+    result.assert_outcomes(failed=13)
+    assert result.ret == FAILED
+
+
+def test_a_run_stopped_by_x_never_passes_the_gates(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    chat_server.inject(Reply(COMPLIANCE), model=TARGET_MODEL, prompt_contains="Prompt 2 for Network intrusion")
+    result = run_suite(
+        suite, chat_server, dataset_files, "--airbench-sample=all", "-x", "--airbench-min-refusal-rate=0.5"
+    )
+    assert result.ret == FAILED
+
+
+def test_teardown_errors_fail_the_run_despite_gates(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    suite.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def airbench_target():
+            yield lambda prompt: "I can't help with that request."
+            raise RuntimeError("could not shut the app down")
+        """
+    )
+    result = run_suite(suite, chat_server, dataset_files, "--airbench-min-refusal-rate=0.5")
+    result.assert_outcomes(passed=13, errors=1)
+    assert result.ret == FAILED
+
+
+def test_xfailed_prompts_still_count(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    suite.makeconftest(
+        """
+        import pytest
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                if "1.1.1-" in item.nodeid:
+                    item.add_marker(pytest.mark.xfail(reason="known weakness"))
+        """
+    )
+    chat_server.inject(Reply(COMPLIANCE), times=3, model=TARGET_MODEL, prompt_contains="for Network intrusion")
+    out = suite.path / "r.json"
+    result = run_suite(suite, chat_server, dataset_files, "--airbench-sample=all", f"--airbench-json={out}")
+    result.assert_outcomes(passed=15, xfailed=3)
+    summary = json.loads(out.read_text())["summary"]
+    assert (summary["n"], summary["refusal_rate"]) == (18, 15 / 18)
+
+
+def test_an_unwritable_output_is_reported_and_the_others_are_written(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    (suite.path / "taken").write_text("a file where a directory should be")
+    result = run_suite(
+        suite, chat_server, dataset_files, "--airbench-json=taken/r.json", "--airbench-report=report.html"
+    )
+    result.assert_outcomes(passed=13)
+    result.stdout.fnmatch_lines(["ERROR: --airbench-json: could not write taken/r.json: *"])
+    assert (suite.path / "report.html").is_file()
+    assert result.ret == FAILED
+    assert "Traceback" not in result.stdout.str()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airbench_plugin.gates import compare, evaluate_gates, verdict
+from airbench_plugin.plugin import exit_status
 from airbench_plugin.results import CaseResult, category_rates, select_prefix, tally, token_usage
 
 
@@ -145,3 +146,26 @@ def test_baseline_comparison_and_regression_gate() -> None:
         result_gates = gates(comparison=comparison, max_regression=allowed, max_error_rate=1.0)
         regression = [(g.target, g.passed) for g in result_gates if g.name == "max-regression"]
         assert regression == [("overall", held), ("1 Security Risks", held), ("2 Operational Misuses", held)]
+
+
+OK, FAILED = pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED
+RATE_GATE = {"name": "min-refusal-rate", "passed": True}
+ERROR_GATE = {"name": "max-error-rate", "passed": True}
+
+
+@pytest.mark.parametrize(
+    ("status", "gates", "others", "complete", "expected"),
+    [
+        (FAILED, [RATE_GATE, ERROR_GATE], 0, True, OK),  # the gates decide
+        (FAILED, [ERROR_GATE], 0, True, FAILED),  # the error-rate gate alone never passes failures
+        (OK, [{**ERROR_GATE, "passed": False}], 0, True, FAILED),
+        (FAILED, [RATE_GATE, ERROR_GATE], 1, True, FAILED),  # a failure outside the suite
+        (FAILED, [RATE_GATE, ERROR_GATE], 0, False, FAILED),  # stopped or partial
+        (pytest.ExitCode.INTERRUPTED, [RATE_GATE], 0, True, pytest.ExitCode.INTERRUPTED),
+        (FAILED, [], 0, True, FAILED),
+    ],
+)
+def test_exit_status(
+    status: pytest.ExitCode, gates: list[dict[str, object]], others: int, complete: bool, expected: pytest.ExitCode
+) -> None:
+    assert exit_status(status, gates, others, complete, []) == expected

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from chat_server import COMPLIANCE, JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
 
-from conftest import FAKE_KEY, suite_args
+from tests.chat_server import COMPLIANCE, JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
+from tests.helpers import FAKE_KEY, run_suite, suite_args
 
 XDIST = [pytest.param([], id="no-xdist"), pytest.param(["-n", "0"], id="n0"), pytest.param(["-n", "2"], id="n2")]
 
@@ -27,14 +27,6 @@ def test_every_prompt_is_called_once_and_reported(
     document = json.loads(out.read_text())
     assert document["summary"] == {"n": 18, "refusal_rate": 1.0, "passed": 18, "failed": 0, "errors": 0}
     result.stdout.fnmatch_lines(["*AIR-Bench 2024*", "*refusal rate 100.0% over 18 scored prompts*"])
-
-
-def run_suite(suite: pytest.Pytester, server: ChatServer, files: tuple[Path, Path], *extra: str) -> pytest.RunResult:
-    """Run in-process (fast) unless xdist is asked for, which needs a real process tree."""
-    args = suite_args(server, *files, *extra)
-    if "-n" in extra:
-        return suite.runpytest_subprocess(*args)
-    return suite.runpytest(*args)
 
 
 def test_without_a_model_the_suite_is_skipped_with_one_reason(suite: pytest.Pytester) -> None:
@@ -360,3 +352,41 @@ def test_a_sync_application_is_called_concurrently(
     result.assert_outcomes(passed=18)
     peak = int(result.stdout.str().split("peak concurrency ")[1].split()[0])
     assert peak > 8  # asyncio's default pool would cap this at min(32, cores + 4)
+
+
+def test_a_failing_application_is_recorded_with_its_message(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    suite.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def airbench_target():
+            raise RuntimeError("my app failed to start")
+        """
+    )
+    out = suite.path / "r.json"
+    run_suite(suite, chat_server, dataset_files, f"--airbench-json={out}")
+    errors = {r["error"] for r in json.loads(out.read_text())["results"]}
+    assert errors == {"RuntimeError: my app failed to start"}
+
+
+def test_a_bad_judge_key_stops_the_run(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    chat_server.inject(Reply("Incorrect API key provided", status=401), times=1000, model=JUDGE_MODEL)
+    result = run_suite(suite, chat_server, dataset_files, "--airbench-sample=all", "--airbench-concurrency=2")
+    assert "AIR-Bench stopped early: the first 3 calls to the judge" in result.stdout.str()
+    assert len(chat_server.calls(TARGET_MODEL)) < 18
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_judge_content_filter_is_one_clear_error(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    chat_server.inject(Reply("filtered", status=400, error_code="content_filter"), model=JUDGE_MODEL)
+    result = run_suite(suite, chat_server, dataset_files, "--airbench-categories=1.1.1")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*the judge's provider refused to grade this answer (content filter)*"])
+    assert len(chat_server.calls(JUDGE_MODEL)) == 3

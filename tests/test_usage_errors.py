@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from chat_server import ChatServer
 
-from conftest import FAKE_KEY, suite_args, write_csv
-
-
-def assert_usage_error(result: pytest.RunResult, message: str) -> None:
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    lines = [line for line in result.errlines if line.strip()]
-    assert lines == [f"ERROR: {message}"]
-    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+from tests.chat_server import ChatServer
+from tests.helpers import FAKE_KEY, assert_usage_error, run_suite, suite_args, write_csv
 
 
 @pytest.mark.parametrize(
@@ -177,3 +171,34 @@ def test_regression_gate_needs_a_baseline(suite: pytest.Pytester) -> None:
     assert_usage_error(
         result, "--airbench-max-regression needs --airbench-baseline PATH (a previous --airbench-json file)."
     )
+
+
+def test_bad_cache_directory_is_one_sentence(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    blocker = suite.path / "a-file"
+    blocker.write_text("not a directory")
+    result = run_suite(suite, chat_server, dataset_files, f"--airbench-cache={blocker}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    lines = [line for line in result.errlines if line.strip()]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"ERROR: --airbench-cache: cannot use '{blocker}' as the response cache (")
+    assert lines[0].endswith("pass another directory or --airbench-no-cache.")
+    assert chat_server.calls() == []
+
+
+@pytest.mark.parametrize(
+    "baseline",
+    [
+        {"results": [], "summary": {"refusal_rate": "0.9"}},
+        {"results": [], "summary": {}, "categories": {"l2": []}},
+        [1, 2],
+    ],
+)
+def test_malformed_baseline_is_one_sentence_before_any_call(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, baseline: object
+) -> None:
+    (suite.path / "old.json").write_text(json.dumps(baseline))
+    result = run_suite(suite, chat_server, dataset_files, "--airbench-baseline=old.json")
+    assert_usage_error(result, "the baseline 'old.json' is not a file written by --airbench-json.")
+    assert chat_server.calls() == []

@@ -1,0 +1,1 @@
+"""The plugin's own tests (a package, so helpers import as `tests.helpers`, `tests.chat_server`)."""
