@@ -7,14 +7,19 @@ import them from there, never from one another.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import datasets  # noqa: F401 - imported once here: in-process pytester runs cannot re-import numpy
 import pytest
 
 from tests.chat_server import ChatServer
 from tests.helpers import CATEGORIES, FAKE_KEY, SUITE_FILE, TEMPLATE, synthetic_rows, write_csv
+
+if TYPE_CHECKING:
+    from selenium.webdriver import Chrome
 
 # Nothing in these tests may reach a hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -55,3 +60,42 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester directory holding the safety suite, collected from the installed plugin."""
     pytester.makepyfile(test_suite=SUITE_FILE)
     return pytester
+
+
+@pytest.fixture(scope="session")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chrome]:
+    """One headless Chromium for every browser test of this process (it takes seconds to start).
+
+    Where Chromium is missing the browser tests skip, except on CI (`CI=true`), where they fail.
+    """
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        reason = f"headless Chromium not available (chromium={chromium}, chromedriver={chromedriver})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; refusing to skip the browser test on CI")
+        pytest.skip(reason)
+    options = webdriver.ChromeOptions()
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+        "--window-size=1280,1800",
+    ):
+        options.add_argument(argument)
+    options.binary_location = chromium
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(options=options, service=Service(chromedriver))
+    try:
+        yield browser
+    finally:
+        browser.quit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -24,8 +25,23 @@ def case(i: int = 0, cate: str = "1.1.1") -> Case:
     return Case(cate, "Security Risks", "Confidentiality", "Network intrusion", f"Prompt {i}: do harm", i)
 
 
+class MakeEngine(Protocol):
+    """Builds an engine on the loopback server; the fixture closes every engine it built."""
+
+    def __call__(
+        self,
+        *,
+        retries: int = ...,
+        timeout: float = ...,
+        store: CallStore | None = ...,
+        url: str | None = ...,
+        provider: type[OpenAIProvider] | type[TogetherProvider] = ...,
+        concurrency: int = ...,
+    ) -> Engine: ...
+
+
 @pytest.fixture
-def make_engine(chat_server: ChatServer) -> Iterator[object]:
+def make_engine(chat_server: ChatServer) -> Iterator[MakeEngine]:
     engines: list[Engine] = []
 
     def make(
@@ -60,7 +76,9 @@ def make_engine(chat_server: ChatServer) -> Iterator[object]:
 
 
 @pytest.mark.parametrize("provider", [OpenAIProvider, TogetherProvider])
-def test_a_case_is_one_target_call_and_one_judge_call(chat_server: ChatServer, make_engine, provider) -> None:
+def test_a_case_is_one_target_call_and_one_judge_call(
+    chat_server: ChatServer, make_engine: MakeEngine, provider: type[OpenAIProvider] | type[TogetherProvider]
+) -> None:
     verdict = make_engine(provider=provider).verdict(case())
     assert (verdict.response, verdict.score, verdict.judge_reasoning) == (REFUSAL, 1.0, "refuses")
     assert len(chat_server.calls(TARGET_MODEL)) == 1
@@ -68,7 +86,7 @@ def test_a_case_is_one_target_call_and_one_judge_call(chat_server: ChatServer, m
     assert verdict.target_tokens[1] == len(REFUSAL.split())
 
 
-def test_429_with_retry_after_is_retried(chat_server: ChatServer, make_engine) -> None:
+def test_429_with_retry_after_is_retried(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(
         Reply("Rate limit reached", status=429, headers={"Retry-After": "0"}), times=2, model=TARGET_MODEL
     )
@@ -79,7 +97,7 @@ def test_429_with_retry_after_is_retried(chat_server: ChatServer, make_engine) -
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_server_errors_are_retried_then_reported(chat_server: ChatServer, make_engine, status: int) -> None:
+def test_server_errors_are_retried_then_reported(chat_server: ChatServer, make_engine: MakeEngine, status: int) -> None:
     chat_server.inject(Reply("upstream exploded", status=status), times=3, model=TARGET_MODEL)
     with pytest.raises(CaseError) as info:
         make_engine(retries=1).verdict(case())
@@ -87,14 +105,14 @@ def test_server_errors_are_retried_then_reported(chat_server: ChatServer, make_e
     assert len(chat_server.calls(TARGET_MODEL)) == 2  # the first try and one retry, no more
 
 
-def test_a_slow_answer_times_out_and_is_retried(chat_server: ChatServer, make_engine) -> None:
+def test_a_slow_answer_times_out_and_is_retried(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(Reply(REFUSAL, delay=2.0), times=1, model=TARGET_MODEL)
     engine = make_engine(timeout=0.3)
     assert engine.verdict(case()).score == 1.0
     assert engine.stats.retried == 1
 
 
-def test_timeouts_that_persist_error_the_case(chat_server: ChatServer, make_engine) -> None:
+def test_timeouts_that_persist_error_the_case(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(Reply(REFUSAL, delay=2.0), times=2, model=TARGET_MODEL)
     with pytest.raises(
         CaseError, match=r"failed after 2 attempts: no answer from http://127.0.0.1:\d+/v1 within 0.3 s"
@@ -107,7 +125,7 @@ def test_timeouts_that_persist_error_the_case(chat_server: ChatServer, make_engi
     [b"{not json", b'{"object": "chat.completion"}', b'{"choices": []}'],
     ids=["not-json", "no-choices", "empty"],
 )
-def test_malformed_bodies_are_retried(chat_server: ChatServer, make_engine, body: bytes) -> None:
+def test_malformed_bodies_are_retried(chat_server: ChatServer, make_engine: MakeEngine, body: bytes) -> None:
     chat_server.inject(Reply(body=body, headers={"Content-Type": "application/json"}), times=1, model=TARGET_MODEL)
     engine = make_engine()
     assert engine.verdict(case()).score == 1.0
@@ -128,7 +146,7 @@ def test_malformed_bodies_are_retried(chat_server: ChatServer, make_engine, body
     ],
 )
 def test_errors_retrying_cannot_fix_are_not_retried(
-    chat_server: ChatServer, make_engine, reply: Reply, message: str
+    chat_server: ChatServer, make_engine: MakeEngine, reply: Reply, message: str
 ) -> None:
     chat_server.inject(reply, times=1, model=TARGET_MODEL)
     engine = make_engine(retries=5)
@@ -139,7 +157,9 @@ def test_errors_retrying_cannot_fix_are_not_retried(
     assert engine.stats.retried == 0
 
 
-def test_the_breaker_stops_the_run_when_the_first_calls_all_fail_alike(chat_server: ChatServer, make_engine) -> None:
+def test_the_breaker_stops_the_run_when_the_first_calls_all_fail_alike(
+    chat_server: ChatServer, make_engine: MakeEngine
+) -> None:
     chat_server.inject(Reply("Incorrect API key provided: sk-abc***xyz", status=401), times=1000, model=TARGET_MODEL)
     engine = make_engine()
     futures = [engine.submit(case(i)) for i in range(40)]
@@ -157,14 +177,14 @@ def test_the_breaker_stops_the_run_when_the_first_calls_all_fail_alike(chat_serv
     assert len(chat_server.calls()) < 40 // 2  # the run stopped instead of erroring case by case
 
 
-def test_the_breaker_trips_on_an_unreachable_base_url(make_engine) -> None:
+def test_the_breaker_trips_on_an_unreachable_base_url(make_engine: MakeEngine) -> None:
     engine = make_engine(url="http://127.0.0.1:9/v1", retries=0)
     futures = [engine.submit(case(i)) for i in range(6)]
     with pytest.raises(CircuitOpen, match=r"all failed with: cannot connect to http://127.0.0.1:9/v1\."):
         futures[-1].result()
 
 
-def test_no_breaker_after_a_success(chat_server: ChatServer, make_engine) -> None:
+def test_no_breaker_after_a_success(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     engine = make_engine()
     engine.verdict(case(0))
     chat_server.inject(Reply("bad request", status=400), times=5, model=TARGET_MODEL)
@@ -174,14 +194,14 @@ def test_no_breaker_after_a_success(chat_server: ChatServer, make_engine) -> Non
         assert not isinstance(info.value, CircuitOpen)
 
 
-def test_content_filter_finish_reason_is_a_provider_refusal(chat_server: ChatServer, make_engine) -> None:
+def test_content_filter_finish_reason_is_a_provider_refusal(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(Reply("", finish_reason="content_filter"), model=TARGET_MODEL)
     verdict = make_engine().verdict(case())
     assert (verdict.score, verdict.refused_by_provider) == (1.0, True)
     assert chat_server.calls(JUDGE_MODEL) == []
 
 
-def test_content_policy_400_is_a_provider_refusal(chat_server: ChatServer, make_engine) -> None:
+def test_content_policy_400_is_a_provider_refusal(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(
         Reply(
             "The response was filtered due to the prompt triggering content management policy",
@@ -196,14 +216,16 @@ def test_content_policy_400_is_a_provider_refusal(chat_server: ChatServer, make_
 
 
 @pytest.mark.parametrize("answer", ["", "   \n\t "])
-def test_empty_answers_score_one_without_the_judge(chat_server: ChatServer, make_engine, answer: str) -> None:
+def test_empty_answers_score_one_without_the_judge(
+    chat_server: ChatServer, make_engine: MakeEngine, answer: str
+) -> None:
     chat_server.inject(Reply(answer), model=TARGET_MODEL)
     verdict = make_engine().verdict(case())
     assert (verdict.score, verdict.judge_raw) == (1.0, None)
     assert chat_server.calls(JUDGE_MODEL) == []
 
 
-def test_harm_scale_is_flipped(chat_server: ChatServer, make_engine) -> None:
+def test_harm_scale_is_flipped(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(Reply(COMPLIANCE), model=TARGET_MODEL)
     engine = make_engine()
     engine.judge_scale = "harm"
@@ -211,7 +233,9 @@ def test_harm_scale_is_flipped(chat_server: ChatServer, make_engine) -> None:
     assert (verdict.raw_score, verdict.score) == (0.0, 1.0)
 
 
-def test_completed_calls_are_cached_and_never_repeated(chat_server: ChatServer, make_engine, tmp_path: Path) -> None:
+def test_completed_calls_are_cached_and_never_repeated(
+    chat_server: ChatServer, make_engine: MakeEngine, tmp_path: Path
+) -> None:
     first = make_engine(store=CallStore(tmp_path / "cache"))
     verdicts = [first.verdict(case(i)) for i in range(3)]
     first.close()
@@ -223,7 +247,9 @@ def test_completed_calls_are_cached_and_never_repeated(chat_server: ChatServer, 
     assert second.stats.cached == 6
 
 
-def test_unparseable_judgements_are_not_cached(chat_server: ChatServer, make_engine, tmp_path: Path) -> None:
+def test_unparseable_judgements_are_not_cached(
+    chat_server: ChatServer, make_engine: MakeEngine, tmp_path: Path
+) -> None:
     chat_server.inject(Reply("no idea"), times=2, model=JUDGE_MODEL)
     engine = make_engine(store=CallStore(tmp_path / "cache"))
     with pytest.raises(CaseError):
@@ -272,7 +298,7 @@ def test_redaction() -> None:
     assert redact("Incorrect API key provided: sk-proj-abcdefghijkl") == "Incorrect API key provided: sk-***"
 
 
-def test_calls_are_served_in_case_order(chat_server: ChatServer, make_engine) -> None:
+def test_calls_are_served_in_case_order(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     """A case's judge call goes before later cases' model calls, so tests finish in order."""
     engine = make_engine(concurrency=1)
     futures = [engine.submit(case(i)) for i in range(6)]
@@ -312,7 +338,7 @@ def test_ordered_slots_serve_the_lowest_priority_first() -> None:
     assert asyncio.run(scenario()) == [1, 3, 5, 9]
 
 
-def test_a_case_this_process_will_not_run_is_cancelled(chat_server: ChatServer, make_engine) -> None:
+def test_a_case_this_process_will_not_run_is_cancelled(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     engine = make_engine(concurrency=1)
     first = engine.submit(case(0))
     later = engine.submit(case(1))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from airbench_plugin.options import DEFAULT_DATASET, Settings, option_names, parse_values, resolve_provider
+from airbench_plugin.options import DEFAULT_DATASET, option_names, parse_values, resolve_provider
 from tests.chat_server import ChatServer
 from tests.helpers import suite_args
 
@@ -81,14 +82,21 @@ def test_auto_provider() -> None:
 
 
 def test_public_settings_hold_no_secret_and_are_json() -> None:
-    import json
-
-    settings = parse_values({"model": "m", "sample": "all", "category_gates": "1:0.9"})
+    settings = parse_values(
+        {
+            "model": "m",
+            "sample": "all",
+            "category_gates": "1:0.9",
+            "base_url": "https://user:pa55word@proxy.example:8443/v1?api-key=k3y-in-url",
+        }
+    )
     data = settings.public_dict()
+    assert json.loads(json.dumps(data)) == data  # plain JSON, nothing lost on the way
     assert data["sample"] == "all"
     assert data["category_gates"] == {"1": 0.9}
-    json.dumps(data)
-    assert isinstance(settings, Settings)
+    assert data["base_url"] == "https://proxy.example:8443/v1"
+    assert "pa55word" not in json.dumps(data)
+    assert "k3y-in-url" not in json.dumps(data)
 
 
 def test_command_line_wins_over_ini(

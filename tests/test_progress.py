@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from airbench_plugin import progress
 from airbench_plugin.progress import Pacer, merge, progress_line
 from tests.chat_server import ChatServer
 from tests.helpers import suite_args
@@ -33,8 +34,36 @@ def test_pacer() -> None:
     assert [pacer.due(t) for t in (0, 1, 5, 6, 10.5)] == [False, False, True, False, True]
 
 
-def test_no_progress_lines_when_output_is_not_a_terminal(
-    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+@pytest.mark.parametrize("tty", [True, False], ids=["terminal", "not-a-terminal"])
+def test_progress_lines_only_on_a_terminal(
+    suite: pytest.Pytester,
+    chat_server: ChatServer,
+    dataset_files: tuple[Path, Path],
+    api_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tty: bool,
 ) -> None:
-    result = suite.runpytest_subprocess(*suite_args(chat_server, *dataset_files))
-    assert "in flight" not in result.stdout.str()
+    """With a line due after every prompt, a terminal gets them and a log file gets none."""
+    monkeypatch.setattr(progress, "PROGRESS_EVERY", 0.0)
+    if tty:
+        suite.makeconftest(
+            """
+            class Tty:  # pytest reads `isatty` both as a bool and as a method
+                def __bool__(self):
+                    return True
+
+                def __call__(self):
+                    return True
+
+            def pytest_sessionstart(session):
+                session.config.pluginmanager.get_plugin("terminalreporter").isatty = Tty()
+            """
+        )
+    result = suite.runpytest(*suite_args(chat_server, *dataset_files))
+    result.assert_outcomes(passed=13)
+    lines = [line for line in result.outlines if line.startswith("airbench: ") and "in flight" in line]
+    if tty:
+        assert len(lines) == 12  # every result after the first
+        assert lines[-1].startswith("airbench: 13/13 prompts · ")
+    else:
+        assert lines == []

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +10,15 @@ import pytest
 
 from airbench_plugin.reports.html import write_html
 from airbench_plugin.results import CaseResult, category_rates, tally
+from tests.chat_server import TARGET_MODEL, ChatServer, Reply
+from tests.helpers import SUITE_FILE, suite_args
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
 try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver import Chrome
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support.ui import Select
 except ImportError as exc:  # pragma: no cover - depends on the environment
     if ON_CI:
@@ -117,17 +115,6 @@ def make_document() -> dict[str, Any]:
 # --------------------------------------------------------------------------- fixtures
 
 
-def _find_browser() -> tuple[str, str]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    chromedriver = shutil.which("chromedriver")
-    if chromium and chromedriver:
-        return chromium, chromedriver
-    reason = f"headless Chromium not available (chromium={chromium}, chromedriver={chromedriver})"
-    if ON_CI:
-        pytest.fail(f"{reason}; refusing to skip the browser test on CI")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def report_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("report") / "report.html"
@@ -136,49 +123,23 @@ def report_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    chromium, chromedriver = _find_browser()
-    options = webdriver.ChromeOptions()
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-        "--window-size=1280,1800",
-    ):
-        options.add_argument(argument)
-    options.binary_location = chromium
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    browser = webdriver.Chrome(options=options, service=Service(chromedriver))
-    try:
-        yield browser
-    finally:
-        browser.quit()
-
-
-@pytest.fixture(scope="module")
-def page(driver: WebDriver, report_path: Path) -> WebDriver:
+def page(driver: Chrome, report_path: Path) -> Chrome:
     driver.get(report_path.as_uri())
     # give failed image loads / onload handlers a chance to run if anything was injected
     driver.execute_async_script("var done = arguments[0]; setTimeout(done, 300);")
     return driver
 
 
-def _not_pwned(driver: WebDriver) -> None:
+def _not_pwned(driver: Chrome) -> None:
     assert driver.title == TITLE
     assert driver.execute_script("return typeof window.__xss") == "undefined"
 
 
-def _expand_everything(driver: WebDriver) -> None:
+def _expand_everything(driver: Chrome) -> None:
     driver.execute_script("document.querySelectorAll('details').forEach(function (d) { d.open = true; });")
 
 
-def _case_visibility(driver: WebDriver) -> list[tuple[str, str, bool]]:
+def _case_visibility(driver: Chrome) -> list[tuple[str, str, bool]]:
     """(outcome, cate, displayed) of every .case, using selenium's own visibility check."""
     _expand_everything(driver)
     return [
@@ -191,7 +152,7 @@ def _case_visibility(driver: WebDriver) -> list[tuple[str, str, bool]]:
     ]
 
 
-def _set_category(driver: WebDriver, text: str) -> None:
+def _set_category(driver: Chrome, text: str) -> None:
     box = driver.find_element(By.ID, "filter-category")
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(Keys.BACKSPACE)
@@ -202,7 +163,7 @@ def _set_category(driver: WebDriver, text: str) -> None:
 # --------------------------------------------------------------------------- tests
 
 
-def test_title_and_no_script_injection(page: WebDriver) -> None:
+def test_title_and_no_script_injection(page: Chrome) -> None:
     _not_pwned(page)
     counts = page.execute_script(
         "return [document.scripts.length, document.images.length,"
@@ -211,22 +172,23 @@ def test_title_and_no_script_injection(page: WebDriver) -> None:
     assert counts == [1, 0, 0, 1]
 
 
-def test_own_script_runs_and_nothing_is_blocked(page: WebDriver) -> None:
+def test_own_script_runs_and_nothing_is_blocked(page: Chrome) -> None:
     """The CSP hash admits the report's own script: the filter counter is live."""
     select = Select(page.find_element(By.ID, "filter-outcome"))
     select.select_by_value("error")
     assert page.find_element(By.ID, "filter-count").text == "1 of 10 prompts match"
     select.select_by_value("all")
     assert page.find_element(By.ID, "filter-count").text == "10 prompts"
+    log: list[dict[str, Any]] = page.get_log("browser")  # type: ignore[no-untyped-call]  # untyped in selenium
     violations = [
         entry["message"]
-        for entry in page.get_log("browser")
+        for entry in log
         if "Content Security Policy" in entry["message"] or "Refused to" in entry["message"]
     ]
     assert violations == []
 
 
-def test_chart_has_one_bar_per_level2(page: WebDriver) -> None:
+def test_chart_has_one_bar_per_level2(page: Chrome) -> None:
     chart = page.find_element(By.ID, "l2-chart")
     assert chart.is_displayed()
     assert chart.size["width"] > 300
@@ -239,7 +201,7 @@ def test_chart_has_one_bar_per_level2(page: WebDriver) -> None:
     assert widths[0] == pytest.approx(2 * widths[1], abs=0.2)
 
 
-def test_filter_by_outcome(page: WebDriver) -> None:
+def test_filter_by_outcome(page: Chrome) -> None:
     _set_category(page, "")
     Select(page.find_element(By.ID, "filter-outcome")).select_by_value("failed")
     rows = _case_visibility(page)
@@ -269,7 +231,7 @@ def test_filter_by_outcome(page: WebDriver) -> None:
         ("misuse", {"2.5.1"}),
     ],
 )
-def test_filter_by_category(page: WebDriver, query: str, expected: set[str]) -> None:
+def test_filter_by_category(page: Chrome, query: str, expected: set[str]) -> None:
     Select(page.find_element(By.ID, "filter-outcome")).select_by_value("all")
     _set_category(page, query)
     rows = _case_visibility(page)
@@ -282,7 +244,7 @@ def test_filter_by_category(page: WebDriver, query: str, expected: set[str]) -> 
     assert all(shown for _, _, shown in _case_visibility(page))
 
 
-def test_filters_combine(page: WebDriver) -> None:
+def test_filters_combine(page: Chrome) -> None:
     Select(page.find_element(By.ID, "filter-outcome")).select_by_value("failed")
     _set_category(page, "1.1")
     rows = _case_visibility(page)
@@ -292,7 +254,7 @@ def test_filters_combine(page: WebDriver) -> None:
     _set_category(page, "")
 
 
-def test_chart_bar_click_filters_category(page: WebDriver) -> None:
+def test_chart_bar_click_filters_category(page: Chrome) -> None:
     page.find_element(By.CSS_SELECTOR, '#l2-chart .crow[data-l2="14"]').click()
     assert page.find_element(By.ID, "filter-category").get_attribute("value") == "14"
     rows = _case_visibility(page)
@@ -300,7 +262,7 @@ def test_chart_bar_click_filters_category(page: WebDriver) -> None:
     _set_category(page, "")
 
 
-def test_hostile_text_is_shown_literally(page: WebDriver, tmp_path: Path) -> None:
+def test_hostile_text_is_shown_literally(page: Chrome, tmp_path: Path) -> None:
     _expand_everything(page)
     results_text = page.find_element(By.ID, "results").text
     for payload in PAYLOADS:
@@ -323,13 +285,10 @@ def test_hostile_text_is_shown_literally(page: WebDriver, tmp_path: Path) -> Non
 
 
 def test_pytest_html_report_shows_hostile_answers_as_text(
-    driver: WebDriver, pytester: pytest.Pytester, dataset_files: tuple[Path, Path], api_key: str
+    driver: Chrome, pytester: pytest.Pytester, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
     """Our columns and extras in pytest-html's own report, rendered by its JavaScript, run nothing."""
-    from tests.chat_server import TARGET_MODEL, ChatServer, Reply
-    from tests.helpers import suite_args
-
-    pytester.makepyfile(test_suite="from airbench_plugin.suite.test_airbench import test_airbench\n")
+    pytester.makepyfile(test_suite=SUITE_FILE)
     with ChatServer() as server:
         server.inject(Reply(P_IMG + P_SCRIPT), times=3, model=TARGET_MODEL, prompt_contains="for Race")
         pytester.runpytest(

@@ -17,7 +17,9 @@ XDIST = [pytest.param([], id="no-xdist"), pytest.param(["-n", "2"], id="n2")]
 HOSTILE = "<script>window.__xss=1</script><img src=x onerror=\"document.title='pwned'\"></textarea>"
 
 
-def run(suite: pytest.Pytester, server: ChatServer, files: tuple[Path, Path], dist: list[str], *extra: str):
+def run(
+    suite: pytest.Pytester, server: ChatServer, files: tuple[Path, Path], dist: list[str], *extra: str
+) -> pytest.RunResult:
     args = suite_args(server, *files, "--airbench-sample=all", *extra, *dist)
     return suite.runpytest_subprocess(*args) if dist else suite.runpytest(*args)
 
@@ -40,7 +42,7 @@ def test_junitxml_carries_properties_and_the_response(
     for case in cases:
         props = {p.get("name"): p.get("value") for p in case.findall("properties/property")}
         assert set(props) == {"cate_idx", "l2", "l3", "l4", "score", "judge_reasoning"}
-        assert props["cate_idx"] in case.get("name", "")
+        assert props["cate_idx"] is not None and props["cate_idx"] in case.get("name", "")
     props = {p.get("name"): p.get("value") for p in race[0].findall("properties/property")}
     assert props == {
         "cate_idx": "14.3940.21",
@@ -50,7 +52,8 @@ def test_junitxml_carries_properties_and_the_response(
         "score": "0",
         "judge_reasoning": "assists",
     }
-    assert race[0].find("system-out").text == HOSTILE  # text, escaped by the XML writer
+    out = race[0].find("system-out")
+    assert out is not None and out.text == HOSTILE  # text, escaped by the XML writer
     assert race[0].find("failure") is not None
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import pytest
 
-from airbench_plugin.gates import compare, evaluate_gates, verdict
+from airbench_plugin.gates import Gate, compare, evaluate_gates, verdict
 from airbench_plugin.plugin import exit_status
 from airbench_plugin.results import CaseResult, category_rates, select_prefix, tally, token_usage
 
@@ -75,16 +78,23 @@ def test_token_usage() -> None:
     }
 
 
-def gates(**kwargs):  # type: ignore[no-untyped-def]
-    options = {
-        "min_refusal_rate": None,
-        "category_gates": [],
-        "max_error_rate": None,
-        "comparison": None,
-        "max_regression": None,
-    }
-    options.update(kwargs)
-    return evaluate_gates(RESULTS, **options)
+def gates(
+    *,
+    min_refusal_rate: float | None = None,
+    category_gates: Sequence[tuple[str, float]] = (),
+    max_error_rate: float | None = None,
+    comparison: Mapping[str, Any] | None = None,
+    max_regression: float | None = None,
+) -> list[Gate]:
+    """The gates over RESULTS; every gate is off unless given."""
+    return evaluate_gates(
+        RESULTS,
+        min_refusal_rate=min_refusal_rate,
+        category_gates=category_gates,
+        max_error_rate=max_error_rate,
+        comparison=comparison,
+        max_regression=max_regression,
+    )
 
 
 def test_no_gate_configured_means_no_verdict() -> None:
