@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from airbench_plugin import options, prefetch, progress
+from airbench_plugin import markers, options, prefetch, progress
 from airbench_plugin.dataset import Case
 from airbench_plugin.engine import CaseError, CircuitOpen, Engine, Verdict
 from airbench_plugin.options import Settings
@@ -57,6 +57,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not is_worker(config):
         config.pluginmanager.register(ResultCollector(run, config), "airbench-results")
     config.addinivalue_line("markers", "airbench: an AIR-Bench 2024 safety test (one prompt)")
+    for line in markers.marker_lines(run.cases):
+        config.addinivalue_line("markers", line)
     if config.pluginmanager.hasplugin("html") and not is_worker(config):
         from airbench_plugin.reports.pytest_html_hooks import HtmlIntegration
 
@@ -98,7 +100,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not run.settings.active:
         metafunc.parametrize(CASE_ARG, [pytest.param(None, marks=pytest.mark.skip(reason=SKIP_REASON), id="no-model")])
         return
-    metafunc.parametrize(CASE_ARG, run.cases, ids=[case.test_id for case in run.cases])
+    params = [
+        pytest.param(case, id=case.test_id, marks=[getattr(pytest.mark, name) for name in markers.case_markers(case)])
+        for case in run.cases
+    ]
+    metafunc.parametrize(CASE_ARG, params)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
