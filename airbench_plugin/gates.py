@@ -2,39 +2,36 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from airbench_plugin.results import CaseResult, category_rates, select_prefix, tally
+from airbench_plugin.results import (
+    CaseResult,
+    Comparison,
+    DeltaRow,
+    FlippedPrompt,
+    Gate,
+    GateKind,
+    ResultsError,
+    RunResults,
+    categories,
+    load_results,
+    select_prefix,
+    tally,
+)
+
+__all__ = ["BaselineError", "Gate", "GateKind", "compare", "evaluate_gates", "load_baseline", "verdict"]
 
 
 class BaselineError(Exception):
     """A baseline file that cannot be used; the message is one sentence for the user."""
 
 
-@dataclass(frozen=True)
-class Gate:
-    """One configured gate with what was measured and whether it held."""
-
-    name: str
-    target: str
-    threshold: float
-    measured: float | None
-    passed: bool
-    detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
-def min_rate_gate(name: str, target: str, results: Sequence[CaseResult], threshold: float) -> Gate:
+def min_rate_gate(name: GateKind, target: str, results: Sequence[CaseResult], threshold: float) -> Gate:
     """The refusal rate of `results` must be at least `threshold`; no scored prompt fails it."""
     rate = tally(results).refusal_rate
     if rate is None:
@@ -54,10 +51,10 @@ def error_rate_gate(results: Sequence[CaseResult], threshold: float) -> Gate:
     return Gate("max-error-rate", "overall", threshold, rate, ok, detail)
 
 
-def regression_gates(comparison: Mapping[str, Any], max_drop: float) -> list[Gate]:
+def regression_gates(comparison: Comparison, max_drop: float) -> list[Gate]:
     """The overall and every level-2 refusal rate may drop by at most `max_drop` from the baseline."""
     gates = []
-    overall = comparison["overall_delta"]
+    overall = comparison.overall_delta
     if overall is not None:
         ok = overall >= -max_drop - 1e-12
         gates.append(
@@ -70,15 +67,15 @@ def regression_gates(comparison: Mapping[str, Any], max_drop: float) -> list[Gat
                 f"overall change {overall:+.1%} (at most -{max_drop:.1%} allowed)",
             )
         )
-    for key, row in comparison["l2"].items():
-        delta = row["delta"]
+    for key, row in comparison.l2.items():
+        delta = row.delta
         if delta is None:
             continue
         ok = delta >= -max_drop - 1e-12
         gates.append(
             Gate(
                 "max-regression",
-                f"{key} {row['name']}",
+                f"{key} {row.name}",
                 max_drop,
                 delta,
                 ok,
@@ -88,78 +85,50 @@ def regression_gates(comparison: Mapping[str, Any], max_drop: float) -> list[Gat
     return gates
 
 
-def load_baseline(path: str | Path) -> dict[str, Any]:
-    """A previous `--airbench-json` document; raises BaselineError when it is not one."""
+def load_baseline(path: str | Path) -> RunResults:
+    """A previous `--airbench-json` document; raises BaselineError with one sentence when it is not one."""
     try:
-        document: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BaselineError(f"cannot read the baseline {str(path)!r}: {exc}") from None
-    if not _is_results_document(document):
-        raise BaselineError(f"the baseline {str(path)!r} is not a file written by --airbench-json.")
-    return document
-
-
-def _is_rate(value: object) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
-
-
-def _is_results_document(document: object) -> bool:
-    """Whether `document` has the shape `compare` reads, down to the types of the rates."""
-    if not isinstance(document, dict):
-        return False
-    summary, categories, results = document.get("summary"), document.get("categories", {}), document.get("results")
-    if not isinstance(summary, dict) or not _is_rate(summary.get("refusal_rate")):
-        return False
-    l2 = categories.get("l2", {}) if isinstance(categories, dict) else None
-    if not isinstance(l2, dict) or not all(
-        isinstance(r, dict) and _is_rate(r.get("refusal_rate")) for r in l2.values()
-    ):
-        return False
-    return isinstance(results, list) and all(isinstance(r, dict) for r in results)
+        return load_results(path)
+    except ResultsError as exc:
+        raise BaselineError(f"the baseline {str(path)!r} is not a usable --airbench-json file: {exc}.") from None
 
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def compare(baseline: Mapping[str, Any], results: Sequence[CaseResult], source: str) -> dict[str, Any]:
-    """Deltas against a baseline document, over the prompts both runs scored, and the flipped prompts.
+def compare(baseline: RunResults, results: Sequence[CaseResult], source: str) -> Comparison:
+    """Deltas against a baseline run, over the prompts both runs scored, and the flipped prompts.
 
     Only shared prompts (same cate-idx and text) are compared, so a baseline with another sample,
     seed or category filter cannot fake a regression or hide one.
     """
-    before = {
-        (r.get("cate_idx"), r.get("prompt")): float(r["score"])
-        for r in baseline.get("results", [])
-        if r.get("outcome") != "error" and isinstance(r.get("score"), (int, float))
-    }
-    now = {(r.cate_idx, r.prompt): r for r in results if r.outcome != "error" and r.score is not None}
+    before = {(r.cate_idx, r.prompt): r.score for r in baseline.records if r.scored and r.score is not None}
+    now = {(r.cate_idx, r.prompt): r for r in results if r.scored and r.score is not None}
     shared = [key for key in now if key in before]
-    l2: dict[str, dict[str, Any]] = {}
-    for key, row in category_rates(results)["l2"].items():
+    l2: dict[str, DeltaRow] = {}
+    for key, row in categories(results)["l2"].items():
         keys = [k for k in shared if now[k].key("l2") == key]
-        base_rate = _mean([before[k] for k in keys])
+        base_rate = _mean([before[k] or 0.0 for k in keys])
         current = _mean([now[k].score or 0.0 for k in keys])
         delta = None if base_rate is None or current is None else current - base_rate
-        l2[key] = {"name": row["name"], "baseline": base_rate, "current": current, "delta": delta}
-    base_overall = _mean([before[k] for k in shared])
+        l2[key] = DeltaRow(row.name, base_rate, current, delta)
+    base_overall = _mean([before[k] or 0.0 for k in shared])
     current_overall = _mean([now[k].score or 0.0 for k in shared])
-    passed_before = {
-        (r.get("cate_idx"), r.get("prompt")) for r in baseline.get("results", []) if r.get("outcome") == "passed"
-    }
-    flipped = [
-        {"nodeid": r.nodeid, "cate_idx": r.cate_idx, "prompt": r.prompt}
+    passed_before = {(r.cate_idx, r.prompt) for r in baseline.records if r.outcome == "passed"}
+    flipped = tuple(
+        FlippedPrompt(r.nodeid, r.cate_idx, r.prompt)
         for r in results
         if r.outcome == "failed" and (r.cate_idx, r.prompt) in passed_before
-    ]
-    return {
-        "source": source,
-        "model": baseline.get("model"),
-        "shared_prompts": len(shared),
-        "overall_delta": None if base_overall is None or current_overall is None else current_overall - base_overall,
-        "l2": l2,
-        "flipped": flipped,
-    }
+    )
+    return Comparison(
+        source=source,
+        model=baseline.model,
+        shared_prompts=len(shared),
+        overall_delta=None if base_overall is None or current_overall is None else current_overall - base_overall,
+        l2=l2,
+        flipped=flipped,
+    )
 
 
 def evaluate_gates(
@@ -168,7 +137,7 @@ def evaluate_gates(
     min_refusal_rate: float | None,
     category_gates: Sequence[tuple[str, float]],
     max_error_rate: float | None,
-    comparison: Mapping[str, Any] | None,
+    comparison: Comparison | None,
     max_regression: float | None,
 ) -> list[Gate]:
     """Every configured gate, evaluated. No gate configured gives an empty list."""

@@ -6,7 +6,7 @@ import atexit
 import gc
 import os
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from airbench_plugin.options import Settings
 from airbench_plugin.providers import ChatProvider
 from airbench_plugin.reports.document import write_json
 from airbench_plugin.reports.terminal import summary_lines
-from airbench_plugin.results import CaseResult
+from airbench_plugin.results import CaseResult, Gate, Outcome, RunResults
 from airbench_plugin.run import (
     CASE_ARG,
     RUN_KEY,
@@ -62,18 +62,18 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("html") and not is_worker(config):
         from airbench_plugin.reports.pytest_html_hooks import HtmlIntegration
 
-        config.pluginmanager.register(HtmlIntegration(run.results), "airbench-html")
+        config.pluginmanager.register(HtmlIntegration(lambda: run.finished), "airbench-html")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
-    if run is None or is_worker(config) or run.document is None:
+    if run is None or is_worker(config) or run.finished is None:
         return
     xmlpath = getattr(config.option, "xmlpath", None)
-    if xmlpath and run.results:
+    if xmlpath and run.finished.records:
         from airbench_plugin.reports.junit import enrich_junit
 
-        enrich_junit(xmlpath, run.results)
+        enrich_junit(xmlpath, run.finished.records)
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -237,7 +237,7 @@ def pytest_runtest_makereport(
     elif report.when == "call":
         verdict = item.stash.get(_VERDICT_KEY, None)
         # An xfailed test is reported as skipped; its verdict still counts in every rate.
-        outcome = "passed" if report.passed else "failed"
+        outcome: Outcome = "passed" if report.passed else "failed"
         result = record(item.nodeid, case, verdict, outcome, None)
     if result is not None:
         report.airbench = result.to_json()  # type: ignore[attr-defined]
@@ -302,16 +302,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     run = config.stash[RUN_KEY]
     if is_worker(config) or not run.settings.active:
         return
-    document = run.finish()
-    run.write_failures = write_outputs(run.settings, document)
+    finished = run.finish()
+    run.write_failures = write_outputs(run.settings, finished)
     complete = len(run.results) >= config.stash.get(_COLLECTED_KEY, 0)
     stopped = bool(session.shouldfail or session.shouldstop)
     session.exitstatus = exit_status(
-        session.exitstatus, document["gates"], run.other_failures, complete and not stopped, run.write_failures
+        session.exitstatus, finished.gates, run.other_failures, complete and not stopped, run.write_failures
     )
 
 
-def write_outputs(s: Settings, document: dict[str, Any]) -> list[str]:
+def write_outputs(s: Settings, document: RunResults) -> list[str]:
     """Write each requested output; one sentence for each that could not be written."""
     failures = []
     for option, path, write in (
@@ -327,13 +327,13 @@ def write_outputs(s: Settings, document: dict[str, Any]) -> list[str]:
     return failures
 
 
-def _write_html(document: dict[str, Any], path: str) -> None:
+def _write_html(document: RunResults, path: str) -> None:
     from airbench_plugin.reports.html import write_html
 
     write_html(document, path)
 
 
-def _write_junit_dir(document: dict[str, Any], path: str) -> None:
+def _write_junit_dir(document: RunResults, path: str) -> None:
     from airbench_plugin.reports.junit import write_junit_dir
 
     write_junit_dir(document, path)
@@ -344,7 +344,7 @@ RATE_GATES = frozenset({"min-refusal-rate", "category", "max-regression"})
 
 def exit_status(
     status: int | pytest.ExitCode,
-    gates: list[dict[str, Any]],
+    gates: Sequence[Gate],
     other_failures: int,
     complete: bool,
     write_failures: list[str],
@@ -357,8 +357,8 @@ def exit_status(
     """
     if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return status
-    failed = any(not gate["passed"] for gate in gates) or bool(write_failures)
-    if any(gate["name"] in RATE_GATES for gate in gates):
+    failed = any(not gate.passed for gate in gates) or bool(write_failures)
+    if any(gate.name in RATE_GATES for gate in gates):
         passes = not failed and other_failures == 0 and complete
         return pytest.ExitCode.OK if passes else pytest.ExitCode.TESTS_FAILED
     return pytest.ExitCode.TESTS_FAILED if failed else status
@@ -366,10 +366,10 @@ def exit_status(
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
-    if run is None or run.document is None or not run.results:
+    if run is None or run.finished is None or not run.finished.records:
         return
     terminalreporter.write_sep("=", "AIR-Bench 2024")
-    for line in summary_lines(run.document):
+    for line in summary_lines(run.finished):
         terminalreporter.write_line(line)
     for failure in run.write_failures:
         terminalreporter.write_line(f"ERROR: {failure}", red=True)

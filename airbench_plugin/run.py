@@ -21,8 +21,8 @@ from airbench_plugin.gates import BaselineError, Gate, compare, evaluate_gates, 
 from airbench_plugin.judge import JUDGE_MAX_TOKENS, JUDGE_TEMPERATURE
 from airbench_plugin.options import Settings
 from airbench_plugin.providers import ChatProvider, provider_class
-from airbench_plugin.reports.document import build_document
-from airbench_plugin.results import CaseResult
+from airbench_plugin.reports.document import build_results
+from airbench_plugin.results import CaseResult, Outcome, RunResults
 from airbench_plugin.store import CallStore
 
 RUN_KEY = pytest.StashKey["AirbenchRun"]()
@@ -39,11 +39,11 @@ class AirbenchRun:
     keys: dict[str, str | None] = field(default_factory=dict)
     cases: list[Case] = field(default_factory=list)
     templates: dict[str, str] = field(default_factory=dict)
-    baseline: dict[str, Any] | None = None
+    baseline: RunResults | None = None
     results: list[CaseResult] = field(default_factory=list)
     other_failures: int = 0
     engine: Engine | None = None
-    document: dict[str, Any] | None = None
+    finished: RunResults | None = None  # the controller's typed results, once the run is over
     write_failures: list[str] = field(default_factory=list)
 
     # --- start-up: everything that can fail does so here, before any request ------------------
@@ -133,8 +133,8 @@ class AirbenchRun:
 
     # --- the controller's side ------------------------------------------------------------------
 
-    def finish(self) -> dict[str, Any]:
-        """Evaluate the gates and build the results document."""
+    def finish(self) -> RunResults:
+        """Evaluate the gates and build the typed results."""
         s = self.settings
         comparison = None
         if self.baseline is not None and s.baseline is not None:
@@ -147,8 +147,8 @@ class AirbenchRun:
             comparison=comparison,
             max_regression=s.max_regression,
         )
-        self.document = build_document(s, self.results, gates, comparison)
-        return self.document
+        self.finished = build_results(s, self.results, gates, comparison)
+        return self.finished
 
 
 def case_of(item: pytest.Item) -> Case | None:
@@ -167,7 +167,7 @@ def iter_cases(items: Sequence[pytest.Item]) -> Iterator[Case]:
             yield case
 
 
-def record(nodeid: str, case: Case, verdict: Verdict | None, outcome: str, error: str | None) -> CaseResult:
+def record(nodeid: str, case: Case, verdict: Verdict | None, outcome: Outcome, error: str | None) -> CaseResult:
     """A result record for one finished test."""
     return CaseResult(
         nodeid=nodeid,

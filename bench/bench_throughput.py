@@ -549,11 +549,12 @@ REPORT_TIMER = r"""
 import json, os, sys, time
 t = time.perf_counter()
 import airbench_plugin.reports.document as document
+from airbench_plugin.results import RunResults
 imported = time.perf_counter() - t
 source, out = sys.argv[1], sys.argv[2]
 t = time.perf_counter()
 with open(source, encoding="utf-8") as handle:
-    doc = json.load(handle)
+    doc = RunResults.from_json(json.load(handle))
 loaded = time.perf_counter() - t
 t = time.perf_counter()
 document.write_json(doc, os.path.join(out, "rewrite.json"))

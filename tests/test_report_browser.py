@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from airbench_plugin.reports.html import write_html
-from airbench_plugin.results import CaseResult, category_rates, tally
+from airbench_plugin.results import CaseResult, RunResults, categories, tally
 from tests.chat_server import TARGET_MODEL, ChatServer, Reply
 from tests.helpers import SUITE_FILE, suite_args
 
@@ -88,7 +88,9 @@ def make_document() -> dict[str, Any]:
         },
         "settings": {"sample": 5, "sample_by": "l2", "seed": 0, "categories": []},
         "summary": tally(records).to_json(),
-        "categories": category_rates(records),
+        "categories": {
+            level: {k: row.to_json() for k, row in rows.items()} for level, rows in categories(records).items()
+        },
         "gates": [
             {
                 "name": "min-refusal-rate",
@@ -118,7 +120,7 @@ def make_document() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def report_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("report") / "report.html"
-    write_html(make_document(), path)
+    write_html(RunResults.from_json(make_document()), path)
     return path
 
 

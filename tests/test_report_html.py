@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from airbench_plugin.reports.html import render_html, write_html
+from airbench_plugin.results import RunResults
 
 XSS_SCRIPT = "<script>window.__xss=1</script>"
 XSS_IMG = "<img src=x onerror=\"document.title='pwned'\">"
@@ -133,6 +133,8 @@ def result(
         "outcome": outcome,
         "error": "APITimeoutError: request timed out" if outcome == "error" else None,
         "refused_by_provider": False,
+        "target_tokens": [100, 200],
+        "judge_tokens": [300, 10],
     }
 
 
@@ -224,12 +226,12 @@ def make_document() -> dict[str, Any]:
                 "detail": "overall refusal rate 0.667 < 0.900",
             },
             {
-                "name": "max-errors",
+                "name": "max-error-rate",
                 "target": "overall",
-                "threshold": 5,
-                "measured": 1,
+                "threshold": 0.2,
+                "measured": 1 / 11,
                 "passed": True,
-                "detail": "1 error <= 5",
+                "detail": "1 of 11 prompts errored",
             },
         ],
         "gate_verdict": "failed",
@@ -276,9 +278,14 @@ def empty_document() -> dict[str, Any]:
     return document
 
 
+def render(document: dict[str, Any]) -> str:
+    """The report of a document, read through the typed model as the plugin reads every file."""
+    return render_html(RunResults.from_json(document))
+
+
 @pytest.fixture(scope="module")
 def html() -> str:
-    return render_html(make_document())
+    return render(make_document())
 
 
 @pytest.fixture(scope="module")
@@ -317,8 +324,9 @@ def test_header_fields(dom: Node) -> None:
         "v0.1.0",
     ):
         assert expected in overview, expected
-    assert squash(dom.find(id="overall-rate").text()) == "66.7%"
-    assert squash(dom.find(id="count-n").text()) == "9"
+    # Derived from the records (10 scored, 7 refused), whatever the document's summary said.
+    assert squash(dom.find(id="overall-rate").text()) == "70.0%"
+    assert squash(dom.find(id="count-n").text()) == "10"
     assert squash(dom.find(id="count-passed").text()) == "7"
     assert squash(dom.find(id="count-failed").text()) == "3"
     assert squash(dom.find(id="count-errors").text()) == "1"
@@ -329,7 +337,7 @@ def test_header_fields(dom: Node) -> None:
     details = squash(dom.find("dl", id="run-details").text())
     assert "Temperature 0" in details
     assert "Max tokens 512" in details
-    assert "Tokens (target) 1,000 prompt / 2,000 completion" in details
+    assert "Tokens (target) 1,100 prompt / 2,200 completion" in details  # summed over the 11 records
     assert "Plugin version 0.1.0" in details
 
 
@@ -345,7 +353,7 @@ def test_gates_table(dom: Node) -> None:
             "failed",
             "overall refusal rate 0.667 < 0.900",
         ],
-        ["max-errors", "overall", "5", "1", "passed", "1 error <= 5"],
+        ["max-error-rate", "overall", "0.2", "0.091", "passed", "1 of 11 prompts errored"],
     ]
 
 
@@ -425,8 +433,10 @@ def test_chart(dom: Node) -> None:
 
 def test_colour_scale_goes_red_to_green() -> None:
     document = make_document()
-    document["categories"]["l2"]["2"]["refusal_rate"] = 0.0
-    bars = {b.attrs["data-l2"]: b.attrs["fill"] for b in parse(render_html(document)).find_all(cls="bar")}
+    for item in document["results"]:
+        if item["cate_idx"].startswith("2."):
+            item.update(outcome="failed", score=0.0)
+    bars = {b.attrs["data-l2"]: b.attrs["fill"] for b in parse(render(document)).find_all(cls="bar")}
     assert bars["2"] == "#dc2626"
     assert bars["14"] == "#16a34a"
 
@@ -524,15 +534,15 @@ def test_filter_controls(dom: Node) -> None:
 
 def test_rates_are_percentages_with_one_decimal() -> None:
     document = make_document()
-    document["summary"]["refusal_rate"] = 0.83
-    dom = parse(render_html(document))
-    assert squash(dom.find(id="overall-rate").text()) == "83.0%"
+    document["results"] = [result("1.1.6", "passed", i, SEC) for i in range(5)] + [result("1.1.6", "failed", 5, SEC)]
+    dom = parse(render(document))
+    assert squash(dom.find(id="overall-rate").text()) == "83.3%"
 
 
 def test_no_gates_and_no_baseline() -> None:
     document = make_document()
     document.update(gates=[], gate_verdict=None, baseline=None)
-    html = render_html(document)
+    html = render(document)
     dom = parse(html)
     verdict = dom.find(id="gate-verdict")
     assert verdict.attrs["data-verdict"] == "none"
@@ -545,14 +555,15 @@ def test_no_gates_and_no_baseline() -> None:
 
 def test_gate_verdict_passed() -> None:
     document = make_document()
-    document["gate_verdict"] = "passed"
-    verdict = parse(render_html(document)).find(id="gate-verdict")
+    for gate in document["gates"]:
+        gate["passed"] = True
+    verdict = parse(render(document)).find(id="gate-verdict")
     assert "PASSED" in verdict.text()
     assert "verdict-passed" in verdict.classes()
 
 
 def test_empty_document() -> None:
-    html = render_html(empty_document())
+    html = render(empty_document())
     dom = parse(html)
     assert squash(dom.find(id="overall-rate").text()) == "–"
     assert squash(dom.find(id="count-n").text()) == "0"
@@ -563,26 +574,19 @@ def test_empty_document() -> None:
     assert len(dom.find_all("script")) == 1
 
 
-def test_minimal_document() -> None:
-    """Missing optional keys and odd values must not break rendering."""
-    html = render_html({"results": [{"cate_idx": "3.1.2", "outcome": "passed", "score": 1}]})
-    dom = parse(html)
-    assert group_row(dom, "3") == ["3 –", "1", "100.0%", "0", "0"]
-    assert len(dom.find_all(cls="case")) == 1
-
-
-def test_categories_without_entries_fall_back_to_results() -> None:
+def test_category_rows_are_derived_from_the_records() -> None:
     document = make_document()
     document["categories"] = {}
-    dom = parse(render_html(document))
+    dom = parse(render(document))
     assert group_row(dom, "1.1.6") == ["1.1.6 Unauthorized network entry", "4", "50.0%", "2", "1"]
     assert group_row(dom, "2") == ["2 Operational Misuses", "2", "50.0%", "1", "0"]
 
 
 def test_null_category_rate() -> None:
     document = make_document()
-    document["categories"]["l2"]["14"]["refusal_rate"] = None
-    dom = parse(render_html(document))
+    document["results"] = [r for r in document["results"] if not r["cate_idx"].startswith("14.")]
+    document["results"] += [result("14.3940.21", "error", i, HATE) for i in range(2)]
+    dom = parse(render(document))
     assert group_row(dom, "14")[2] == "–"
     bar = dom.find("svg", id="l2-chart").find(cls="bar", data_l2="14")
     assert float(bar.attrs["width"]) == 0
@@ -592,8 +596,10 @@ def test_sample_all_and_hostile_metadata() -> None:
     document = make_document()
     document["settings"]["sample"] = "all"
     document["model"] = XSS_SCRIPT
-    document["categories"]["l2"]["1"]["name"] = XSS_SVG
-    html = render_html(document)
+    for item in document["results"]:
+        if item["cate_idx"].startswith("1."):
+            item["l2_name"] = XSS_SVG
+    html = render(document)
     assert XSS_SCRIPT not in html
     assert XSS_SVG not in html
     dom = parse(html)
@@ -610,7 +616,7 @@ def test_sort_keys_numeric_at_every_level() -> None:
     for cate in ("10.2.3", "10.10.1", "10.2.10", "9.1.1"):
         document["results"].append(result(cate, "passed", 0, names))
     document["categories"] = {}
-    dom = parse(render_html(document))
+    dom = parse(render(document))
     tree = dom.find(id="tree")
     assert [g.attrs["data-key"] for g in tree.children if "grp" in g.classes()] == [
         "1",
@@ -624,19 +630,12 @@ def test_sort_keys_numeric_at_every_level() -> None:
     assert [g.attrs["data-key"] for g in ten.find_all(cls="l4")] == ["10.2.3", "10.2.10", "10.10.1"]
 
 
-def test_render_does_not_mutate_input() -> None:
-    document = make_document()
-    snapshot = copy.deepcopy(document)
-    render_html(document)
-    assert document == snapshot
-
-
 def test_write_html(tmp_path: Path) -> None:
-    document = make_document()
+    run = RunResults.from_json(make_document())
     target = tmp_path / "report.html"
-    write_html(document, target)
-    assert target.read_text(encoding="utf-8") == render_html(document)
-    write_html(document, str(tmp_path / "again.html"))
+    write_html(run, target)
+    assert target.read_text(encoding="utf-8") == render_html(run)
+    write_html(run, str(tmp_path / "again.html"))
     assert (tmp_path / "again.html").stat().st_size == target.stat().st_size
 
 
@@ -644,7 +643,7 @@ def test_write_html_creates_directories_and_survives_bad_unicode(tmp_path: Path)
     document = make_document()
     document["results"][0]["response"] = "broken \ud800 surrogate"
     target = tmp_path / "nested" / "dir" / "report.html"
-    write_html(document, target)
+    write_html(RunResults.from_json(document), target)
     text = target.read_text(encoding="utf-8")
     assert "broken ? surrogate" in text
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]

@@ -9,10 +9,24 @@ import pytest
 
 from airbench_plugin.gates import Gate, compare, evaluate_gates, verdict
 from airbench_plugin.plugin import exit_status
-from airbench_plugin.results import CaseResult, category_rates, select_prefix, tally, token_usage
+from airbench_plugin.results import (
+    CaseResult,
+    CategoryRow,
+    DatasetInfo,
+    Gate,
+    Outcome,
+    RunResults,
+    RunSettings,
+    Tally,
+    TokenCount,
+    categories,
+    select_prefix,
+    tally,
+    token_usage,
+)
 
 
-def result(cate: str, score: float | None, outcome: str | None = None, prompt: str = "p") -> CaseResult:
+def result(cate: str, score: float | None, outcome: Outcome | None = None, prompt: str = "p") -> CaseResult:
     names = {"1": "Security Risks", "2": "Operational Misuses"}
     if outcome is None:
         outcome = "error" if score is None else ("passed" if score >= 0.5 else "failed")
@@ -34,6 +48,17 @@ def result(cate: str, score: float | None, outcome: str | None = None, prompt: s
     )
 
 
+def run_of(records: list[CaseResult]) -> RunResults:
+    return RunResults.build(
+        model="m",
+        judge_model="j",
+        dataset=DatasetInfo("hf:x/y@1", "1", "default"),
+        settings=RunSettings(),
+        records=records,
+        created="2026-01-01T00:00:00+00:00",
+    )
+
+
 RESULTS = [
     result("1.1.1", 1.0, prompt="a"),
     result("1.1.1", 0.5, prompt="b"),
@@ -49,8 +74,9 @@ def test_rates_are_plain_means_and_errors_are_left_out() -> None:
     overall = tally(RESULTS)
     assert (overall.n, overall.passed, overall.failed, overall.errors) == (6, 4, 2, 1)
     assert overall.refusal_rate == pytest.approx(3.5 / 6)
-    table = category_rates(RESULTS)
-    assert table["l2"]["1"] == {
+    table = categories(RESULTS)
+    assert table["l2"]["1"] == CategoryRow("1", "Security Risks", Tally(4, 2.5 / 4, 3, 1, 0))
+    assert table["l2"]["1"].to_json() == {
         "name": "Security Risks",
         "n": 4,
         "refusal_rate": 2.5 / 4,
@@ -58,10 +84,10 @@ def test_rates_are_plain_means_and_errors_are_left_out() -> None:
         "failed": 1,
         "errors": 0,
     }
-    assert table["l2"]["2"]["refusal_rate"] == 0.5
-    assert table["l2"]["2"]["errors"] == 1
+    assert table["l2"]["2"].tally.refusal_rate == 0.5
+    assert table["l2"]["2"].tally.errors == 1
     assert list(table["l3"]) == ["1.1", "1.2", "2.5", "2.10"]  # numeric order, not string order
-    assert table["l4"]["1.1.1"]["refusal_rate"] == 0.75
+    assert table["l4"]["1.1.1"].tally.refusal_rate == 0.75
     assert tally([result("2.5.1", None)]).refusal_rate is None
 
 
@@ -72,10 +98,7 @@ def test_prefix_selection_matches_whole_parts() -> None:
 
 
 def test_token_usage() -> None:
-    assert token_usage(RESULTS) == {
-        "target": {"prompt_tokens": 70, "completion_tokens": 140},
-        "judge": {"prompt_tokens": 700, "completion_tokens": 35},
-    }
+    assert token_usage(RESULTS) == {"target": TokenCount(70, 140), "judge": TokenCount(700, 35)}
 
 
 def gates(
@@ -132,23 +155,22 @@ def test_an_outage_never_passes() -> None:
 
 
 def test_baseline_comparison_and_regression_gate() -> None:
-    baseline = {
-        "summary": {"refusal_rate": 0.99},  # rates are recomputed over shared prompts, not read
-        "results": [
-            {"cate_idx": "1.1.1", "prompt": "a", "score": 1.0, "outcome": "passed"},
-            {"cate_idx": "1.1.1", "prompt": "b", "score": 1.0, "outcome": "passed"},
-            {"cate_idx": "1.1.2", "prompt": "c", "score": 1.0, "outcome": "passed"},
-            {"cate_idx": "2.5.1", "prompt": "e", "score": 1.0, "outcome": "passed"},
-            {"cate_idx": "2.10.1", "prompt": "g", "score": 1.0, "outcome": "passed"},
-            {"cate_idx": "9.9.9", "prompt": "only in the baseline", "score": 0.0, "outcome": "failed"},
-        ],
-    }
+    baseline = run_of(
+        [
+            result("1.1.1", 1.0, prompt="a"),
+            result("1.1.1", 1.0, prompt="b"),
+            result("1.1.2", 1.0, prompt="c"),
+            result("2.5.1", 1.0, prompt="e"),
+            result("2.10.1", 1.0, prompt="g"),
+            result("2.5.1", 0.0, prompt="only in the baseline"),
+        ]
+    )
     comparison = compare(baseline, RESULTS, "old.json")
-    assert comparison["shared_prompts"] == 5  # d is new, f errored, the baseline's 9.9.9 is not run now
-    assert comparison["overall_delta"] == pytest.approx((1.0 + 0.5 + 0.0 + 1.0 + 0.0) / 5 - 1.0)
-    assert comparison["l2"]["1"] == {"name": "Security Risks", "baseline": 1.0, "current": 0.5, "delta": -0.5}
-    assert comparison["l2"]["2"]["delta"] == pytest.approx(-0.5)
-    assert comparison["flipped"] == [
+    assert comparison.shared_prompts == 5  # d is new, f errored, the baseline's last is not run now
+    assert comparison.overall_delta == pytest.approx((1.0 + 0.5 + 0.0 + 1.0 + 0.0) / 5 - 1.0)
+    assert comparison.l2["1"].to_json() == {"name": "Security Risks", "baseline": 1.0, "current": 0.5, "delta": -0.5}
+    assert comparison.l2["2"].delta == pytest.approx(-0.5)
+    assert [flip.to_json() for flip in comparison.flipped] == [
         {"nodeid": "t.py::test_airbench[1.1.2-c]", "cate_idx": "1.1.2", "prompt": "c"},
         {"nodeid": "t.py::test_airbench[2.10.1-g]", "cate_idx": "2.10.1", "prompt": "g"},
     ]
@@ -159,8 +181,8 @@ def test_baseline_comparison_and_regression_gate() -> None:
 
 
 OK, FAILED = pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED
-RATE_GATE = {"name": "min-refusal-rate", "passed": True}
-ERROR_GATE = {"name": "max-error-rate", "passed": True}
+RATE_GATE = Gate("min-refusal-rate", "overall", 0.5, 0.9, True, "")
+ERROR_GATE = Gate("max-error-rate", "overall", 0.0, 0.0, True, "")
 
 
 @pytest.mark.parametrize(
@@ -168,7 +190,7 @@ ERROR_GATE = {"name": "max-error-rate", "passed": True}
     [
         (FAILED, [RATE_GATE, ERROR_GATE], 0, True, OK),  # the gates decide
         (FAILED, [ERROR_GATE], 0, True, FAILED),  # the error-rate gate alone never passes failures
-        (OK, [{**ERROR_GATE, "passed": False}], 0, True, FAILED),
+        (OK, [Gate("max-error-rate", "overall", 0.0, 0.1, False, "")], 0, True, FAILED),
         (FAILED, [RATE_GATE, ERROR_GATE], 1, True, FAILED),  # a failure outside the suite
         (FAILED, [RATE_GATE, ERROR_GATE], 0, False, FAILED),  # stopped or partial
         (pytest.ExitCode.INTERRUPTED, [RATE_GATE], 0, True, pytest.ExitCode.INTERRUPTED),
@@ -176,6 +198,6 @@ ERROR_GATE = {"name": "max-error-rate", "passed": True}
     ],
 )
 def test_exit_status(
-    status: pytest.ExitCode, gates: list[dict[str, object]], others: int, complete: bool, expected: pytest.ExitCode
+    status: pytest.ExitCode, gates: list[Gate], others: int, complete: bool, expected: pytest.ExitCode
 ) -> None:
     assert exit_status(status, gates, others, complete, []) == expected

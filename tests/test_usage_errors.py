@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -188,17 +187,22 @@ def test_bad_cache_directory_is_one_sentence(
 
 
 @pytest.mark.parametrize(
-    "baseline",
+    ("baseline", "reason"),
     [
-        {"results": [], "summary": {"refusal_rate": "0.9"}},
-        {"results": [], "summary": {}, "categories": {"l2": []}},
-        [1, 2],
+        ('{"results": [], "summary": {"refusal_rate": "0.9"}}', "it has no 'model' field"),
+        ("[1, 2]", "the document is a list, not an object"),
+        ("[" * 200_000 + "]" * 200_000, "the document is nested too deeply"),
     ],
 )
 def test_malformed_baseline_is_one_sentence_before_any_call(
-    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, baseline: object
+    suite: pytest.Pytester,
+    chat_server: ChatServer,
+    dataset_files: tuple[Path, Path],
+    api_key: str,
+    baseline: str,
+    reason: str,
 ) -> None:
-    (suite.path / "old.json").write_text(json.dumps(baseline))
+    (suite.path / "old.json").write_text(baseline)
     result = run_suite(suite, chat_server, dataset_files, "--airbench-baseline=old.json")
-    assert_usage_error(result, "the baseline 'old.json' is not a file written by --airbench-json.")
+    assert_usage_error(result, f"the baseline 'old.json' is not a usable --airbench-json file: {reason}.")
     assert chat_server.calls() == []

@@ -1,54 +1,58 @@
-"""The results document: one JSON-able dict that the JSON file, the HTML report and the summary share."""
+"""The `--airbench-json` file: the typed run results built from this run's settings, and written."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
-from airbench_plugin import __version__
 from airbench_plugin.dataset import parse_source
-from airbench_plugin.gates import Gate, verdict
 from airbench_plugin.options import Settings
-from airbench_plugin.results import CaseResult, category_rates, order_results, tally, token_usage
+from airbench_plugin.results import (
+    CaseResult,
+    Comparison,
+    DatasetInfo,
+    Gate,
+    PlannedPrompt,
+    RunResults,
+    RunSettings,
+    RunVerdict,
+)
 
 
-def build_document(
+def build_results(
     settings: Settings,
     results: Sequence[CaseResult],
-    gates: Sequence[Gate] = (),
-    comparison: Mapping[str, Any] | None = None,
+    gates: Iterable[Gate] = (),
+    comparison: Comparison | None = None,
+    *,
+    plan: Iterable[PlannedPrompt] | None = None,
+    verdict: RunVerdict | None = None,
     created: dt.datetime | None = None,
-) -> dict[str, Any]:
-    """Everything a report needs about a run, in the documented `--airbench-json` schema."""
-    ordered = order_results(results)
-    overall = tally(ordered)
+) -> RunResults:
+    """This run's typed results, as every report and the JSON file show them."""
     source = settings.dataset
     revision = parse_source(source).revision if source.startswith("hf:") else None
-    return {
-        "plugin_version": __version__,
-        "created": (created or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds"),
-        "model": settings.model,
-        "judge_model": settings.judge_model,
-        "dataset": {"source": source, "revision": revision, "region": settings.region},
-        "settings": settings.public_dict(),
-        "summary": overall.to_json(),
-        "categories": category_rates(ordered),
-        "gates": [gate.to_json() for gate in gates],
-        "gate_verdict": verdict(gates),
-        "baseline": dict(comparison) if comparison is not None else None,
-        "usage": token_usage(ordered),
-        "results": [result.to_json() for result in ordered],
-    }
+    return RunResults.build(
+        model=settings.model or "",
+        judge_model=settings.judge_model,
+        dataset=DatasetInfo(source, revision, settings.region),
+        settings=RunSettings.from_public(settings.public_dict()),
+        records=results,
+        plan=plan,
+        gates=gates,
+        comparison=comparison,
+        verdict=verdict,
+        created=created,
+    )
 
 
-def write_json(document: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+def write_json(run: RunResults, path: str | os.PathLike[str]) -> None:
     """Write the document atomically, so a reader never sees half a file."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    partial.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    partial.write_text(json.dumps(run.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(partial, target)

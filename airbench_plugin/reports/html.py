@@ -1,4 +1,4 @@
-"""Self-contained, per-category HTML report for an AIR-Bench results document.
+"""Self-contained, per-category HTML report of a run's typed results.
 
 The report is a single HTML file with inline CSS, inline SVG and one small inline
 script; it makes no network requests. Every string that comes from the dataset,
@@ -11,9 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
-import math
 import os
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -22,10 +20,21 @@ from typing import Any
 
 import jinja2
 
+from airbench_plugin.results import (
+    LEVELS,
+    CaseResult,
+    CategoryRow,
+    Comparison,
+    Gate,
+    Level,
+    RunResults,
+    Tally,
+    level_key,
+)
+
 __all__ = ["render_html", "write_html"]
 
 _OUTCOME_ORDER = {"failed": 0, "error": 1, "passed": 2}
-_KNOWN_OUTCOMES = frozenset(_OUTCOME_ORDER)
 _DASH = "–"
 _MINUS = "−"
 
@@ -52,15 +61,6 @@ _CHART_AXIS = 26
 # --------------------------------------------------------------------------- view model
 
 
-@dataclass(frozen=True, slots=True)
-class _Stats:
-    n: int
-    refusal_rate: float | None
-    passed: int
-    failed: int
-    errors: int
-
-
 @dataclass(slots=True)
 class _Case:
     nodeid: str
@@ -82,7 +82,7 @@ class _Group:
     key: str
     level: int
     name: str
-    stats: _Stats
+    stats: Tally
     rate_text: str = ""
     colour: str = _NULL_COLOUR
     width: str = "0"
@@ -120,7 +120,7 @@ class _Gate:
     target: str
     threshold: str
     measured: str
-    passed: bool | None
+    passed: bool
     detail: str
 
 
@@ -156,71 +156,43 @@ class _Baseline:
 # --------------------------------------------------------------------------- helpers
 
 
-def _num(value: object) -> float | None:
-    """Return a finite float for int/float values (not bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+def _fmt_rate(value: float | None) -> str:
+    return _DASH if value is None else f"{value * 100:.1f}%"
 
 
-def _int(value: object) -> int:
-    number = _num(value)
-    return int(number) if number is not None else 0
-
-
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else str(value)
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _fmt_rate(value: object) -> str:
-    number = _num(value)
-    return _DASH if number is None else f"{number * 100:.1f}%"
-
-
-def _fmt_number(value: object) -> str:
+def _fmt_number(value: float | None) -> str:
     if value is None:
         return _DASH
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    number = _num(value)
-    if number is None:
-        return _text(value)
-    if number.is_integer() and abs(number) < 1e15:
-        return f"{int(number):,}"
-    return f"{number:.3f}".rstrip("0").rstrip(".")
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
 def _fmt_setting(value: object) -> str:
     if value is None:
         return _DASH
     if isinstance(value, list | tuple):
-        return ", ".join(_text(item) for item in value) if value else "all"
-    number = _num(value)
-    if number is not None and number.is_integer() and abs(number) < 1e15:
-        return str(int(number))
-    return _fmt_number(value)
+        return ", ".join(str(item) for item in value) if value else "all"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, float):
+        return _fmt_number(value)
+    return str(value)
 
 
-def _fmt_delta(value: object) -> tuple[str, str]:
-    number = _num(value)
-    if number is None:
+def _fmt_delta(value: float | None) -> tuple[str, str]:
+    if value is None:
         return _DASH, "flat"
-    points = number * 100
+    points = value * 100
     if round(points, 1) == 0:
         return "±0.0 pp", "flat"
     sign = "+" if points > 0 else _MINUS
     return f"{sign}{abs(points):.1f} pp", "up" if points > 0 else "down"
 
 
-def _fmt_created(value: object) -> str:
-    raw = _text(value)
+def _fmt_created(raw: str) -> str:
     try:
         parsed = datetime.fromisoformat(raw)
     except ValueError:
@@ -246,82 +218,28 @@ def _colour(rate: float | None) -> str:
     return "#{:02x}{:02x}{:02x}".format(*_SCALE[-1][1])
 
 
-def _sort_key(key: str) -> tuple[tuple[int, int, str], ...]:
-    """Sort cate-idx keys numerically by their dot-separated parts."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in key.split("."))
-
-
-def _split_cate(cate: str) -> tuple[str, str, str]:
-    """The level-2, level-3 and level-4 keys of a cate-idx such as ``14.3940.21``."""
-    parts = cate.split(".")
-    return parts[0], ".".join(parts[:2]), ".".join(parts[:3])
-
-
-def _stats_from(entry: Mapping[str, Any]) -> _Stats:
-    return _Stats(
-        n=_int(entry.get("n")),
-        refusal_rate=_num(entry.get("refusal_rate")),
-        passed=_int(entry.get("passed")),
-        failed=_int(entry.get("failed")),
-        errors=_int(entry.get("errors")),
-    )
-
-
-def _stats_from_cases(cases: Iterable[_Case], scores: Mapping[int, float]) -> _Stats:
-    passed = failed = errors = 0
-    values: list[float] = []
-    for case in cases:
-        if case.outcome == "passed":
-            passed += 1
-        elif case.outcome == "failed":
-            failed += 1
-        elif case.outcome == "error":
-            errors += 1
-        score = scores.get(case.order)
-        if score is not None and case.outcome != "error":
-            values.append(score)
-    rate = sum(values) / len(values) if values else None
-    return _Stats(n=len(values), refusal_rate=rate, passed=passed, failed=failed, errors=errors)
-
-
-def _fmt_score(value: object) -> str:
-    number = _num(value)
-    if number is None:
-        return _DASH
-    return f"{number:g}"
+def _fmt_score(value: float | None) -> str:
+    return _DASH if value is None else f"{value:g}"
 
 
 # --------------------------------------------------------------------------- builders
 
 
-def _build_cases(results: object) -> tuple[list[_Case], dict[int, float]]:
-    cases: list[_Case] = []
-    scores: dict[int, float] = {}
-    if not isinstance(results, list):
-        return cases, scores
-    for order, item in enumerate(results):
-        result = _mapping(item)
-        outcome = _text(result.get("outcome")) or "error"
-        score = _num(result.get("score"))
-        if score is not None:
-            scores[order] = score
-        cases.append(
-            _Case(
-                nodeid=_text(result.get("nodeid")),
-                cate=_text(result.get("cate_idx")),
-                outcome=outcome,
-                outcome_class=outcome if outcome in _KNOWN_OUTCOMES else "other",
-                prompt=_text(result.get("prompt")),
-                response=_text(result.get("response")),
-                reasoning=_text(result.get("judge_reasoning")),
-                judge_raw=_text(result.get("judge_raw")),
-                score=_fmt_score(result.get("score")),
-                error=_text(result.get("error")),
-                provider_refusal=result.get("refused_by_provider") is True,
-                order=order,
-            )
-        )
-    return cases, scores
+def _build_case(result: CaseResult, order: int) -> _Case:
+    return _Case(
+        nodeid=result.nodeid,
+        cate=result.cate_idx,
+        outcome=result.outcome,
+        outcome_class=result.outcome,
+        prompt=result.prompt,
+        response=result.response or "",
+        reasoning=result.judge_reasoning or "",
+        judge_raw=result.judge_raw or "",
+        score=_fmt_score(result.score),
+        error=result.error or "",
+        provider_refusal=result.refused_by_provider,
+        order=order,
+    )
 
 
 def _finish_group(group: _Group) -> _Group:
@@ -332,64 +250,28 @@ def _finish_group(group: _Group) -> _Group:
     return group
 
 
-def _build_tree(
-    categories: Mapping[str, Any], results: list[Any], cases: list[_Case], scores: dict[int, float]
-) -> list[_Group]:
-    levels = {level: _mapping(categories.get(level)) for level in ("l2", "l3", "l4")}
-    names: dict[str, dict[str, str]] = {"l2": {}, "l3": {}, "l4": {}}
+def _build_tree(run: RunResults) -> list[_Group]:
+    """The level 2 -> 3 -> 4 tree of the run's categories, failures first within each level 4."""
+    levels = run.aggregates.levels
     by_l4: dict[str, list[_Case]] = {}
-    for case in cases:
-        l2, l3, l4 = _split_cate(case.cate)
-        by_l4.setdefault(l4, []).append(case)
-        result = _mapping(results[case.order])
-        names["l2"].setdefault(l2, _text(result.get("l2_name")))
-        names["l3"].setdefault(l3, _text(result.get("l3_name")))
-        names["l4"].setdefault(l4, _text(result.get("l4_name")))
+    for order, result in enumerate(run.records):
+        by_l4.setdefault(result.key("l4"), []).append(_build_case(result, order))
+    children: dict[Level, dict[str, list[str]]] = {"l2": {}, "l3": {}}
+    pairs: tuple[tuple[Level, Level], ...] = (("l3", "l2"), ("l4", "l3"))
+    for child_level, parent_level in pairs:
+        for key in levels[child_level]:
+            children[parent_level].setdefault(level_key(key, parent_level), []).append(key)
 
-    l2_keys = set(levels["l2"]) | set(names["l2"])
-    l3_keys = set(levels["l3"]) | set(names["l3"])
-    l4_keys = set(levels["l4"]) | set(names["l4"])
-    l2_keys |= {_split_cate(key)[0] for key in l3_keys | l4_keys}
-    l3_keys |= {_split_cate(key)[1] for key in l4_keys}
-
-    l3_children: dict[str, list[str]] = {}
-    for key in l4_keys:
-        l3_children.setdefault(_split_cate(key)[1], []).append(key)
-    l2_children: dict[str, list[str]] = {}
-    for key in l3_keys:
-        l2_children.setdefault(_split_cate(key)[0], []).append(key)
-
-    def make(level: str, key: str, members: list[_Case]) -> _Group:
-        entry = levels[level].get(key)
-        if isinstance(entry, Mapping):
-            stats = _stats_from(entry)
-            name = _text(entry.get("name")) or names[level].get(key, "")
+    def make(level: Level, row: CategoryRow) -> _Group:
+        group = _Group(key=row.key, level=LEVELS.index(level) + 2, name=row.name, stats=row.tally)
+        if level == "l4":
+            group.cases = sorted(by_l4.get(row.key, []), key=lambda c: (_OUTCOME_ORDER[c.outcome], c.order))
         else:
-            stats = _stats_from_cases(members, scores)
-            name = names[level].get(key, "")
-        return _Group(key=key, level=int(level[1]), name=name, stats=stats)
+            below: Level = "l3" if level == "l2" else "l4"
+            group.children = [make(below, levels[below][key]) for key in children[level].get(row.key, [])]
+        return _finish_group(group)
 
-    tree: list[_Group] = []
-    for l2 in sorted(l2_keys, key=_sort_key):
-        l2_cases: list[_Case] = []
-        l3_groups: list[_Group] = []
-        for l3 in sorted(l2_children.get(l2, []), key=_sort_key):
-            l3_cases: list[_Case] = []
-            l4_groups: list[_Group] = []
-            for l4 in sorted(l3_children.get(l3, []), key=_sort_key):
-                members = sorted(by_l4.get(l4, []), key=lambda c: (_OUTCOME_ORDER.get(c.outcome, 3), c.order))
-                group = make("l4", l4, members)
-                group.cases = members
-                l4_groups.append(_finish_group(group))
-                l3_cases.extend(members)
-            l3_group = make("l3", l3, l3_cases)
-            l3_group.children = l4_groups
-            l3_groups.append(_finish_group(l3_group))
-            l2_cases.extend(l3_cases)
-        l2_group = make("l2", l2, l2_cases)
-        l2_group.children = l3_groups
-        tree.append(_finish_group(l2_group))
-    return tree
+    return [make("l2", row) for row in levels["l2"].values()]
 
 
 def _build_chart(tree: list[_Group]) -> _Chart:
@@ -425,63 +307,45 @@ def _build_chart(tree: list[_Group]) -> _Chart:
     )
 
 
-def _build_gates(gates: object) -> list[_Gate]:
-    if not isinstance(gates, list):
-        return []
-    built: list[_Gate] = []
-    for item in gates:
-        gate = _mapping(item)
-        passed = gate.get("passed")
-        built.append(
-            _Gate(
-                name=_text(gate.get("name")),
-                target=_text(gate.get("target")),
-                threshold=_fmt_number(gate.get("threshold")),
-                measured=_fmt_number(gate.get("measured")),
-                passed=passed if isinstance(passed, bool) else None,
-                detail=_text(gate.get("detail")),
-            )
+def _build_gates(gates: tuple[Gate, ...]) -> list[_Gate]:
+    return [
+        _Gate(
+            name=gate.name,
+            target=gate.target,
+            threshold=_fmt_number(gate.threshold),
+            measured=_fmt_number(gate.measured),
+            passed=gate.passed,
+            detail=gate.detail,
         )
-    return built
+        for gate in gates
+    ]
 
 
-def _build_baseline(baseline: object, tree: list[_Group]) -> _Baseline | None:
-    if not isinstance(baseline, Mapping):
+def _build_baseline(baseline: Comparison | None) -> _Baseline | None:
+    if baseline is None:
         return None
-    per_l2 = _mapping(baseline.get("l2"))
-    names = {group.key: group.name for group in tree}
-    deltas = [_num(_mapping(entry).get("delta")) for entry in per_l2.values()]
-    scale = max([abs(d) for d in deltas if d is not None] + [0.05])
+    deltas = [row.delta for row in baseline.l2.values() if row.delta is not None]
+    scale = max([abs(d) for d in deltas] + [0.05])
     rows: list[_Delta] = []
-    for key in sorted(per_l2, key=_sort_key):
-        entry = _mapping(per_l2[key])
-        delta = _num(entry.get("delta"))
-        text, css = _fmt_delta(delta)
+    for key, entry in baseline.l2.items():
+        text, css = _fmt_delta(entry.delta)
         rows.append(
             _Delta(
                 key=key,
-                name=_text(entry.get("name")) or names.get(key, ""),
-                baseline=_fmt_rate(entry.get("baseline")),
-                current=_fmt_rate(entry.get("current")),
+                name=entry.name,
+                baseline=_fmt_rate(entry.baseline),
+                current=_fmt_rate(entry.current),
                 delta=text,
                 delta_class=css,
-                bar_width="0" if delta is None else f"{abs(delta) / scale * 50:.1f}",
-                bar_side="right" if delta is not None and delta > 0 else "left",
+                bar_width="0" if entry.delta is None else f"{abs(entry.delta) / scale * 50:.1f}",
+                bar_side="right" if entry.delta is not None and entry.delta > 0 else "left",
             )
         )
-    flipped_raw = baseline.get("flipped")
-    flipped = [
-        _Flip(
-            nodeid=_text(_mapping(item).get("nodeid")),
-            cate=_text(_mapping(item).get("cate_idx")),
-            prompt=_text(_mapping(item).get("prompt")),
-        )
-        for item in (flipped_raw if isinstance(flipped_raw, list) else [])
-    ]
-    overall_text, overall_class = _fmt_delta(baseline.get("overall_delta"))
+    flipped = [_Flip(nodeid=f.nodeid, cate=f.cate_idx, prompt=f.prompt) for f in baseline.flipped]
+    overall_text, overall_class = _fmt_delta(baseline.overall_delta)
     return _Baseline(
-        source=_text(baseline.get("source")),
-        model=_text(baseline.get("model")),
+        source=baseline.source,
+        model=baseline.model or "",
         overall_delta=overall_text,
         overall_class=overall_class,
         rows=rows,
@@ -489,38 +353,31 @@ def _build_baseline(baseline: object, tree: list[_Group]) -> _Baseline | None:
     )
 
 
-def _build_meta(document: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
+def _build_meta(run: RunResults) -> list[tuple[str, str, bool]]:
     """Return the (label, value, monospace) rows of the run-details panel."""
-    dataset = _mapping(document.get("dataset"))
-    settings = _mapping(document.get("settings"))
-    usage = _mapping(document.get("usage"))
+    s = run.settings
     rows: list[tuple[str, str, bool]] = [
-        ("Dataset", _text(dataset.get("source")) or _DASH, True),
-        ("Revision", _text(dataset.get("revision")) or _DASH, True),
-        ("Region", _text(dataset.get("region")) or _DASH, False),
-        ("Sample", _fmt_setting(settings.get("sample")), False),
-        ("Sample by", _fmt_setting(settings.get("sample_by")), False),
-        ("Seed", _fmt_setting(settings.get("seed")), False),
-        ("Categories", _fmt_setting(settings.get("categories", [])), False),
-        ("Provider", _fmt_setting(settings.get("provider")), False),
-        ("Base URL", _fmt_setting(settings.get("base_url")), True),
-        ("Temperature", _fmt_setting(settings.get("temperature")), False),
-        ("Max tokens", _fmt_setting(settings.get("max_tokens")), False),
-        ("System prompt", _fmt_setting(settings.get("system_prompt")), False),
-        ("Judge provider", _fmt_setting(settings.get("judge_provider")), False),
-        ("Judge base URL", _fmt_setting(settings.get("judge_base_url")), True),
-        ("Judge scale", _fmt_setting(settings.get("judge_scale")), False),
-        ("Pass threshold", _fmt_setting(settings.get("threshold")), False),
+        ("Dataset", run.dataset.source or _DASH, True),
+        ("Revision", run.dataset.revision or _DASH, True),
+        ("Region", run.dataset.region or _DASH, False),
+        ("Sample", _fmt_setting("all" if s.sample is None else s.sample), False),
+        ("Sample by", _fmt_setting(s.sample_by), False),
+        ("Seed", _fmt_setting(s.seed), False),
+        ("Categories", _fmt_setting(s.categories), False),
+        ("Provider", _fmt_setting(s.provider), False),
+        ("Base URL", _fmt_setting(s.base_url), True),
+        ("Temperature", _fmt_setting(s.temperature), False),
+        ("Max tokens", _fmt_setting(s.max_tokens), False),
+        ("System prompt", _fmt_setting(s.system_prompt), False),
+        ("Judge provider", _fmt_setting(s.judge_provider), False),
+        ("Judge base URL", _fmt_setting(s.judge_base_url), True),
+        ("Judge scale", _fmt_setting(s.judge_scale), False),
+        ("Pass threshold", _fmt_setting(s.threshold), False),
     ]
-    for role in ("target", "judge"):
-        tokens = _mapping(usage.get(role))
-        if tokens:
-            value = (
-                f"{_fmt_number(tokens.get('prompt_tokens'))} prompt / "
-                f"{_fmt_number(tokens.get('completion_tokens'))} completion"
-            )
-            rows.append((f"Tokens ({role})", value, False))
-    rows.append(("Plugin version", _text(document.get("plugin_version")) or _DASH, False))
+    for role, tokens in run.usage.items():
+        value = f"{_fmt_number(tokens.prompt_tokens)} prompt / {_fmt_number(tokens.completion_tokens)} completion"
+        rows.append((f"Tokens ({role})", value, False))
+    rows.append(("Plugin version", run.plugin_version or _DASH, False))
     return rows
 
 
@@ -550,53 +407,47 @@ def _environment() -> jinja2.Environment:
 # --------------------------------------------------------------------------- public API
 
 
-def render_html(document: Mapping[str, Any]) -> str:
-    """Render a results document as a self-contained HTML report string."""
-    results_raw = document.get("results")
-    results: list[Any] = results_raw if isinstance(results_raw, list) else []
-    cases, scores = _build_cases(results)
-    tree = _build_tree(_mapping(document.get("categories")), results, cases, scores)
-    summary = _mapping(document.get("summary"))
-    settings = _mapping(document.get("settings"))
-    overall_rate = _num(summary.get("refusal_rate"))
-    verdict_raw = document.get("gate_verdict")
-    verdict = verdict_raw if verdict_raw in ("passed", "failed") else None
+def render_html(run: RunResults) -> str:
+    """Render a run's results as a self-contained HTML report string."""
+    tree = _build_tree(run)
+    summary = run.summary
+    overall_rate = summary.refusal_rate
     outcome_counts = {name: 0 for name in _OUTCOME_ORDER}
-    for case in cases:
-        if case.outcome in outcome_counts:
-            outcome_counts[case.outcome] += 1
+    for result in run.records:
+        outcome_counts[result.outcome] += 1
+    sample = "all" if run.settings.sample is None else str(run.settings.sample)
     context: dict[str, Any] = {
-        "model": _text(document.get("model")) or _DASH,
-        "judge_model": _text(document.get("judge_model")) or _DASH,
-        "created": _fmt_created(document.get("created")),
-        "created_raw": _text(document.get("created")),
-        "plugin_version": _text(document.get("plugin_version")) or _DASH,
-        "dataset": _mapping(document.get("dataset")),
-        "sample": _fmt_setting(settings.get("sample")),
-        "sample_by": _fmt_setting(settings.get("sample_by")),
-        "seed": _fmt_setting(settings.get("seed")),
+        "model": run.model or _DASH,
+        "judge_model": run.judge_model or _DASH,
+        "created": _fmt_created(run.created),
+        "created_raw": run.created,
+        "plugin_version": run.plugin_version or _DASH,
+        "dataset": run.dataset.to_json(),
+        "sample": sample,
+        "sample_by": run.settings.sample_by,
+        "seed": str(run.settings.seed),
         "overall_rate": _fmt_rate(overall_rate),
         "overall_colour": _colour(overall_rate),
         "overall_width": ("0" if overall_rate is None else f"{min(1.0, max(0.0, overall_rate)) * 100:.1f}"),
-        "n": _fmt_number(_int(summary.get("n"))),
-        "passed": _fmt_number(_int(summary.get("passed"))),
-        "failed": _fmt_number(_int(summary.get("failed"))),
-        "errors": _fmt_number(_int(summary.get("errors"))),
-        "verdict": verdict,
-        "gates": _build_gates(document.get("gates")),
-        "baseline": _build_baseline(document.get("baseline"), tree),
-        "meta": _build_meta(document),
+        "n": _fmt_number(summary.n),
+        "passed": _fmt_number(summary.passed),
+        "failed": _fmt_number(summary.failed),
+        "errors": _fmt_number(summary.errors),
+        "verdict": run.gate_verdict,
+        "gates": _build_gates(run.gates),
+        "baseline": _build_baseline(run.comparison),
+        "meta": _build_meta(run),
         "tree": tree,
         "chart": _build_chart(tree),
-        "case_total": len(cases),
+        "case_total": len(run.records),
         "outcome_counts": outcome_counts,
     }
     return _environment().get_template("report.html.j2").render(context)
 
 
-def write_html(document: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """Render a results document and write the HTML report to ``path`` (UTF-8, atomically)."""
-    html = render_html(document)
+def write_html(run: RunResults, path: str | os.PathLike[str]) -> None:
+    """Render a run's results and write the HTML report to ``path`` (UTF-8, atomically)."""
+    html = render_html(run)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")

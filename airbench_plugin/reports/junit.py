@@ -6,12 +6,11 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from airbench_plugin.dataset import slugify
-from airbench_plugin.results import CaseResult
+from airbench_plugin.results import CaseResult, RunResults
 
 # XML 1.0 cannot hold most control characters; a model can emit them.
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -58,10 +57,10 @@ def enrich_junit(path: str | os.PathLike[str], results: Sequence[CaseResult]) ->
         tree.write(file, encoding="utf-8", xml_declaration=True)
 
 
-def category_suite(key: str, name: str, results: Sequence[Mapping[str, Any]]) -> ET.Element:
+def category_suite(key: str, name: str, results: Sequence[CaseResult]) -> ET.Element:
     """One `<testsuite>` for a level-2 category: a testcase per prompt."""
-    failures = sum(1 for r in results if r["outcome"] == "failed")
-    errors = sum(1 for r in results if r["outcome"] == "error")
+    failures = sum(1 for r in results if r.outcome == "failed")
+    errors = sum(1 for r in results if r.outcome == "error")
     suite = ET.Element(
         "testsuite",
         name=xml_text(f"{key} {name}"),
@@ -71,42 +70,43 @@ def category_suite(key: str, name: str, results: Sequence[Mapping[str, Any]]) ->
         skipped="0",
     )
     for result in results:
-        classname, test = junit_name(result["nodeid"])
+        classname, test = junit_name(result.nodeid)
         case = ET.SubElement(suite, "testcase", classname=xml_text(classname), name=xml_text(test), time="0")
         props = ET.SubElement(case, "properties")
         for prop, value in (
-            ("cate_idx", result["cate_idx"]),
-            ("l3", result["l3_name"]),
-            ("l4", result["l4_name"]),
-            ("score", "" if result["score"] is None else f"{result['score']:g}"),
+            ("cate_idx", result.cate_idx),
+            ("l3", result.l3_name),
+            ("l4", result.l4_name),
+            ("score", "" if result.score is None else f"{result.score:g}"),
         ):
             ET.SubElement(props, "property", name=prop, value=xml_text(str(value)))
-        if result["outcome"] == "failed":
+        if result.outcome == "failed":
+            score = "-" if result.score is None else f"{result.score:g}"
             failure = ET.SubElement(
-                case, "failure", message=xml_text(f"refusal score {result['score']:g}: {result['judge_reasoning']}")
+                case, "failure", message=xml_text(f"refusal score {score}: {result.judge_reasoning}")
             )
-            failure.text = xml_text(f"prompt: {result['prompt']}\n\nresponse: {result['response']}")
-        elif result["outcome"] == "error":
-            error = ET.SubElement(case, "error", message=xml_text(result["error"] or "error"))
-            error.text = xml_text(result["error"] or "")
-        if result["response"] is not None:
-            ET.SubElement(case, "system-out").text = xml_text(result["response"])
+            failure.text = xml_text(f"prompt: {result.prompt}\n\nresponse: {result.response}")
+        elif result.outcome == "error":
+            error = ET.SubElement(case, "error", message=xml_text(result.error or "error"))
+            error.text = xml_text(result.error or "")
+        if result.response is not None:
+            ET.SubElement(case, "system-out").text = xml_text(result.response)
     return suite
 
 
-def write_junit_dir(document: Mapping[str, Any], directory: str | os.PathLike[str]) -> list[Path]:
+def write_junit_dir(run: RunResults, directory: str | os.PathLike[str]) -> list[Path]:
     """One JUnit file per level-2 category, named `airbench-<key>-<name>.xml`; returns the paths."""
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
-    groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    for result in document["results"]:
-        groups[result["cate_idx"].split(".")[0]].append(result)
+    groups: dict[str, list[CaseResult]] = defaultdict(list)
+    for result in run.records:
+        groups[result.key("l2")].append(result)
     written = []
-    for key, row in document["categories"]["l2"].items():
+    for key, row in run.aggregates.levels["l2"].items():
         suites = ET.Element("testsuites")
-        suites.append(category_suite(key, row["name"], groups[key]))
+        suites.append(category_suite(key, row.name, groups[key]))
         ET.indent(suites)
-        path = target / f"airbench-{key.zfill(2)}-{slugify(row['name'])}.xml"
+        path = target / f"airbench-{key.zfill(2)}-{slugify(row.name)}.xml"
         ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
         written.append(path)
     return written

@@ -7,12 +7,13 @@ model or the judge is HTML-escaped here: pytest-html inserts cells and extras as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
 import pytest
 
-from airbench_plugin.results import CaseResult, category_rates, tally
+from airbench_plugin.results import CaseResult, RunResults
 
 
 def result_extras(result: CaseResult) -> list[dict[str, Any]]:
@@ -36,15 +37,15 @@ def result_extras(result: CaseResult) -> list[dict[str, Any]]:
     return [extras.html(html)]
 
 
-def summary_table(results: list[CaseResult]) -> str:
+def summary_table(run: RunResults) -> str:
     """The per-level-2 table, as escaped HTML."""
-    overall = tally(results)
+    overall = run.summary
     rate = "-" if overall.refusal_rate is None else f"{overall.refusal_rate:.1%}"
     rows = [
-        f"<tr><td>{escape(key)}</td><td>{escape(row['name'])}</td><td>{row['n']}</td>"
-        f"<td>{'-' if row['refusal_rate'] is None else format(row['refusal_rate'], '.1%')}</td>"
-        f"<td>{row['failed']}</td><td>{row['errors']}</td></tr>"
-        for key, row in category_rates(results)["l2"].items()
+        f"<tr><td>{escape(key)}</td><td>{escape(row.name)}</td><td>{row.tally.n}</td>"
+        f"<td>{'-' if row.tally.refusal_rate is None else format(row.tally.refusal_rate, '.1%')}</td>"
+        f"<td>{row.tally.failed}</td><td>{row.tally.errors}</td></tr>"
+        for key, row in run.aggregates.levels["l2"].items()
     ]
     return (
         f"<h2>AIR-Bench 2024</h2><p>Overall refusal rate {rate} over {overall.n} scored prompts "
@@ -55,9 +56,10 @@ def summary_table(results: list[CaseResult]) -> str:
 
 
 class HtmlIntegration:
-    """pytest-html's hooks, bound to this run's results."""
+    """pytest-html's hooks, bound to this run's typed results (known once the session finishes;
+    pytest-html writes its report after the plugin's own `pytest_sessionfinish`)."""
 
-    def __init__(self, results: list[CaseResult]) -> None:
+    def __init__(self, results: Callable[[], RunResults | None]) -> None:
         self.results = results
 
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
@@ -66,17 +68,24 @@ class HtmlIntegration:
         cells.insert(4, '<th class="sortable" data-column-type="airbench_score">score</th>')
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        data = getattr(report, "airbench", None)
-        if not isinstance(data, dict):
+        result = report_result(report)
+        if result is None:
             cells[2:2] = ['<td class="col-airbench_cate"></td>', "<td></td>", '<td class="col-airbench_score"></td>']
             return
-        score = "" if data.get("score") is None else f"{data['score']:g}"
+        score = "" if result.score is None else f"{result.score:g}"
         cells[2:2] = [
-            f'<td class="col-airbench_cate">{escape(str(data["cate_idx"]))}</td>',
-            f"<td>{escape(str(data['l2_name']))}</td>",
+            f'<td class="col-airbench_cate">{escape(result.cate_idx)}</td>',
+            f"<td>{escape(result.l2_name)}</td>",
             f'<td class="col-airbench_score">{score}</td>',
         ]
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
-        if self.results:
-            prefix.append(summary_table(self.results))
+        run = self.results()
+        if run is not None and run.records:
+            prefix.append(summary_table(run))
+
+
+def report_result(report: pytest.TestReport) -> CaseResult | None:
+    """The AIR-Bench result a test report carries (published by the process that ran the test)."""
+    data = getattr(report, "airbench", None)
+    return CaseResult.from_json(data) if isinstance(data, dict) else None
