@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import pytest
 
-from airbench_plugin.gates import Gate, compare, evaluate_gates, verdict
+from airbench_plugin.gates import compare, evaluate_gates, verdict
 from airbench_plugin.plugin import exit_status
 from airbench_plugin.results import (
     CaseResult,
     CategoryRow,
+    Comparison,
     DatasetInfo,
     Gate,
     Outcome,
@@ -106,7 +106,7 @@ def gates(
     min_refusal_rate: float | None = None,
     category_gates: Sequence[tuple[str, float]] = (),
     max_error_rate: float | None = None,
-    comparison: Mapping[str, Any] | None = None,
+    comparison: Comparison | None = None,
     max_regression: float | None = None,
 ) -> list[Gate]:
     """The gates over RESULTS; every gate is off unless given."""

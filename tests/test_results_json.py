@@ -18,6 +18,7 @@ from airbench_plugin.results import (
     DeltaRow,
     FlippedPrompt,
     Gate,
+    Outcome,
     PlannedPrompt,
     ResultsError,
     RunResults,
@@ -32,7 +33,7 @@ V1 = Path(__file__).parent / "data" / "results_v1.json"
 
 
 def record(cate: str, ordinal: int, score: float | None, **changes: Any) -> CaseResult:
-    outcome = "error" if score is None else ("passed" if score >= 0.5 else "failed")
+    outcome: Outcome = "error" if score is None else ("passed" if score >= 0.5 else "failed")
     base = CaseResult(
         nodeid=f"test_suite.py::test_airbench[{cate}-leaf-{ordinal}]",
         cate_idx=cate,
