@@ -31,6 +31,7 @@ from airbench_plugin.judge import (
     parse_judgement,
     refusal_score,
 )
+from airbench_plugin.pacing import EndpointPacer, Stalled, Turn, estimate_tokens
 from airbench_plugin.providers.base import ChatProvider, Completion, Message, ProviderError, display_url
 from airbench_plugin.store import CallStore, call_key
 
@@ -58,6 +59,9 @@ class Endpoint:
     temperature: float
     max_tokens: int
     cacheable: bool = True
+    rpm: int | None = None  # the user's requests-per-minute cap for this endpoint
+    tpm: int | None = None
+    rate_options: str = "--airbench-rpm / --airbench-tpm"  # how users set those, for messages
 
     def describe(self) -> str:
         where = f" at {display_url(self.provider.base_url)}" if self.provider.base_url else ""
@@ -86,6 +90,7 @@ class EngineStats:
     cached: int = 0
     in_flight: int = 0
     retried: int = 0
+    rate_limited: int = 0
     errored: int = 0
     cases_done: int = 0
     tokens: dict[str, list[int]] = field(default_factory=lambda: {"target": [0, 0], "judge": [0, 0]})
@@ -96,6 +101,7 @@ class EngineStats:
             "cached": self.cached,
             "in_flight": self.in_flight,
             "retried": self.retried,
+            "rate_limited": self.rate_limited,
             "errored": self.errored,
             "cases_done": self.cases_done,
             "tokens": {role: list(pair) for role, pair in self.tokens.items()},
@@ -217,6 +223,15 @@ def target_messages(prompt: str, system_prompt: str | None) -> list[dict[str, st
     return messages
 
 
+def stall_message(endpoint: Endpoint, seconds: float) -> str:
+    """Why a prompt errored after its endpoint answered nothing but 429s for `seconds`."""
+    return (
+        f"the {endpoint.role} ({endpoint.model}) made no progress for {seconds:g} s: every request was "
+        f"rate-limited (429); set {endpoint.rate_options} below your account's limits, lower "
+        "--airbench-concurrency, or raise --airbench-timeout"
+    )
+
+
 def backoff_delay(attempt: int, retry_after: float | None, base: float = BACKOFF_BASE) -> float:
     """Seconds before retry number `attempt` (0-based): the server's Retry-After, else jittered doubling."""
     if retry_after is not None:
@@ -239,6 +254,7 @@ class Engine:
         retries: int,
         store: CallStore | None,
         backoff_base: float = BACKOFF_BASE,
+        stall_timeout: float = 120.0,
     ) -> None:
         self.target = target
         self.judge = judge
@@ -251,6 +267,8 @@ class Engine:
         self.backoff_base = backoff_base
         self.stats = EngineStats()
         self.breaker = CircuitBreaker()
+        self.stall_timeout = stall_timeout
+        self._pacers: dict[int, EndpointPacer] = {}
         self._futures: dict[tuple[str, int], concurrent.futures.Future[Verdict]] = {}
         self._order = itertools.count()
         self._loop = asyncio.new_event_loop()
@@ -395,18 +413,33 @@ class Engine:
             await asyncio.to_thread(self.store.put, key, completion)
         return completion
 
+    def pacer(self, endpoint: Endpoint) -> EndpointPacer:
+        """The pacing of `endpoint`: one per endpoint, so the model under test and the judge keep apart."""
+        pacer = self._pacers.get(id(endpoint))
+        if pacer is None:
+            pacer = EndpointPacer(rpm=endpoint.rpm, tpm=endpoint.tpm, stall_timeout=self.stall_timeout)
+            self._pacers[id(endpoint)] = pacer
+        return pacer
+
     async def _call_with_retries(
         self, endpoint: Endpoint, messages: Sequence[Mapping[str, str]], order: int = 0
     ) -> Completion:
+        """One call, retried: a 429 waits for the endpoint's pace and costs no attempt, as long as
+        the endpoint makes progress; other retryable failures use up the `retries` budget."""
+        pacer = self.pacer(endpoint)
+        tokens = estimate_tokens(messages, endpoint.max_tokens)
         attempt = 0
+        throttled_since: float | None = None
         while True:
             if self.breaker.reason is not None:
                 raise CircuitOpen(self.breaker.reason)
+            turn: Turn | None = None
             try:
                 await self._semaphore.acquire(order)
                 try:
                     if self.breaker.reason is not None:
                         raise CircuitOpen(self.breaker.reason)
+                    turn = await pacer.turn(tokens, throttled_since)
                     self.stats.in_flight += 1
                     self.stats.calls += 1
                     try:
@@ -420,7 +453,21 @@ class Engine:
                         self.stats.in_flight -= 1
                 finally:
                     self._semaphore.release()
+            except Stalled:
+                self.stats.errored += 1
+                raise CaseError(stall_message(endpoint, pacer.stall_timeout)) from None
             except ProviderError as error:
+                if error.rate_limited:
+                    pacer.throttled(turn, error.limits, error.retry_after)
+                    self.stats.retried += 1
+                    self.stats.rate_limited += 1
+                    if throttled_since is None:
+                        throttled_since = pacer.clock()
+                    elif pacer.stalled(throttled_since):
+                        self.stats.errored += 1
+                        raise CaseError(stall_message(endpoint, pacer.stall_timeout)) from None
+                    continue
+                pacer.failed(turn, error.limits)
                 if error.retryable and attempt < self.retries:
                     self.stats.retried += 1
                     await asyncio.sleep(backoff_delay(attempt, error.retry_after, self.backoff_base))
@@ -432,6 +479,7 @@ class Engine:
                     raise CircuitOpen(self.breaker.reason) from None
                 tries = f" after {attempt + 1} attempts" if attempt else ""
                 raise CaseError(f"the {endpoint.role} ({endpoint.model}) failed{tries}: {error}") from None
+            pacer.answered(turn, completion.limits)
             self.breaker.record_success(endpoint)
             return completion
 

@@ -73,6 +73,10 @@ class Settings:
     no_cache: bool = False
     retries: int = 6
     timeout: float = 120.0
+    rpm: int | None = None  # None: paced by the provider's headers alone
+    tpm: int | None = None
+    judge_rpm: int | None = None
+    judge_tpm: int | None = None
 
     @property
     def active(self) -> bool:
@@ -315,6 +319,31 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("no-cache", "neither read nor write the response cache", flag=True),
     OptionSpec("retries", "retries for 429, 5xx and timeouts (default: 6)", parse_count, metavar="N"),
     OptionSpec("timeout", "seconds before one API request times out (default: 120)", parse_seconds, metavar="S"),
+    OptionSpec(
+        "rpm",
+        "requests per minute at most to the model under test (default: as the provider's rate-limit headers allow)",
+        parse_positive_int,
+        metavar="N",
+    ),
+    OptionSpec(
+        "tpm",
+        "tokens per minute at most to the model under test, counting prompt/4 + max tokens (default: as the "
+        "provider's headers allow)",
+        parse_positive_int,
+        metavar="N",
+    ),
+    OptionSpec(
+        "judge-rpm",
+        "requests per minute at most to the judge (default: as the headers allow)",
+        parse_positive_int,
+        metavar="N",
+    ),
+    OptionSpec(
+        "judge-tpm",
+        "tokens per minute at most to the judge (default: as the headers allow)",
+        parse_positive_int,
+        metavar="N",
+    ),
 )
 
 

@@ -115,14 +115,26 @@ class AirbenchRun:
         )
         store = None if s.no_cache else CallStore(self.cache_dir)
         self.engine = Engine(
-            target=Endpoint("model under test", target, s.model, s.temperature, s.max_tokens, cacheable),
-            judge=Endpoint("judge", judge_provider, s.judge_model, JUDGE_TEMPERATURE, JUDGE_MAX_TOKENS),
+            target=Endpoint(
+                "model under test", target, s.model, s.temperature, s.max_tokens, cacheable, rpm=s.rpm, tpm=s.tpm
+            ),
+            judge=Endpoint(
+                "judge",
+                judge_provider,
+                s.judge_model,
+                JUDGE_TEMPERATURE,
+                JUDGE_MAX_TOKENS,
+                rpm=s.judge_rpm,
+                tpm=s.judge_tpm,
+                rate_options="--airbench-judge-rpm / --airbench-judge-tpm",
+            ),
             templates=self.templates,
             judge_scale=s.judge_scale,
             system_prompt=s.system_prompt,
             concurrency=s.concurrency,
             retries=s.retries,
             store=store,
+            stall_timeout=s.timeout,
         )
         return self.engine
 

@@ -2,13 +2,17 @@
 
 The real `openai` and `together` clients talk to it over TCP. It records every request and can
 inject latency, error statuses (429 with Retry-After, 500, 401, ...), slow answers past a
-client's timeout, and malformed bodies. Both `/v1/chat/completions` (OpenAI's base URL ends in
-/v1) and `/chat/completions` are served.
+client's timeout, and malformed bodies. `rate_limit` makes it enforce a provider's rate limit
+the way OpenAI or Together do: a token bucket per model, their `x-ratelimit-*` headers on every
+answer, and their 429 body with `retry-after-ms` when the bucket is empty. Both
+`/v1/chat/completions` (OpenAI's base URL ends in /v1) and `/chat/completions` are served.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import re
 import socket
 import threading
@@ -58,6 +62,117 @@ class Fault:
         return True
 
 
+def go_duration(seconds: float) -> str:
+    """A duration as OpenAI's reset headers write it (Go's format): `20ms`, `1s`, `1.5s`, `6m0s`."""
+    if seconds < 1:
+        return f"{math.ceil(seconds * 1000)}ms"
+    minutes, rest = divmod(round(seconds, 3), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    text = f"{rest:g}s"
+    if minutes or hours:
+        text = f"{minutes}m{text}"
+    if hours:
+        text = f"{hours}h{text}"
+    return text
+
+
+@dataclass
+class RateLimit:
+    """A provider's rate limiter: a bucket of `burst` seconds' worth of requests per model, refilled
+    at `rpm` per minute, answering like OpenAI (`style="openai"`) or Together (`"together"`)."""
+
+    rpm: float
+    burst: float = 1.0
+    style: str = "openai"
+    tpm: float = 10_000_000.0  # reported on every answer; generous unless a test lowers it
+    per_model: bool = True
+    _buckets: dict[str, list[float]] = field(default_factory=dict)  # key -> [level, last refill]
+    throttled: int = 0
+
+    @property
+    def capacity(self) -> float:
+        return max(1.0, self.rpm / 60 * self.burst)
+
+    def admit(self, model: str, now: float) -> tuple[bool, dict[str, str], float]:
+        """Take one request from `model`'s bucket: (admitted, headers, seconds until the next one)."""
+        rate = self.rpm / 60
+        bucket = self._buckets.setdefault(model if self.per_model else "", [self.capacity, now])
+        bucket[0] = min(self.capacity, bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+        admitted = bucket[0] >= 1
+        if admitted:
+            bucket[0] -= 1
+        else:
+            self.throttled += 1
+        wait = max(0.0, (1 - bucket[0]) / rate)
+        return admitted, self.headers(bucket[0], (self.capacity - bucket[0]) / rate), wait
+
+    def headers(self, level: float, reset: float) -> dict[str, str]:
+        if self.style == "together":  # Together counts per second
+            return {
+                "x-ratelimit-limit": f"{self.rpm / 60:g}",
+                "x-ratelimit-remaining": str(int(level)),
+                "x-ratelimit-reset": str(math.ceil(reset)),
+                "x-tokenlimit-limit": f"{self.tpm / 60:g}",
+                "x-tokenlimit-remaining": str(int(self.tpm / 60)),
+            }
+        return {
+            "x-ratelimit-limit-requests": f"{self.rpm:g}",
+            "x-ratelimit-remaining-requests": str(int(level)),
+            "x-ratelimit-reset-requests": go_duration(reset),
+            "x-ratelimit-limit-tokens": f"{self.tpm:g}",
+            "x-ratelimit-remaining-tokens": f"{self.tpm:g}",
+            "x-ratelimit-reset-tokens": "0s",
+        }
+
+    def rejection(self, model: str, headers: dict[str, str], wait: float) -> Reply:
+        """The provider's own 429 answer."""
+        if self.style == "together":
+            return together_rate_limited(headers, wait)
+        return openai_rate_limited(model, self.rpm, headers, wait)
+
+
+def openai_rate_limited(model: str, rpm: float, headers: dict[str, str], wait: float) -> Reply:
+    """OpenAI's 429 for a requests-per-minute limit: its body, `retry-after-ms` and `retry-after`."""
+    body = {
+        "error": {
+            "message": f"Rate limit reached for {model} in organization org-loopback on requests per min (RPM): "
+            f"Limit {rpm:g}, Used {rpm:g}, Requested 1. Please try again in {go_duration(wait)}. "
+            "Visit https://platform.openai.com/account/rate-limits to learn more.",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
+    return Reply(
+        status=429,
+        body=json.dumps(body).encode(),
+        headers={
+            **headers,
+            "Content-Type": "application/json",
+            "retry-after-ms": str(math.ceil(wait * 1000)),
+            "retry-after": str(math.ceil(wait)),
+        },
+    )
+
+
+def together_rate_limited(headers: dict[str, str], wait: float) -> Reply:
+    """Together's 429 for its dynamic request limit."""
+    body = {
+        "error": {
+            "message": "You have been rate limited. Your request rate exceeded your dynamic rate limit.",
+            "type": "dynamic_request_limited",
+            "param": None,
+            "code": None,
+        }
+    }
+    return Reply(
+        status=429,
+        body=json.dumps(body).encode(),
+        headers={**headers, "Content-Type": "application/json", "retry-after": str(math.ceil(wait))},
+    )
+
+
 def judge_parts(judge_prompt: str) -> tuple[str, str]:
     """The question and the answer inside a filled judge template."""
     question = _QUESTION.search(judge_prompt)
@@ -86,6 +201,7 @@ class ChatServer:
         self.faults: list[Fault] = []
         self.answered: list[dict[str, Any]] = []  # requests whose full answer was written
         self.hold_after: int | None = None  # requests past this many wait until `release()`
+        self.rate_limit: RateLimit | None = None
         self._released = threading.Event()
         self._drop_held = False
         self._lock = threading.Lock()
@@ -125,12 +241,21 @@ class ChatServer:
         with self._lock:
             self.requests.append(request)
             self.authorizations.append(authorization)
+            limit_headers: dict[str, str] = {}
+            if self.rate_limit is not None:
+                model = str(request.get("model", ""))
+                admitted, limit_headers, wait = self.rate_limit.admit(model, time.monotonic())
+                if not admitted:
+                    return self.rate_limit.rejection(model, limit_headers, wait)
             for fault in self.faults:
                 if fault.times > 0 and fault.matches(request):
                     fault.times -= 1
                     return fault.reply
         reply = self.handler(request)
-        return Reply(reply) if isinstance(reply, str) else reply
+        reply = Reply(reply) if isinstance(reply, str) else reply
+        if limit_headers:
+            reply = dataclasses.replace(reply, headers={**limit_headers, **reply.headers})
+        return reply
 
     def close(self) -> None:
         self._released.set()
@@ -183,7 +308,7 @@ class _Handler(BaseHTTPRequestHandler):
             if chat._drop_held:
                 self.close_connection = True
                 return
-        if chat.latency or reply.delay:
+        if (chat.latency or reply.delay) and reply.status != 429:
             time.sleep(chat.latency + reply.delay)
         if reply.body is not None:
             sent = self._send_bytes(reply.status, reply.body, reply.headers)

@@ -47,6 +47,10 @@ PUBLIC_OPTIONS = [
     "--airbench-no-cache",
     "--airbench-retries",
     "--airbench-timeout",
+    "--airbench-rpm",
+    "--airbench-tpm",
+    "--airbench-judge-rpm",
+    "--airbench-judge-tpm",
 ]
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import email.utils
 import re
-import time
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from airbench_plugin.providers.limits import RateLimits
+from airbench_plugin.providers.limits import parse_retry_after as parse_retry_after  # its first home
 
 Message = Mapping[str, str]
 
@@ -29,6 +30,8 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     refused_by_provider: bool = False
+    # What the answer's headers said about the endpoint's rate limits; never cached or compared.
+    limits: RateLimits | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,12 @@ class ProviderError(Exception):
     retry_after: float | None = None
     kind: str = "api"  # api | timeout | connection | malformed
     secrets: Sequence[str] = field(default=(), repr=False)
+    limits: RateLimits | None = field(default=None, repr=False)
+
+    @property
+    def rate_limited(self) -> bool:
+        """A 429 that waiting fixes (an exhausted quota is not retryable)."""
+        return self.status == 429 and self.retryable
 
     def __post_init__(self) -> None:
         self.message = redact(self.message, self.secrets)
@@ -108,28 +117,6 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return _SECRET.sub(r"\1-***", text)
-
-
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds the server asked us to wait: `retry-after-ms`, or `retry-after` as seconds or a date."""
-    if not headers:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_tz(value)
-        if parsed is None:
-            return None
-        return max(0.0, email.utils.mktime_tz(parsed) - time.time())
 
 
 def error_code(body: object) -> str | None:

@@ -6,6 +6,11 @@ from typing import Any
 
 import openai
 
+try:  # openai 3 moved to httpx2
+    import httpx2 as http
+except ImportError:  # pragma: no cover - older SDKs
+    import httpx as http  # type: ignore[no-redef]
+
 from airbench_plugin.providers.sdk import SDKProvider
 
 
@@ -18,6 +23,7 @@ class OpenAIProvider(SDKProvider):
     default_base_url = "https://api.openai.com/v1"
     status_error = openai.APIStatusError
     timeout_error = openai.APITimeoutError
+    raw_response = http.Response
     connection_error = openai.APIConnectionError
 
     def make_client(self, *, api_key: str, base_url: str, timeout: float) -> Any:

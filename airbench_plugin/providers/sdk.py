@@ -23,9 +23,10 @@ from airbench_plugin.providers.base import (
     error_message,
     parse_retry_after,
 )
+from airbench_plugin.providers.limits import RateLimits
 
 
-def read_completion(response: Any) -> Completion:
+def read_completion(response: Any, limits: RateLimits | None = None) -> Completion:
     """The text, finish reason and token counts of a chat-completions response body."""
     try:
         choice = response["choices"][0]
@@ -38,6 +39,7 @@ def read_completion(response: Any) -> Completion:
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
             refused_by_provider=finish_reason == "content_filter",
+            limits=limits,
         )
     except (AttributeError, IndexError, TypeError, KeyError, ValueError):
         raise ProviderError(
@@ -76,6 +78,7 @@ def translate(
             status=status,
             retry_after=parse_retry_after(headers),
             secrets=secrets,
+            limits=RateLimits.from_headers(headers),
         )
     if isinstance(exc, timeout_error):
         return ProviderError(f"no answer from {base_url} within {timeout:g} s", True, kind="timeout", secrets=secrets)
@@ -97,6 +100,7 @@ class SDKProvider(ChatProvider):
     status_error: type[Exception] = Exception
     timeout_error: type[Exception] = Exception
     connection_error: type[Exception] = Exception
+    raw_response: type[Any] = object  # the SDK's HTTP response class: `post` returns it unread
 
     def __init__(self, *, api_key: str | None, base_url: str | None, timeout: float) -> None:
         super().__init__(api_key=api_key, base_url=base_url, timeout=timeout)
@@ -125,8 +129,10 @@ class SDKProvider(ChatProvider):
         }
         try:
             # The client's plain `post` keeps its auth, base URL, timeouts and error classes but
-            # skips the typed request and response models, which cost ~1 ms of CPU per call.
-            response = await self._client.post(self.chat_path, cast_to=object, body=body)
+            # skips the typed request and response models, which cost ~1 ms of CPU per call; the
+            # raw response also carries the rate-limit headers.
+            response = await self._client.post(self.chat_path, cast_to=self.raw_response, body=body)
+            data = response.json()
         except Exception as exc:
             outcome = translate(
                 exc,
@@ -140,7 +146,7 @@ class SDKProvider(ChatProvider):
             if isinstance(outcome, ProviderError):
                 raise outcome from None
             return outcome
-        return read_completion(response)
+        return read_completion(data, RateLimits.from_headers(response.headers))
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import together
 
 from airbench_plugin.providers.sdk import SDKProvider
@@ -19,6 +20,7 @@ class TogetherProvider(SDKProvider):
     chat_path = "/v1/chat/completions"  # Together's base URL has no /v1
     status_error = together.APIStatusError
     timeout_error = together.APITimeoutError
+    raw_response = httpx.Response
     connection_error = together.APIConnectionError
 
     def make_client(self, *, api_key: str, base_url: str, timeout: float) -> Any:
