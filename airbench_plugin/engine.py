@@ -3,7 +3,8 @@
 An `Engine` owns one asyncio event loop in a background thread. Tests are synchronous: they
 `submit` cases (many at once, so up to `concurrency` requests are in flight) and block on the
 future of their own case. Each case is one call to the model under test and, unless the answer
-is empty or the provider refused, one call to the judge.
+is empty or the provider refused, one call to each judge, all judges at once. The engine knows
+judges only through `Judge`: they build the requests and read the replies.
 """
 
 from __future__ import annotations
@@ -17,28 +18,23 @@ import inspect
 import itertools
 import random
 import threading
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from airbench_plugin.dataset import Case
-from airbench_plugin.judge import (
-    EMPTY_RESPONSE_REASONING,
-    EMPTY_RESPONSE_SCORE,
-    PROVIDER_REFUSAL_REASONING,
-    JudgeParseError,
-    fill_template,
-    parse_judgement,
-    refusal_score,
-)
+from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeVerdict
 from airbench_plugin.pacing import EndpointPacer, Stalled, Turn, estimate_tokens
-from airbench_plugin.providers.base import ChatProvider, Completion, Message, ProviderError, display_url
-from airbench_plugin.store import CallStore, call_key
+from airbench_plugin.providers.base import ChatProvider, ChatRequest, Completion, ProviderError, display_url
+from airbench_plugin.store import CallStore, request_key
 
 BREAKER_CALLS = 3  # identical fatal failures, before any success, that stop the run
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 120.0
+EMPTY_RESPONSE_SCORE = 1.0
+EMPTY_RESPONSE_REASONING = "empty response: not sent to the judge"
+PROVIDER_REFUSAL_REASONING = "the provider's content filter refused the prompt"
 
 
 class CaseError(Exception):
@@ -69,8 +65,20 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class JudgeEndpoint:
+    """A judge and the endpoint its requests go to."""
+
+    judge: Judge
+    endpoint: Endpoint
+
+
+@dataclass(frozen=True)
 class Verdict:
-    """A scored case: the model's answer, the judge's reading of it, the refusal score."""
+    """A scored case: the model's answer, each judge's reading of it, the first judge's refusal score.
+
+    `judges` holds one entry per judge that scored the answer, first judge first; it is empty when
+    no judge was asked (an empty answer, a provider's refusal).
+    """
 
     response: str
     score: float
@@ -80,6 +88,7 @@ class Verdict:
     refused_by_provider: bool = False
     target_tokens: tuple[int, int] = (0, 0)
     judge_tokens: tuple[int, int] = (0, 0)
+    judges: tuple[JudgeVerdict, ...] = ()
 
 
 @dataclass
@@ -193,10 +202,8 @@ class CallableTarget(ChatProvider):
             answer = await answer
         return answer
 
-    async def complete(
-        self, messages: Sequence[Message], *, model: str, temperature: float, max_tokens: int
-    ) -> Completion:
-        prompt = messages[-1]["content"]
+    async def complete(self, request: ChatRequest) -> Completion:
+        prompt = request.messages[-1]["content"]
         try:
             answer = await asyncio.wait_for(self._answer(prompt), self.timeout)
         except TimeoutError:
@@ -232,6 +239,16 @@ def stall_message(endpoint: Endpoint, seconds: float) -> str:
     )
 
 
+def target_request(endpoint: Endpoint, prompt: str, system_prompt: str | None) -> ChatRequest:
+    """The call to the model under test for `prompt`."""
+    return ChatRequest(
+        model=endpoint.model,
+        messages=tuple(target_messages(prompt, system_prompt)),
+        temperature=endpoint.temperature,
+        max_tokens=endpoint.max_tokens,
+    )
+
+
 def backoff_delay(attempt: int, retry_after: float | None, base: float = BACKOFF_BASE) -> float:
     """Seconds before retry number `attempt` (0-based): the server's Retry-After, else jittered doubling."""
     if retry_after is not None:
@@ -246,9 +263,7 @@ class Engine:
         self,
         *,
         target: Endpoint,
-        judge: Endpoint,
-        templates: Mapping[str, str],
-        judge_scale: str,
+        judges: Sequence[JudgeEndpoint],
         system_prompt: str | None,
         concurrency: int,
         retries: int,
@@ -257,9 +272,7 @@ class Engine:
         stall_timeout: float = 120.0,
     ) -> None:
         self.target = target
-        self.judge = judge
-        self.templates = templates
-        self.judge_scale = judge_scale
+        self.judges = tuple(judges)
         self.system_prompt = system_prompt
         self.concurrency = concurrency
         self.retries = retries
@@ -334,7 +347,8 @@ class Engine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for endpoint in {id(e.provider): e for e in (self.target, self.judge)}.values():
+        endpoints = (self.target, *(j.endpoint for j in self.judges))
+        for endpoint in {id(e.provider): e for e in endpoints}.values():
             await endpoint.provider.aclose()
 
     # --- the loop's side ------------------------------------------------------------------------
@@ -346,8 +360,8 @@ class Engine:
             self.stats.cases_done += 1
 
     async def _score(self, case: Case, order: int = 0) -> Verdict:
-        messages = target_messages(case.prompt, self.system_prompt)
-        answer = await self._call(self.target, messages, order=order)
+        request = target_request(self.target, case.prompt, self.system_prompt)
+        answer = await self._call(self.target, request, order=order)
         target_tokens = (answer.prompt_tokens, answer.completion_tokens)
         if answer.refused_by_provider:
             return Verdict(
@@ -355,57 +369,64 @@ class Engine:
             )
         if not answer.text.strip():
             return Verdict(answer.text, EMPTY_RESPONSE_SCORE, EMPTY_RESPONSE_REASONING, target_tokens=target_tokens)
-        judge_prompt = fill_template(self.templates[case.cate_idx], case.prompt, answer.text)
-        judge_messages = [{"role": "user", "content": judge_prompt}]
-        raw_texts = []
-        judge_tokens = (0, 0)
-        for _attempt in range(2):  # an unparseable answer is asked for once more
-            reply = await self._call(self.judge, judge_messages, keep=_parses, order=order)
-            judge_tokens = (judge_tokens[0] + reply.prompt_tokens, judge_tokens[1] + reply.completion_tokens)
+        # Every judge scores the answer at once; a failure is reported in judge order.
+        outcomes = await asyncio.gather(
+            *(self._judge(judging, case, answer.text, order) for judging in self.judges), return_exceptions=True
+        )
+        verdicts: list[JudgeVerdict] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            verdicts.append(outcome)
+        first = verdicts[0]
+        return Verdict(
+            response=answer.text,
+            score=first.score,
+            judge_reasoning=first.reasoning,
+            judge_raw=first.raw,
+            raw_score=first.raw_score,
+            target_tokens=target_tokens,
+            judge_tokens=(sum(v.tokens[0] for v in verdicts), sum(v.tokens[1] for v in verdicts)),
+            judges=tuple(verdicts),
+        )
+
+    async def _judge(self, judging: JudgeEndpoint, case: Case, answer: str, order: int) -> JudgeVerdict:
+        """One judge's verdict on `answer`; an unparseable reply is asked for once more."""
+        judge, endpoint = judging.judge, judging.endpoint
+        request = judge.request(case, answer)
+        last_text = ""
+        tokens = (0, 0)
+        for _attempt in range(2):
+            reply = await self._call(endpoint, request, keep=judge.parses, order=order, judge=judge.kind)
+            tokens = (tokens[0] + reply.prompt_tokens, tokens[1] + reply.completion_tokens)
             if reply.refused_by_provider:
-                raise CaseError("the judge's provider refused to grade this answer (content filter)")
-            raw_texts.append(reply.text)
+                raise CaseError(f"the {endpoint.role}'s provider refused to grade this answer (content filter)")
+            last_text = reply.text
             try:
-                judgement = parse_judgement(reply.text)
+                verdict = judge.read(reply)
             except JudgeParseError:
                 continue
-            return Verdict(
-                response=answer.text,
-                score=refusal_score(judgement.raw_score, self.judge_scale),
-                judge_reasoning=judgement.reasoning,
-                judge_raw=reply.text,
-                raw_score=judgement.raw_score,
-                target_tokens=target_tokens,
-                judge_tokens=judge_tokens,
-            )
-        raise CaseError(
-            f"the judge's answer could not be parsed twice (no ##short_reasoning / ##the_score "
-            f"with a score in 0..1); its last answer was: {raw_texts[-1]!r}"
-        )
+            return dataclasses.replace(verdict, tokens=tokens)
+        raise CaseError(judge.unparseable(last_text))
 
     async def _call(
         self,
         endpoint: Endpoint,
-        messages: Sequence[Mapping[str, str]],
+        request: ChatRequest,
         keep: Callable[[Completion], bool] = lambda _c: True,
         order: int = 0,
+        judge: str | None = None,
     ) -> Completion:
+        """One completion, from the cache when it holds one that `keep` accepts."""
         key = None
         if self.store is not None and endpoint.cacheable:
-            key = call_key(
-                provider=endpoint.provider.name,
-                base_url=endpoint.provider.base_url,
-                model=endpoint.model,
-                messages=messages,
-                temperature=endpoint.temperature,
-                max_tokens=endpoint.max_tokens,
-            )
+            key = request_key(endpoint.provider.name, endpoint.provider.base_url, request, judge)
             cached = self.store.get(key)
             if cached is not None and keep(cached):
                 self.stats.cached += 1
                 # Token counts say what this run spent: a call read from the cache cost nothing.
                 return dataclasses.replace(cached, prompt_tokens=0, completion_tokens=0)
-        completion = await self._call_with_retries(endpoint, messages, order)
+        completion = await self._call_with_retries(endpoint, request, order)
         role = "target" if endpoint is self.target else "judge"
         self.stats.tokens[role][0] += completion.prompt_tokens
         self.stats.tokens[role][1] += completion.completion_tokens
@@ -421,13 +442,11 @@ class Engine:
             self._pacers[id(endpoint)] = pacer
         return pacer
 
-    async def _call_with_retries(
-        self, endpoint: Endpoint, messages: Sequence[Mapping[str, str]], order: int = 0
-    ) -> Completion:
+    async def _call_with_retries(self, endpoint: Endpoint, request: ChatRequest, order: int = 0) -> Completion:
         """One call, retried: a 429 waits for the endpoint's pace and costs no attempt, as long as
         the endpoint makes progress; other retryable failures use up the `retries` budget."""
         pacer = self.pacer(endpoint)
-        tokens = estimate_tokens(messages, endpoint.max_tokens)
+        tokens = estimate_tokens(request.messages, request.max_tokens)
         attempt = 0
         throttled_since: float | None = None
         while True:
@@ -443,12 +462,7 @@ class Engine:
                     self.stats.in_flight += 1
                     self.stats.calls += 1
                     try:
-                        completion = await endpoint.provider.complete(
-                            messages,
-                            model=endpoint.model,
-                            temperature=endpoint.temperature,
-                            max_tokens=endpoint.max_tokens,
-                        )
+                        completion = await endpoint.provider.complete(request)
                     finally:
                         self.stats.in_flight -= 1
                 finally:
@@ -482,11 +496,3 @@ class Engine:
             pacer.answered(turn, completion.limits)
             self.breaker.record_success(endpoint)
             return completion
-
-
-def _parses(completion: Completion) -> bool:
-    try:
-        parse_judgement(completion.text)
-    except JudgeParseError:
-        return False
-    return True

@@ -16,9 +16,9 @@ import pytest
 
 from airbench_plugin.credentials import find_key, missing_key_message, read_dotenv
 from airbench_plugin.dataset import Case, DatasetError, load_suite
-from airbench_plugin.engine import CallableTarget, CaseError, Endpoint, Engine, Verdict
+from airbench_plugin.engine import CallableTarget, CaseError, Endpoint, Engine, JudgeEndpoint, Verdict
 from airbench_plugin.gates import BaselineError, Gate, compare, evaluate_gates, load_baseline
-from airbench_plugin.judge import JUDGE_MAX_TOKENS, JUDGE_TEMPERATURE
+from airbench_plugin.judges import JudgeSetup, judge_class
 from airbench_plugin.options import Settings
 from airbench_plugin.providers import ChatProvider, provider_class
 from airbench_plugin.reports.document import build_results
@@ -113,23 +113,23 @@ class AirbenchRun:
         judge_provider = provider_class(s.resolved_judge_provider)(
             api_key=self.keys.get("judge"), base_url=s.judge_base_url, timeout=s.timeout
         )
+        judge = judge_class("airbench")(s.judge_model, JudgeSetup(self.templates, s.judge_scale))
+        judge_endpoint = Endpoint(
+            "judge",
+            judge_provider,
+            s.judge_model,
+            judge.temperature,
+            judge.max_tokens,
+            rpm=s.judge_rpm,
+            tpm=s.judge_tpm,
+            rate_options="--airbench-judge-rpm / --airbench-judge-tpm",
+        )
         store = None if s.no_cache else CallStore(self.cache_dir)
         self.engine = Engine(
             target=Endpoint(
                 "model under test", target, s.model, s.temperature, s.max_tokens, cacheable, rpm=s.rpm, tpm=s.tpm
             ),
-            judge=Endpoint(
-                "judge",
-                judge_provider,
-                s.judge_model,
-                JUDGE_TEMPERATURE,
-                JUDGE_MAX_TOKENS,
-                rpm=s.judge_rpm,
-                tpm=s.judge_tpm,
-                rate_options="--airbench-judge-rpm / --airbench-judge-tpm",
-            ),
-            templates=self.templates,
-            judge_scale=s.judge_scale,
+            judges=[JudgeEndpoint(judge, judge_endpoint)],
             system_prompt=s.system_prompt,
             concurrency=s.concurrency,
             retries=s.retries,

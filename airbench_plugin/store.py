@@ -1,7 +1,8 @@
 """The on-disk cache of completed calls: every finished response and judgement, kept as it arrives.
 
 Keys hash everything that changes a call's output (provider, endpoint, model, messages,
-generation settings) and nothing secret. `diskcache` stores entries in SQLite transactions, so
+generation settings, extra body parameters, and for a judge's call the judge's kind) and
+nothing secret. `diskcache` stores entries in SQLite transactions, so
 several xdist workers can write at once and a run killed at any moment loses only calls that
 had not finished.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 import diskcache
 
-from airbench_plugin.providers.base import Completion
+from airbench_plugin.providers.base import ChatRequest, Completion
 
 CACHE_FORMAT = 1
 
@@ -29,9 +30,15 @@ def call_key(
     messages: Sequence[Mapping[str, str]],
     temperature: float,
     max_tokens: int,
+    extra: Mapping[str, Any] | None = None,
+    judge: str | None = None,
 ) -> str:
-    """A stable hash of one chat call's inputs (never the API key)."""
-    payload = {
+    """A stable hash of one chat call's inputs (never the API key).
+
+    `extra` and `judge` enter the hash only when given, so the model under test's keys stay
+    those of earlier versions and its cached answers stay valid.
+    """
+    payload: dict[str, Any] = {
         "format": CACHE_FORMAT,
         "provider": provider,
         "base_url": base_url,
@@ -40,8 +47,26 @@ def call_key(
         "temperature": temperature,
         "max_tokens": max_tokens,
     }
+    if extra:
+        payload["extra"] = dict(extra)
+    if judge is not None:
+        payload["judge"] = judge
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()
+
+
+def request_key(provider: str, base_url: str | None, request: ChatRequest, judge: str | None = None) -> str:
+    """The cache key of `request` sent through `provider` at `base_url`; `judge` is the asking judge's kind."""
+    return call_key(
+        provider=provider,
+        base_url=base_url,
+        model=request.model,
+        messages=request.messages,
+        temperature=request.temperature,
+        max_tokens=request.max_tokens,
+        extra=request.extra,
+        judge=judge,
+    )
 
 
 class CallStore:

@@ -42,6 +42,7 @@ class Reply:
     delay: float = 0.0
     finish_reason: str = "stop"
     error_code: str | None = None
+    logprobs: dict[str, Any] | None = None  # the choice's `logprobs`, e.g. {"content": [...]}
 
 
 @dataclass
@@ -354,7 +355,7 @@ def completion_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
                 "index": 0,
                 "message": {"role": "assistant", "content": reply.text},
                 "finish_reason": reply.finish_reason,
-                "logprobs": None,
+                "logprobs": reply.logprobs,
             }
         ],
         "usage": {

@@ -10,7 +10,9 @@ from typing import Protocol
 import pytest
 
 from airbench_plugin.dataset import Case
-from airbench_plugin.engine import CaseError, CircuitOpen, Endpoint, Engine, backoff_delay
+from airbench_plugin.engine import CaseError, CircuitOpen, Endpoint, Engine, JudgeEndpoint, backoff_delay
+from airbench_plugin.judges.airbench import AirbenchJudge
+from airbench_plugin.judges.base import JudgeSetup
 from airbench_plugin.providers.base import display_url, parse_retry_after, redact
 from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.providers.together import TogetherProvider
@@ -52,15 +54,15 @@ def make_engine(chat_server: ChatServer) -> Iterator[MakeEngine]:
         url: str | None = None,
         provider: type[OpenAIProvider] | type[TogetherProvider] = OpenAIProvider,
         concurrency: int = 4,
+        scale: str = "refusal",
     ) -> Engine:
         base = url or (chat_server.v1_url if provider is OpenAIProvider else chat_server.url)
+        judge = Endpoint("judge", provider(api_key=FAKE_KEY, base_url=base, timeout=timeout), JUDGE_MODEL, 0.0, 64)
         engine = Engine(
             target=Endpoint(
                 "model under test", provider(api_key=FAKE_KEY, base_url=base, timeout=timeout), TARGET_MODEL, 0.0, 512
             ),
-            judge=Endpoint("judge", provider(api_key=FAKE_KEY, base_url=base, timeout=timeout), JUDGE_MODEL, 0.0, 64),
-            templates=TEMPLATES,
-            judge_scale="refusal",
+            judges=[JudgeEndpoint(AirbenchJudge(JUDGE_MODEL, JudgeSetup(TEMPLATES, scale)), judge)],
             system_prompt=None,
             concurrency=concurrency,
             retries=retries,
@@ -227,9 +229,7 @@ def test_empty_answers_score_one_without_the_judge(
 
 def test_harm_scale_is_flipped(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(Reply(COMPLIANCE), model=TARGET_MODEL)
-    engine = make_engine()
-    engine.judge_scale = "harm"
-    verdict = engine.verdict(case())
+    verdict = make_engine(scale="harm").verdict(case())
     assert (verdict.raw_score, verdict.score) == (0.0, 1.0)
 
 

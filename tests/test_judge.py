@@ -1,4 +1,4 @@
-"""The judge's template filling, answer parsing and score scale."""
+"""The airbench judge's template filling, answer parsing and score scale."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from airbench_plugin.judge import JUDGE_PATTERN, JudgeParseError, fill_template, parse_judgement, refusal_score
+from airbench_plugin.judges.airbench import JUDGE_PATTERN, fill_template, parse_judgement, refusal_score
+from airbench_plugin.judges.base import JudgeParseError
 from tests.helpers import DATA
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from airbench_plugin.dataset import Case
-from airbench_plugin.engine import CaseError, Endpoint, Engine
+from airbench_plugin.engine import CaseError, Endpoint, Engine, JudgeEndpoint
+from airbench_plugin.judges.airbench import AirbenchJudge
+from airbench_plugin.judges.base import JudgeSetup
 from airbench_plugin.options import parse_values
 from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.providers.together import TogetherProvider
@@ -46,16 +48,19 @@ def make_engine(chat_server: ChatServer) -> Iterator[MakeEngine]:
                 512,
                 rpm=rpm,
             ),
-            judge=Endpoint(
-                "judge",
-                provider(api_key=FAKE_KEY, base_url=base, timeout=5.0),
-                JUDGE_MODEL,
-                0.0,
-                64,
-                rate_options="--airbench-judge-rpm / --airbench-judge-tpm",
-            ),
-            templates=TEMPLATES,
-            judge_scale="refusal",
+            judges=[
+                JudgeEndpoint(
+                    AirbenchJudge(JUDGE_MODEL, JudgeSetup(TEMPLATES, "refusal")),
+                    Endpoint(
+                        "judge",
+                        provider(api_key=FAKE_KEY, base_url=base, timeout=5.0),
+                        JUDGE_MODEL,
+                        0.0,
+                        64,
+                        rate_options="--airbench-judge-rpm / --airbench-judge-tpm",
+                    ),
+                )
+            ],
             system_prompt=None,
             concurrency=concurrency,
             retries=retries,

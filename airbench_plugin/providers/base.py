@@ -22,6 +22,49 @@ _SECRET = re.compile(r"\b(sk|tgp|key)[-_][A-Za-z0-9_*\-]{6,}")
 
 
 @dataclass(frozen=True)
+class ChatRequest:
+    """One chat-completions call: what is sent, and everything that changes its answer.
+
+    `extra` holds body parameters beyond the common four (for a judge: `logprobs`,
+    `top_logprobs`, `chat_template_kwargs`); they are sent as given and are part of the cache key.
+    """
+
+    model: str
+    messages: tuple[Message, ...]
+    temperature: float
+    max_tokens: int
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the call, as an OpenAI-compatible server reads it."""
+        return {
+            "model": self.model,
+            "messages": [dict(m) for m in self.messages],
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            **self.extra,
+        }
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated position: its token, log-probability and the top alternatives there."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"token": self.token, "logprob": self.logprob, "top": [list(pair) for pair in self.top]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TokenLogprob:
+        return cls(
+            str(data["token"]), float(data["logprob"]), tuple((str(t), float(lp)) for t, lp in data.get("top", ()))
+        )
+
+
+@dataclass(frozen=True)
 class Completion:
     """One chat completion, reduced to what the benchmark needs."""
 
@@ -30,26 +73,32 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     refused_by_provider: bool = False
+    logprobs: tuple[TokenLogprob, ...] | None = None  # None: the server returned none
     # What the answer's headers said about the endpoint's rate limits; never cached or compared.
     limits: RateLimits | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "text": self.text,
             "finish_reason": self.finish_reason,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "refused_by_provider": self.refused_by_provider,
         }
+        if self.logprobs is not None:
+            data["logprobs"] = [position.to_json() for position in self.logprobs]
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Completion:
+        logprobs = data.get("logprobs")
         return cls(
             text=str(data["text"]),
             finish_reason=data.get("finish_reason"),
             prompt_tokens=int(data.get("prompt_tokens", 0)),
             completion_tokens=int(data.get("completion_tokens", 0)),
             refused_by_provider=bool(data.get("refused_by_provider", False)),
+            logprobs=None if logprobs is None else tuple(TokenLogprob.from_json(p) for p in logprobs),
         )
 
 
@@ -91,9 +140,7 @@ class ChatProvider(ABC):
         self.timeout = timeout
 
     @abstractmethod
-    async def complete(
-        self, messages: Sequence[Message], *, model: str, temperature: float, max_tokens: int
-    ) -> Completion:
+    async def complete(self, request: ChatRequest) -> Completion:
         """One chat completion; raises ProviderError."""
 
     async def aclose(self) -> None:  # noqa: B027 - most providers hold nothing to release

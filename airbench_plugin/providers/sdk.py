@@ -15,9 +15,10 @@ from airbench_plugin.providers.base import (
     CONTENT_FILTER_CODES,
     RETRYABLE_STATUS,
     ChatProvider,
+    ChatRequest,
     Completion,
-    Message,
     ProviderError,
+    TokenLogprob,
     display_url,
     error_code,
     error_message,
@@ -26,8 +27,24 @@ from airbench_plugin.providers.base import (
 from airbench_plugin.providers.limits import RateLimits
 
 
+def read_logprobs(choice: Any) -> tuple[TokenLogprob, ...] | None:
+    """`choices[0].logprobs.content`: every position with its top alternatives; None when absent."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(content, list):
+        return None
+    return tuple(
+        TokenLogprob(
+            str(position["token"]),
+            float(position["logprob"]),
+            tuple((str(top["token"]), float(top["logprob"])) for top in position.get("top_logprobs") or ()),
+        )
+        for position in content
+    )
+
+
 def read_completion(response: Any, limits: RateLimits | None = None) -> Completion:
-    """The text, finish reason and token counts of a chat-completions response body."""
+    """The text, finish reason, token counts and logprobs of a chat-completions response body."""
     try:
         choice = response["choices"][0]
         text = choice["message"].get("content") or ""
@@ -39,6 +56,7 @@ def read_completion(response: Any, limits: RateLimits | None = None) -> Completi
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
             refused_by_provider=finish_reason == "content_filter",
+            logprobs=read_logprobs(choice),
             limits=limits,
         )
     except (AttributeError, IndexError, TypeError, KeyError, ValueError):
@@ -110,9 +128,7 @@ class SDKProvider(ChatProvider):
     def make_client(self, *, api_key: str, base_url: str, timeout: float) -> Any:
         """The SDK's async client, with its own retries off."""
 
-    async def complete(
-        self, messages: Sequence[Message], *, model: str, temperature: float, max_tokens: int
-    ) -> Completion:
+    async def complete(self, request: ChatRequest) -> Completion:
         if self._client is None:
             # Built on first use so that it belongs to the engine's event loop. A local
             # OpenAI-compatible server usually needs no key, but the SDKs insist on one.
@@ -121,12 +137,7 @@ class SDKProvider(ChatProvider):
                 base_url=self.base_url or self.default_base_url,
                 timeout=self.timeout,
             )
-        body = {
-            "model": model,
-            "messages": [dict(m) for m in messages],
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-        }
+        body = request.body()
         try:
             # The client's plain `post` keeps its auth, base URL, timeouts and error classes but
             # skips the typed request and response models, which cost ~1 ms of CPU per call; the
