@@ -39,6 +39,7 @@ class MakeEngine(Protocol):
         url: str | None = ...,
         provider: type[OpenAIProvider] | type[TogetherProvider] = ...,
         concurrency: int = ...,
+        scale: str = ...,
     ) -> Engine: ...
 
 
