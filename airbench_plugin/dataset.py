@@ -215,13 +215,20 @@ def load_suite(
     cases = build_cases(load_rows(parse_source(dataset), region, CASE_COLUMNS))
     if not cases:
         raise DatasetError(f"cannot use {dataset!r}: it holds no prompts.")
-    templates = build_templates(load_rows(parse_source(judge_prompts), "judge_prompts", JUDGE_COLUMNS))
+    templates = load_templates(judge_prompts)
     cases = select_categories(cases, categories)
+    require_templates(cases, templates, judge_prompts, "use judge prompts from the same dataset revision")
+    return sample_cases(cases, per_group, level, seed), templates
+
+
+def load_templates(judge_prompts: str) -> dict[str, str]:
+    """The judge templates by cate-idx; raises DatasetError."""
+    return build_templates(load_rows(parse_source(judge_prompts), "judge_prompts", JUDGE_COLUMNS))
+
+
+def require_templates(cases: Iterable[Case], templates: dict[str, str], judge_prompts: str, hint: str) -> None:
+    """Raise DatasetError, before any call, when a case has no judge template; `hint` says what to do."""
     missing = missing_templates(cases, templates)
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise DatasetError(
-            f"the judge templates in {judge_prompts!r} have no entry for cate-idx {shown}; "
-            "use judge prompts from the same dataset revision."
-        )
-    return sample_cases(cases, per_group, level, seed), templates
+        raise DatasetError(f"the judge templates in {judge_prompts!r} have no entry for cate-idx {shown}; {hint}.")

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from airbench_plugin.providers.base import display_url
+from airbench_plugin.shards import Shard, parse_shard
 
 HELM_REVISION = "976d9fbb0f52bce704dcbef5bd7a2652e65f2a21"
 HF_REPO = "stanford-crfm/air-bench-2024"
@@ -27,6 +28,7 @@ DEFAULT_JUDGE_MODEL = "gpt-4o-2024-05-13"
 PROVIDERS = ("auto", "openai", "together")
 JUDGE_SCALES = ("refusal", "harm")
 SAMPLE_BY = ("l2", "l3", "l4")
+RECORDED_PROVIDER = "recorded"  # the model under test replaced by --airbench-responses
 REGIONS = ("default", "china", "eu_comprehensive", "eu_mandatory", "us")
 
 
@@ -77,15 +79,19 @@ class Settings:
     tpm: int | None = None
     judge_rpm: int | None = None
     judge_tpm: int | None = None
+    shard: Shard | None = None
+    responses: str | None = None  # judge-only: recorded answers instead of a model
 
     @property
     def active(self) -> bool:
-        """Whether the safety suite runs (a model under test was named)."""
-        return self.model is not None
+        """Whether the safety suite runs (a model under test was named, or recorded answers given)."""
+        return self.model is not None or self.responses is not None
 
     @property
     def target_provider(self) -> str:
         """The provider that reaches the model under test, with `auto` decided."""
+        if self.responses is not None:
+            return RECORDED_PROVIDER
         return resolve_provider(self.provider, self.model or "", self.base_url)
 
     @property
@@ -193,6 +199,14 @@ def parse_url(option: str, raw: str) -> str:
     if not re.match(r"^https?://[^\s/]+", value):
         raise _fail(option, "an http:// or https:// URL", raw)
     return value.rstrip("/")
+
+
+def parse_shard_option(option: str, raw: str) -> Shard:
+    """`I/K`: shard I (1-based) of K."""
+    try:
+        return parse_shard(raw)
+    except ValueError:
+        raise _fail(option, "I/K with 1 <= I <= K, such as 2/4", raw) from None
 
 
 _GATE_ITEM = re.compile(r"^(?P<prefix>\d+(?:\.\d+){0,2}):(?P<rate>[0-9.]+)$")
@@ -343,6 +357,18 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "tokens per minute at most to the judge (default: as the headers allow)",
         parse_positive_int,
         metavar="N",
+    ),
+    OptionSpec(
+        "shard",
+        "run only shard I of K (1-based) of the planned prompts, e.g. 2/4; `airbench merge` joins the shards",
+        parse_shard_option,
+        metavar="I/K",
+    ),
+    OptionSpec(
+        "responses",
+        "judge the answers recorded in FILE instead of calling a model: the authors' pipeline-1 JSON or "
+        "pipeline-2 CSV, a HELM run directory, or an --airbench-json file",
+        metavar="FILE",
     ),
 )
 

@@ -84,12 +84,19 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     s = config.stash[RUN_KEY].settings
     if not s.active:
         return ["airbench: no --airbench-model given; the AIR-Bench suite will be skipped"]
+    run = config.stash[RUN_KEY]
     sample = "all prompts" if s.sample is None else f"{s.sample} per {s.sample_by}"
     scope = ",".join(s.categories) if s.categories else "all categories"
+    if run.recorded is not None:
+        plan = f"answers recorded in {s.responses} ({run.recorded.format}, {len(run.planned)} prompts)"
+    else:
+        plan = f"dataset {s.dataset} [{s.region}], {sample}, {scope}, seed {s.seed}"
+    if s.shard is not None:
+        plan += f"; shard {s.shard}: {len(run.cases)} of {len(run.planned)} prompts"
     return [
         f"airbench: model {s.model} via {s.target_provider}, judge {s.judge_model} ({s.judge_scale} scale), "
         f"threshold {s.threshold:g}",
-        f"airbench: dataset {s.dataset} [{s.region}], {sample}, {scope}, seed {s.seed}",
+        f"airbench: {plan}",
     ]
 
 

@@ -7,6 +7,7 @@ without xdist) collects the results and owns the outputs.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,14 +16,16 @@ from typing import Any
 import pytest
 
 from airbench_plugin.credentials import find_key, missing_key_message, read_dotenv
-from airbench_plugin.dataset import Case, DatasetError, load_suite
+from airbench_plugin.dataset import Case, DatasetError, load_suite, load_templates, require_templates
 from airbench_plugin.engine import CallableTarget, CaseError, Endpoint, Engine, JudgeEndpoint, Verdict
 from airbench_plugin.gates import BaselineError, Gate, compare, evaluate_gates, load_baseline
 from airbench_plugin.judges import JudgeSetup, judge_class
 from airbench_plugin.options import Settings
 from airbench_plugin.providers import ChatProvider, provider_class
 from airbench_plugin.reports.document import build_results
+from airbench_plugin.responses import RecordedAnswers, RecordedTarget, ResponsesError, read_responses
 from airbench_plugin.results import CaseResult, Outcome, RunResults
+from airbench_plugin.shards import select_shard
 from airbench_plugin.store import CallStore
 
 RUN_KEY = pytest.StashKey["AirbenchRun"]()
@@ -37,7 +40,9 @@ class AirbenchRun:
     settings: Settings
     rootdir: Path
     keys: dict[str, str | None] = field(default_factory=dict)
-    cases: list[Case] = field(default_factory=list)
+    planned: list[Case] = field(default_factory=list)  # every prompt of the run, all shards
+    cases: list[Case] = field(default_factory=list)  # the prompts this job runs: its shard of the plan
+    recorded: RecordedAnswers | None = None  # --airbench-responses
     templates: dict[str, str] = field(default_factory=dict)
     baseline: RunResults | None = None
     results: list[CaseResult] = field(default_factory=list)
@@ -67,11 +72,11 @@ class AirbenchRun:
                     "pass another directory or --airbench-no-cache."
                 ) from None
         dotenv = read_dotenv(workdir)
-        assert settings.model is not None
-        for role, provider_name, model, base_url in (
-            ("judge", settings.resolved_judge_provider, settings.judge_model, settings.judge_base_url),
-            ("model under test", settings.target_provider, settings.model, settings.base_url),
-        ):
+        endpoints = [("judge", settings.resolved_judge_provider, settings.judge_model, settings.judge_base_url)]
+        if settings.responses is None:  # recorded answers need no model, so no key
+            assert settings.model is not None
+            endpoints.append(("model under test", settings.target_provider, settings.model, settings.base_url))
+        for role, provider_name, model, base_url in endpoints:
             provider = provider_class(provider_name)
             key = find_key(provider, environ, dotenv)
             # A self-hosted OpenAI-compatible server (vLLM, Ollama) usually needs no key.
@@ -79,17 +84,40 @@ class AirbenchRun:
                 raise pytest.UsageError(missing_key_message(provider, role, model))
             self.keys[role] = key
         try:
-            self.cases, self.templates = load_suite(
-                settings.dataset,
-                settings.judge_prompts,
-                settings.region,
-                settings.categories,
-                settings.sample,
-                settings.sample_by,
-                settings.seed,
-            )
+            if settings.responses is not None:
+                planned = self._load_recorded(settings.responses)
+            else:
+                planned, self.templates = load_suite(
+                    settings.dataset,
+                    settings.judge_prompts,
+                    settings.region,
+                    settings.categories,
+                    settings.sample,
+                    settings.sample_by,
+                    settings.seed,
+                )
+        except ResponsesError as exc:
+            raise pytest.UsageError(str(exc)) from None
         except DatasetError as exc:
             raise pytest.UsageError(f"AIR-Bench: {exc}") from None
+        self.planned = planned
+        self.cases = planned if settings.shard is None else select_shard(planned, settings.shard)
+
+    def _load_recorded(self, source: str) -> list[Case]:
+        """Judge-only: the file's prompts, exactly, each joined to its judge template by cate-idx."""
+        self.recorded = read_responses(source)
+        if self.settings.model is None:
+            # Reports need a name: the one the file records (HELM, --airbench-json), else the file's.
+            name = self.recorded.model or Path(source).stem
+            self.settings = dataclasses.replace(self.settings, model=name)
+        self.templates = load_templates(self.settings.judge_prompts)
+        require_templates(
+            self.recorded.cases,
+            self.templates,
+            self.settings.judge_prompts,
+            f"every prompt of {source!r} needs its category's template (pass --airbench-judge-prompts)",
+        )
+        return list(self.recorded.cases)
 
     @property
     def cache_dir(self) -> Path:
@@ -98,7 +126,9 @@ class AirbenchRun:
     # --- the engine -----------------------------------------------------------------------------
 
     def default_target(self) -> ChatProvider:
-        """The model under test through its provider, as the options say."""
+        """The model under test through its provider, as the options say, or the recorded answers."""
+        if self.recorded is not None:
+            return RecordedTarget(self.recorded)
         s = self.settings
         provider = provider_class(s.target_provider)
         return provider(api_key=self.keys.get("model under test"), base_url=s.base_url, timeout=s.timeout)
@@ -107,7 +137,9 @@ class AirbenchRun:
         """The engine for this process, built around the `airbench_target` fixture's value."""
         s = self.settings
         assert s.model is not None
-        cacheable = isinstance(target, ChatProvider) and not isinstance(target, CallableTarget)
+        if self.recorded is not None:
+            target = RecordedTarget(self.recorded)
+        cacheable = isinstance(target, ChatProvider) and not isinstance(target, (CallableTarget, RecordedTarget))
         if not isinstance(target, ChatProvider):
             target = CallableTarget(target, s.timeout)
         judge_provider = provider_class(s.resolved_judge_provider)(

@@ -51,6 +51,8 @@ PUBLIC_OPTIONS = [
     "--airbench-tpm",
     "--airbench-judge-rpm",
     "--airbench-judge-tpm",
+    "--airbench-shard",
+    "--airbench-responses",
 ]
 
 
