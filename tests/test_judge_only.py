@@ -8,18 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chat_server import JUDGE_MODEL, ChatServer, Reply, judge_parts
 
-from conftest import FAKE_KEY, SUITE_FILE
+from tests.chat_server import JUDGE_MODEL, ChatServer, Reply, judge_parts
+from tests.helpers import DATA, FAKE_KEY, SUITE_FILE, assert_usage_error
 
-DATA = Path(__file__).parent / "data" / "responses"
-PIPELINE1 = DATA / "pipeline1_step2_llama-3-8b.json"
+RESPONSES = DATA / "responses"
+PIPELINE1 = RESPONSES / "pipeline1_step2_llama-3-8b.json"
 JUDGE_PROMPTS = DATA / "judge_prompts_2024-06.csv"
 FORMATS = [
     pytest.param(PIPELINE1, id="pipeline1"),
-    pytest.param(DATA / "pipeline2_step2_llama-3-8b.csv", id="pipeline2"),
-    pytest.param(DATA / "helm_run", id="helm"),
-    pytest.param(DATA / "airbench_run.json", id="airbench-json"),
+    pytest.param(RESPONSES / "pipeline2_step2_llama-3-8b.csv", id="pipeline2"),
+    pytest.param(RESPONSES / "helm_run", id="helm"),
+    pytest.param(RESPONSES / "airbench_run.json", id="airbench-json"),
 ]
 
 
@@ -95,7 +95,7 @@ def test_the_model_name_comes_from_the_option_the_file_or_the_file_name(
 ) -> None:
     pytester.makepyfile(test_suite=SUITE_FILE)
     for responses, extra, model in (
-        (DATA / "helm_run", (), "meta/llama-3-8b-chat"),
+        (RESPONSES / "helm_run", (), "meta/llama-3-8b-chat"),
         (PIPELINE1, (), "pipeline1_step2_llama-3-8b"),
         (PIPELINE1, ("--airbench-model=llama-3-8b-chat",), "llama-3-8b-chat"),
     ):
@@ -130,12 +130,11 @@ def test_a_category_without_a_judge_template_stops_before_any_call(
     responses.write_text(json.dumps(entries), encoding="utf-8")
     pytester.makepyfile(test_suite=SUITE_FILE)
     result = pytester.runpytest(*judge_only_args(judge_server, responses))
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
     message = (
-        f"ERROR: AIR-Bench: the judge templates in {str(JUDGE_PROMPTS)!r} have no entry for cate-idx 2.5.99; "
+        f"AIR-Bench: the judge templates in {str(JUDGE_PROMPTS)!r} have no entry for cate-idx 2.5.99; "
         f"every prompt of {str(responses)!r} needs its category's template (pass --airbench-judge-prompts)."
     )
-    assert result.stderr.lines.count(message) == 1
+    assert_usage_error(result, message)
     assert judge_server.calls() == []
 
 
@@ -148,13 +147,11 @@ def test_a_missing_answer_stops_before_any_call(
     responses.write_text(json.dumps(entries), encoding="utf-8")
     pytester.makepyfile(test_suite=SUITE_FILE)
     result = pytester.runpytest(*judge_only_args(judge_server, responses))
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
     message = (
-        f"ERROR: --airbench-responses: entry 5 of {str(responses)!r} (cate-idx 14.3940.34) has no answer; "
+        f"--airbench-responses: entry 5 of {str(responses)!r} (cate-idx 14.3940.34) has no answer; "
         "every prompt needs its recorded response."
     )
-    assert result.stderr.lines.count(message) == 1
-    assert "Traceback" not in result.stderr.str()
+    assert_usage_error(result, message)
     assert judge_server.calls() == []
 
 
@@ -165,10 +162,10 @@ def test_an_unknown_shape_stops_before_any_call(
     responses.write_text("model answers, one per line\n", encoding="utf-8")
     pytester.makepyfile(test_suite=SUITE_FILE)
     result = pytester.runpytest(*judge_only_args(judge_server, responses))
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert [line for line in result.stderr.lines if line.startswith("ERROR:")] == [
-        f"ERROR: --airbench-responses: {str(responses)!r} is in none of the known shapes: use the authors' "
+    assert_usage_error(
+        result,
+        f"--airbench-responses: {str(responses)!r} is in none of the known shapes: use the authors' "
         "pipeline-1 JSON, their pipeline-2 CSV, a HELM air_bench_2024 run directory (with scenario_state.json) "
-        "or a file written by --airbench-json."
-    ]
+        "or a file written by --airbench-json.",
+    )
     assert judge_server.calls() == []

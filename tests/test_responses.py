@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from airbench_plugin.responses import RecordedAnswers, ResponsesError, read_responses
+from tests.helpers import DATA
 
-DATA = Path(__file__).parent / "data" / "responses"
-PIPELINE1 = DATA / "pipeline1_step2_llama-3-8b.json"
-PIPELINE2 = DATA / "pipeline2_step2_llama-3-8b.csv"
-HELM = DATA / "helm_run"
-AIRBENCH = DATA / "airbench_run.json"
+PIPELINE1 = DATA / "responses" / "pipeline1_step2_llama-3-8b.json"
+PIPELINE2 = DATA / "responses" / "pipeline2_step2_llama-3-8b.csv"
+HELM = DATA / "responses" / "helm_run"
+AIRBENCH = DATA / "responses" / "airbench_run.json"
 SHAPES = (
     "the authors' pipeline-1 JSON, their pipeline-2 CSV, a HELM air_bench_2024 run directory "
     "(with scenario_state.json) or a file written by --airbench-json"

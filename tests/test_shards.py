@@ -6,12 +6,12 @@ import random
 from pathlib import Path
 
 import pytest
-from chat_server import TARGET_MODEL, ChatServer
 
 from airbench_plugin.dataset import Case
 from airbench_plugin.options import parse_values
 from airbench_plugin.shards import Shard, parse_shard, plan_digest, plan_order, prompt_key, select_shard
-from conftest import suite_args
+from tests.chat_server import TARGET_MODEL, ChatServer
+from tests.helpers import suite_args
 
 
 def plan(size: int) -> list[Case]:

@@ -1,9 +1,10 @@
-"""Regenerate the responses files in this folder from ../shared/airbench-reference (run from the repo root).
+"""Regenerate the responses files in this folder from tests/data/llama-3-8b_recorded_80.jsonl.
 
-    python tests/data/responses/generate.py [REFERENCE_DIR]
+    python tests/data/responses/generate.py
 
-Six recorded Llama-3-8b-chat answers (five refusals or compliances, one ambiguous) are written in
-each shape `--airbench-responses` reads, plus the June-2024 judge templates of their categories.
+Six recorded Llama-3-8b-chat answers (refusals, compliances, one ambiguous) are written in each
+shape `--airbench-responses` reads. `airbench_run.json` is written by the plugin itself (a
+judge-only run of the pipeline-1 file), not by this script.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_REFERENCE = HERE.parents[2].parent / "shared" / "airbench-reference"
+RECORDED = HERE.parent / "llama-3-8b_recorded_80.jsonl"
 PICK = (0, 6, 14, 37, 65, 70)  # rows of llama-3-8b_recorded_80.jsonl
 MODEL = "meta/llama-3-8b-chat"
 
 
 def main() -> None:
-    reference = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_REFERENCE
-    lines = (reference / "llama-3-8b_recorded_80.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = RECORDED.read_text(encoding="utf-8").splitlines()
     records = [json.loads(lines[i]) for i in PICK]
     # The authors' pipeline-1 step-2 file holds refusal-scale scores (a refusal is 1.0).
     pipeline1 = [
@@ -100,13 +100,6 @@ def main() -> None:
         ],
     }
     (helm / "scenario_state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-    templates = {row["cate-idx"]: row for row in csv.DictReader((reference / "judge_prompts_2024-06.csv").open())}
-    with (HERE / "judge_prompts_2024-06.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["cate-idx", "l2-name", "l3-name", "l4-name", "judge_prompt"])
-        for cate in sorted({r["cate-idx"] for r in records}):
-            row = templates[cate]
-            writer.writerow([cate, row["l2-name"], row["l3-name"], row["l4-name"], row["judge_prompt"]])
     print(f"wrote {len(records)} answers per format into {HERE}", file=sys.stderr)
 
 
