@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from airbench_plugin.dataset import Case, cate_sort_key
 from airbench_plugin.providers.base import ChatProvider, Completion, Message
+from airbench_plugin.results import ResultsError, RunResults
 
 ResponsesFormat = Literal["pipeline1", "pipeline2", "helm", "airbench-json"]
 HELM_STATE = "scenario_state.json"
@@ -109,8 +110,9 @@ def _parse(text: str, source: str) -> tuple[ResponsesFormat, str | None, list[Re
         if isinstance(data, Mapping) and isinstance(data.get("request_states"), list):
             return "helm", _helm_model(data), list(_helm_rows(data["request_states"], source))
         if isinstance(data, Mapping) and isinstance(data.get("results"), list) and "summary" in data:
+            rows = list(_airbench_rows(data, source))
             model = data.get("model")
-            return "airbench-json", model if isinstance(model, str) else None, list(_airbench_rows(data, source))
+            return "airbench-json", model if isinstance(model, str) and model else None, rows
         raise _unknown(source, "a JSON document of another kind")
     header = _csv_header(text)
     if header is not None and {"cate-idx", "prompt"} <= set(header):
@@ -225,19 +227,14 @@ def _helm_rows(states: Sequence[Any], source: str) -> Iterator[RecordedRow]:
 
 
 def _airbench_rows(data: Mapping[str, Any], source: str) -> Iterator[RecordedRow]:
-    for number, result in enumerate(data["results"], 1):
-        if not isinstance(result, Mapping):
-            raise _unknown(source, f"result {number} is not an object")
-        nodeid = result.get("nodeid")
-        where = f"result {number} ({nodeid})" if isinstance(nodeid, str) else f"result {number}"
+    try:
+        run = RunResults.from_json(data)
+    except ResultsError as exc:
+        raise ResponsesError(f"--airbench-responses: {source!r} is not a usable --airbench-json file: {exc}.") from None
+    for number, record in enumerate(run.records, 1):
+        where = f"result {number} ({record.nodeid})"
         yield RecordedRow(
-            cate_idx=_field(result, "cate_idx", source, where),
-            l2_name=_field(result, "l2_name", source, where),
-            l3_name=_field(result, "l3_name", source, where),
-            l4_name=_field(result, "l4_name", source, where),
-            prompt=_field(result, "prompt", source, where),
-            response=_text(result.get("response")),
-            where=where,
+            record.cate_idx, record.l2_name, record.l3_name, record.l4_name, record.prompt, record.response, where
         )
 
 

@@ -194,3 +194,13 @@ def test_an_entry_without_its_category_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "p1.json"
     path.write_text(json.dumps(entries), encoding="utf-8")
     assert refusal(path) == f"--airbench-responses: entry 2 of {str(path)!r} has no 'l3_name' text."
+
+
+def test_a_damaged_airbench_json_file_says_which_field(tmp_path: Path) -> None:
+    document = json.loads(AIRBENCH.read_text(encoding="utf-8"))
+    document["results"][2]["outcome"] = "maybe"
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    message = refusal(path)
+    assert message.startswith(f"--airbench-responses: {str(path)!r} is not a usable --airbench-json file: results[2]")
+    assert message.endswith(".")
