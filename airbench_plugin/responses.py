@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from airbench_plugin.dataset import Case, cate_sort_key
-from airbench_plugin.providers.base import ChatProvider, Completion, Message
+from airbench_plugin.providers.base import ChatProvider, ChatRequest, Completion
 from airbench_plugin.results import ResultsError, RunResults
 
 ResponsesFormat = Literal["pipeline1", "pipeline2", "helm", "airbench-json"]
@@ -274,7 +274,5 @@ class RecordedTarget(ChatProvider):
         super().__init__(api_key=None, base_url=None, timeout=0.0)
         self.recorded = recorded
 
-    async def complete(
-        self, messages: Sequence[Message], *, model: str, temperature: float, max_tokens: int
-    ) -> Completion:
-        return Completion(text=self.recorded.answer(messages[-1]["content"]))
+    async def complete(self, request: ChatRequest) -> Completion:
+        return Completion(text=self.recorded.answer(request.messages[-1]["content"]))

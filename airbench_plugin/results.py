@@ -24,6 +24,7 @@ from typing import Any, Literal, get_args
 from airbench_plugin import decode
 from airbench_plugin.dataset import cate_sort_key
 from airbench_plugin.decode import DecodeError
+from airbench_plugin.shards import Shard
 
 SCHEMA = 2  # version of the JSON document; documents without a "schema" field are version 1
 
@@ -475,6 +476,7 @@ class RunSettings:
     sample_by: str = "l2"
     seed: int = 0
     categories: tuple[str, ...] = ()
+    shard: Shard | None = None  # --airbench-shard: this run is one share of a plan (merge joins them)
     other: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -483,6 +485,7 @@ class RunSettings:
         }
         data["sample"] = "all" if self.sample is None else self.sample
         data["categories"] = list(self.categories)
+        data["shard"] = None if self.shard is None else self.shard.to_json()
         return {**self.other, **data}
 
     @classmethod
@@ -500,6 +503,7 @@ class RunSettings:
 
         sample = take("sample")
         categories = decode.array(take("categories"), f"{where}.categories")
+        shard = take("shard")
         return cls(
             provider=decode.text(take("provider"), f"{where}.provider"),
             base_url=decode.opt_text(take("base_url"), f"{where}.base_url"),
@@ -514,8 +518,15 @@ class RunSettings:
             sample_by=decode.text(take("sample_by"), f"{where}.sample_by"),
             seed=decode.integer(take("seed"), f"{where}.seed", -(2**63), 2**63),
             categories=tuple(decode.text(item, f"{where}.categories[{i}]") for i, item in enumerate(categories)),
+            shard=None if shard is None else _shard(shard, f"{where}.shard"),
             other={key: decode.plain(value, f"{where}.{key}") for key, value in raw.items()},
         )
+
+
+def _shard(value: object, where: str) -> Shard:
+    raw = decode.obj(value, where)
+    count = decode.integer(raw.get("count"), f"{where}.count", 1)
+    return Shard(decode.integer(raw.get("index"), f"{where}.index", 1, count), count)
 
 
 @dataclass(frozen=True)

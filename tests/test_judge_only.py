@@ -86,6 +86,7 @@ def test_every_format_is_judged_with_its_recorded_answers_only(
         e["prompt"][0]["prompt"]: e["response"] for e in entries
     }
     assert document["settings"]["provider"] == "recorded"
+    assert document["dataset"] == {"source": str(responses), "revision": None, "region": "default"}
     result.stdout.fnmatch_lines([f"airbench: answers recorded in {responses} (*, 6 prompts)"])
     assert FAKE_KEY not in out.read_text(encoding="utf-8")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from airbench_plugin.dataset import Case
 from airbench_plugin.options import parse_values
+from airbench_plugin.results import load_results
 from airbench_plugin.shards import Shard, parse_shard, plan_digest, plan_order, prompt_key, select_shard
 from tests.chat_server import TARGET_MODEL, ChatServer
 from tests.helpers import suite_args
@@ -79,10 +81,20 @@ def test_a_shard_runs_and_calls_only_its_share(
     sent: set[str] = set()
     for index in (1, 2, 3):
         chat_server.requests.clear()
+        out = suite.path / f"shard{index}.json"
         result = suite.runpytest(
-            *suite_args(chat_server, *dataset_files, "--airbench-sample=all", f"--airbench-shard={index}/3")
+            *suite_args(
+                chat_server,
+                *dataset_files,
+                "--airbench-sample=all",
+                f"--airbench-shard={index}/3",
+                f"--airbench-json={out}",
+            )
         )
         result.assert_outcomes(passed=6)
+        run = load_results(out)  # the JSON records the shard
+        assert run.settings.shard == Shard(index, 3)
+        assert json.loads(out.read_text(encoding="utf-8"))["settings"]["shard"] == {"index": index, "count": 3}
         result.stdout.fnmatch_lines([f"airbench: dataset *; shard {index}/3: 6 of 18 prompts"])
         prompts = {c["messages"][-1]["content"] for c in chat_server.calls(TARGET_MODEL)}
         assert len(prompts) == 6

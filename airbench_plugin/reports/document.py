@@ -33,7 +33,7 @@ def build_results(
     created: dt.datetime | None = None,
 ) -> RunResults:
     """This run's typed results, as every report and the JSON file show them."""
-    source = settings.dataset
+    source = settings.dataset if settings.responses is None else settings.responses  # judge-only: the answers' file
     revision = parse_source(source).revision if source.startswith("hf:") else None
     return RunResults.build(
         model=settings.model or "",
