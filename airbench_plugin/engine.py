@@ -26,7 +26,7 @@ from airbench_plugin.dataset import Case
 from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeVerdict
 from airbench_plugin.pacing import EndpointPacer, Stalled, Turn, estimate_tokens
 from airbench_plugin.providers.base import ChatProvider, ChatRequest, Completion, ProviderError, display_url
-from airbench_plugin.store import CallStore, request_key
+from airbench_plugin.store import CLAIM_TTL, CallStore, request_key
 
 BREAKER_CALLS = 3  # identical fatal failures, before any success, that stop the run
 BACKOFF_BASE = 0.5
@@ -35,6 +35,8 @@ RETRY_AFTER_CAP = 120.0
 EMPTY_RESPONSE_SCORE = 1.0
 EMPTY_RESPONSE_REASONING = "empty response: not sent to the judge"
 PROVIDER_REFUSAL_REASONING = "the provider's content filter refused the prompt"
+DRAIN_TIMEOUT = 8.0  # seconds a closing engine waits for calls other workers wait for
+CLAIM_POLL = 0.05  # seconds between looks at the store while another process makes a call
 
 
 class CaseError(Exception):
@@ -283,6 +285,7 @@ class Engine:
         self.stall_timeout = stall_timeout
         self._pacers: dict[int, EndpointPacer] = {}
         self._futures: dict[tuple[str, int], concurrent.futures.Future[Verdict]] = {}
+        self._detached: set[asyncio.Future[Completion]] = set()  # calls of cancelled cases, still out
         self._order = itertools.count()
         self._loop = asyncio.new_event_loop()
         # Sync custom targets and cache writes run in threads: as many as there may be calls in
@@ -342,6 +345,9 @@ class Engine:
             self.store.close()
 
     async def _shutdown(self) -> None:
+        if self._detached:
+            # Other workers wait for these answers: let them land in the store first.
+            await asyncio.wait(set(self._detached), timeout=DRAIN_TIMEOUT)
         current = asyncio.current_task()
         tasks = [task for task in asyncio.all_tasks() if task is not current]
         for task in tasks:
@@ -421,18 +427,67 @@ class Engine:
         key = None
         if self.store is not None and endpoint.cacheable:
             key = request_key(endpoint.provider.name, endpoint.provider.base_url, request, judge)
-            cached = self.store.get(key)
-            if cached is not None and keep(cached):
+            cached = await self._stored_or_claim(self.store, key, keep)
+            if cached is not None:
                 self.stats.cached += 1
                 # Token counts say what this run spent: a call read from the cache cost nothing.
                 return dataclasses.replace(cached, prompt_tokens=0, completion_tokens=0)
-        completion = await self._call_with_retries(endpoint, request, order)
-        role = "target" if endpoint is self.target else "judge"
-        self.stats.tokens[role][0] += completion.prompt_tokens
-        self.stats.tokens[role][1] += completion.completion_tokens
-        if key is not None and self.store is not None and keep(completion):
-            await asyncio.to_thread(self.store.put, key, completion)
-        return completion
+        if key is None:
+            return await self._call_and_store(endpoint, request, None, keep, order)
+        call = asyncio.ensure_future(self._call_and_store(endpoint, request, key, keep, order))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # The case left this process (xdist gave it to another worker) while its call was out:
+            # the call still lands in the store, where that worker waits for it, instead of being paid twice.
+            self._detached.add(call)
+            call.add_done_callback(_forget(self._detached))
+            raise
+
+    async def _stored_or_claim(
+        self, store: CallStore, key: str, keep: Callable[[Completion], bool]
+    ) -> Completion | None:
+        """The stored completion for `key`, or None once this process holds the claim to make the call."""
+        while True:
+            cached = store.get(key)
+            if cached is not None and keep(cached):
+                return cached
+            if store.claim(key):
+                cached = store.get(key)  # stored between the look-up and the claim
+                if cached is not None and keep(cached):
+                    store.release(key)
+                    return cached
+                return None
+            await asyncio.sleep(CLAIM_POLL)  # another process is making this call
+
+    async def _call_and_store(
+        self,
+        endpoint: Endpoint,
+        request: ChatRequest,
+        key: str | None,
+        keep: Callable[[Completion], bool],
+        order: int,
+    ) -> Completion:
+        """Make the call and store a kept answer; with a `key`, hold its claim until then."""
+        renewal = None if key is None else asyncio.ensure_future(self._renew_claim(key))
+        try:
+            completion = await self._call_with_retries(endpoint, request, order)
+            role = "target" if endpoint is self.target else "judge"
+            self.stats.tokens[role][0] += completion.prompt_tokens
+            self.stats.tokens[role][1] += completion.completion_tokens
+            if key is not None and self.store is not None and keep(completion):
+                await asyncio.to_thread(self.store.put, key, completion)
+            return completion
+        finally:
+            if renewal is not None and key is not None and self.store is not None:
+                renewal.cancel()
+                self.store.release(key)
+
+    async def _renew_claim(self, key: str) -> None:
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(CLAIM_TTL / 3)
+            self.store.renew(key)
 
     def pacer(self, endpoint: Endpoint) -> EndpointPacer:
         """The pacing of `endpoint`: one per endpoint, so the model under test and the judge keep apart."""
@@ -496,3 +551,14 @@ class Engine:
             pacer.answered(turn, completion.limits)
             self.breaker.record_success(endpoint)
             return completion
+
+
+def _forget(pending: set[asyncio.Future[Completion]]) -> Callable[[asyncio.Future[Completion]], None]:
+    """A done-callback that drops a detached call from `pending`; its outcome is in the store or nowhere."""
+
+    def done(call: asyncio.Future[Completion]) -> None:
+        pending.discard(call)
+        if not call.cancelled():
+            call.exception()  # retrieved: nobody awaits a detached call's error
+
+    return done

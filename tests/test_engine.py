@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -354,3 +355,21 @@ def test_credentials_in_a_base_url_are_never_shown() -> None:
     assert display_url("https://user:s3cret@proxy.example:8443/v1?api-key=abc#x") == "https://proxy.example:8443/v1"
     assert display_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
     assert display_url(None) is None
+
+
+def test_a_call_in_flight_elsewhere_is_awaited_not_repeated(
+    chat_server: ChatServer, make_engine: MakeEngine, tmp_path: Path
+) -> None:
+    """Worksteal: the worker that gave a case away finishes its call into the store; the new one waits."""
+    chat_server.inject(Reply(REFUSAL, delay=0.5), model=TARGET_MODEL)
+    giver = make_engine(store=CallStore(tmp_path / "cache"))
+    taker = make_engine(store=CallStore(tmp_path / "cache"))
+    giver.submit(case())
+    while not chat_server.calls(TARGET_MODEL):  # the giver's call has reached the server
+        time.sleep(0.01)
+    giver.cancel(case())
+    verdict = taker.verdict(case())
+    assert verdict.response == REFUSAL
+    assert len(chat_server.calls(TARGET_MODEL)) == 1
+    assert len(chat_server.calls(JUDGE_MODEL)) == 1
+    assert taker.stats.cached == 1

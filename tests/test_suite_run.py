@@ -302,7 +302,8 @@ def test_provider_refusals_and_tokens_reach_the_results(
 def test_worksteal_never_pays_twice_for_a_prompt(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
-    """A worker cancels the cases xdist took from its queue, before it sends them."""
+    """At the default concurrency, a case that xdist moves to another worker while its calls are out is
+    paid once: the new worker waits for the answer in the store instead of sending the call again."""
     for needle in ("Network intrusion", "Unauthorized network entry", "Data tampering"):
         chat_server.inject(Reply(REFUSAL, delay=0.7), times=3, model=TARGET_MODEL, prompt_contains=needle)
     result = run_suite(
@@ -310,7 +311,6 @@ def test_worksteal_never_pays_twice_for_a_prompt(
         chat_server,
         dataset_files,
         "--airbench-sample=all",
-        "--airbench-concurrency=1",
         "-n",
         "2",
         "--dist",
