@@ -6,8 +6,11 @@ in the same order.
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import urllib.error
+import urllib.request
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -101,8 +104,47 @@ def parse_source(text: str) -> Source:
     return Source(text, path=path)
 
 
+HUB_PROBE_TIMEOUT = 5.0  # seconds: the `datasets` library itself retries for half a minute
+
+
+def offline() -> bool:
+    """Whether the user told the Hugging Face libraries not to use the network."""
+    return any(
+        os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+        for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
+
+
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or "https://huggingface.co"
+
+
+def hub_reachable(endpoint: str, timeout: float = HUB_PROBE_TIMEOUT) -> bool:
+    """Whether anything answers HTTP at the hub's address (through the environment's proxy, if any)."""
+    request = urllib.request.Request(endpoint + "/api/health", method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered, even if not with 200
+    except (OSError, ValueError):
+        return False
+
+
+def unreachable_hub_message(source: Source, endpoint: str) -> str:
+    return (
+        f"cannot reach the Hugging Face Hub at {endpoint} to load {source.text!r}: pass local files with "
+        "--airbench-dataset=FILE and --airbench-judge-prompts=FILE, or, if the datasets cache already holds "
+        "this revision, set HF_HUB_OFFLINE=1 to use it."
+    )
+
+
 def load_rows(source: Source, config_name: str, columns: Sequence[str]) -> list[dict[str, str]]:
     """Rows of one table through the `datasets` library; raises DatasetError with the reason."""
+    if source.repo is not None and not offline():
+        endpoint = hub_endpoint()
+        if not hub_reachable(endpoint):
+            raise DatasetError(unreachable_hub_message(source, endpoint))
     import datasets  # slow to import: only when a suite actually runs
 
     datasets.disable_progress_bars()

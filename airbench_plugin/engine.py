@@ -59,7 +59,11 @@ class Endpoint:
     cacheable: bool = True
     rpm: int | None = None  # the user's requests-per-minute cap for this endpoint
     tpm: int | None = None
-    rate_options: str = "--airbench-rpm / --airbench-tpm"  # how users set those, for messages
+    option_prefix: str = "--airbench-"  # its options' names, for messages: `--airbench-judge-` for the judge
+
+    def option(self, name: str) -> str:
+        """The command-line option that sets `name` (`rpm`, `base-url`, ...) for this endpoint."""
+        return f"{self.option_prefix}{name}"
 
     def describe(self) -> str:
         where = f" at {display_url(self.provider.base_url)}" if self.provider.base_url else ""
@@ -147,9 +151,24 @@ class CircuitBreaker:
         if len(failures) >= self.calls and len(set(failures)) == 1:
             self.reason = (
                 f"AIR-Bench stopped early: the first {self.calls} calls to the {endpoint.role} "
-                f"({endpoint.describe()}) all failed with: {error}. "
-                "Check the API key, the model name and the base URL, then run again."
+                f"({endpoint.describe()}) all failed with: {error}. {breaker_advice(endpoint, error)}"
             )
+
+    def armed(self, endpoint: Endpoint) -> bool:
+        """Whether `endpoint` has not answered yet, so its failures may still stop the run."""
+        return endpoint.role not in self.disarmed and self.reason is None
+
+
+def breaker_advice(endpoint: Endpoint, error: ProviderError) -> str:
+    """What to do about the error that stopped the run, by its cause."""
+    if error.cause == "refused":
+        return (
+            f"Nothing accepts connections there: check {endpoint.option('base-url')} and that the server "
+            "is running, then run again."
+        )
+    if error.cause == "unknown host":
+        return f"That host name does not resolve: check {endpoint.option('base-url')} and the network, then run again."
+    return "Check the API key, the model name and the base URL, then run again."
 
 
 class OrderedSlots:
@@ -199,7 +218,7 @@ class CallableTarget(ChatProvider):
     async def _answer(self, prompt: str) -> Any:
         if inspect.iscoroutinefunction(self.respond):
             return await self.respond(prompt)
-        answer = await asyncio.to_thread(self.respond, prompt)
+        answer = await in_daemon_thread(self.respond, prompt)
         if inspect.isawaitable(answer):
             answer = await answer
         return answer
@@ -225,6 +244,35 @@ class CallableTarget(ChatProvider):
         return Completion(text=answer)
 
 
+async def in_daemon_thread(function: Callable[[str], Any], argument: str) -> Any:
+    """`function(argument)` in a thread of its own that the interpreter does not wait for at exit.
+
+    asyncio's executor threads are joined when Python exits, so a user's function that never
+    returns would keep a finished run from ever exiting; a daemon thread is simply abandoned.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # the caller gave up waiting
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = function(argument), None
+        except BaseException as exc:  # handed to the awaiting coroutine
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed while we ran
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="airbench-target", daemon=True).start()
+    return await future
+
+
 def target_messages(prompt: str, system_prompt: str | None) -> list[dict[str, str]]:
     """HELM's request: the prompt verbatim as one user message, after an optional system message."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
@@ -236,8 +284,8 @@ def stall_message(endpoint: Endpoint, seconds: float) -> str:
     """Why a prompt errored after its endpoint answered nothing but 429s for `seconds`."""
     return (
         f"the {endpoint.role} ({endpoint.model}) made no progress for {seconds:g} s: every request was "
-        f"rate-limited (429); set {endpoint.rate_options} below your account's limits, lower "
-        "--airbench-concurrency, or raise --airbench-timeout"
+        f"rate-limited (429); set {endpoint.option('rpm')} / {endpoint.option('tpm')} below your account's "
+        "limits, lower --airbench-concurrency, or raise --airbench-timeout"
     )
 
 
@@ -537,6 +585,13 @@ class Engine:
                         raise CaseError(stall_message(endpoint, pacer.stall_timeout)) from None
                     continue
                 pacer.failed(turn, error.limits)
+                if error.kind == "connection" and self.breaker.armed(endpoint):
+                    # Nothing answered yet: a refused connection or an unknown host will not get
+                    # better in the minute the retries would take, so every attempt counts.
+                    self.breaker.record_failure(endpoint, error)
+                    if self.breaker.reason is not None:
+                        self.stats.errored += 1
+                        raise CircuitOpen(self.breaker.reason) from None
                 if error.retryable and attempt < self.retries:
                     self.stats.retried += 1
                     await asyncio.sleep(backoff_delay(attempt, error.retry_after, self.backoff_base))

@@ -32,6 +32,7 @@ from airbench_plugin.run import (
 )
 
 SKIP_REASON = "AIR-Bench suite skipped: no model under test; pass --airbench-model NAME to run it"
+STOPPED_EARLY = "not scored: AIR-Bench stopped the run early (the reason is on the last line)"
 _VERDICT_KEY = pytest.StashKey[Verdict]()
 _ERROR_KEY = pytest.StashKey[str]()
 _PREFETCHED_KEY = pytest.StashKey[bool]()
@@ -175,15 +176,18 @@ def airbench_verdict(request: pytest.FixtureRequest, airbench_case: Case, airben
     item = request.node
     airbench_engine.submit(airbench_case)  # first, so its calls go before those of later tests
     _prefetch(item, airbench_case, airbench_engine)
+    shown: str | None = None
     try:
         verdict = airbench_engine.verdict(airbench_case)
     except CircuitOpen as exc:
+        # The reason ends the run's output once ("Interrupted: ..."); the results keep it per test.
         item.session.shouldstop = str(exc)
         item.stash[_ERROR_KEY] = str(exc)
-        pytest.fail(str(exc), pytrace=False)
+        shown = STOPPED_EARLY
     except CaseError as exc:
-        item.stash[_ERROR_KEY] = error_message(airbench_case, exc)
-        pytest.fail(item.stash[_ERROR_KEY], pytrace=False)
+        item.stash[_ERROR_KEY] = shown = error_message(airbench_case, exc)
+    if shown is not None:
+        pytest.fail(shown, pytrace=False)  # outside `except`: no "During handling of ..." chain
     item.stash[_VERDICT_KEY] = verdict
     return verdict
 

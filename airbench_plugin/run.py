@@ -154,7 +154,7 @@ class AirbenchRun:
             judge.max_tokens,
             rpm=s.judge_rpm,
             tpm=s.judge_tpm,
-            rate_options="--airbench-judge-rpm / --airbench-judge-tpm",
+            option_prefix="--airbench-judge-",
         )
         store = None if s.no_cache else CallStore(self.cache_dir)
         self.engine = Engine(

@@ -43,6 +43,7 @@ class Reply:
     finish_reason: str = "stop"
     error_code: str | None = None
     logprobs: dict[str, Any] | None = None  # the choice's `logprobs`, e.g. {"content": [...]}
+    trickle: float = 0.0  # seconds between the body's bytes: a server that never quite stops sending
 
 
 @dataclass
@@ -203,6 +204,7 @@ class ChatServer:
         self.answered: list[dict[str, Any]] = []  # requests whose full answer was written
         self.hold_after: int | None = None  # requests past this many wait until `release()`
         self.rate_limit: RateLimit | None = None
+        self.closed = False
         self._released = threading.Event()
         self._drop_held = False
         self._lock = threading.Lock()
@@ -259,6 +261,7 @@ class ChatServer:
         return reply
 
     def close(self) -> None:
+        self.closed = True
         self._released.set()
         self._httpd.shutdown()
         self._httpd.server_close()
@@ -317,25 +320,36 @@ class _Handler(BaseHTTPRequestHandler):
             error = {"message": reply.text or f"status {reply.status}", "type": "error", "code": reply.error_code}
             sent = self._send(reply.status, {"error": error}, reply.headers)
         else:
-            sent = self._send(200, completion_body(request, reply), reply.headers)
+            sent = self._send(200, completion_body(request, reply), reply.headers, reply.trickle)
         if sent and reply.status == 200:
             with chat._lock:
                 chat.answered.append(request)
 
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> bool:
+    def _send(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None, trickle: float = 0.0
+    ) -> bool:
         return self._send_bytes(
-            status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})}
+            status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})}, trickle
         )
 
-    def _send_bytes(self, status: int, body: bytes, headers: dict[str, str]) -> bool:
+    def _send_bytes(self, status: int, body: bytes, headers: dict[str, str], trickle: float = 0.0) -> bool:
         try:
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
-            self.wfile.flush()
+            if trickle:
+                self.wfile.flush()
+                for index in range(len(body)):
+                    if self.server.chat.closed:
+                        return False
+                    self.wfile.write(body[index : index + 1])
+                    self.wfile.flush()
+                    time.sleep(trickle)
+            else:
+                self.wfile.write(body)
+                self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
             return False
         return True

@@ -57,7 +57,7 @@ def make_engine(chat_server: ChatServer) -> Iterator[MakeEngine]:
                         JUDGE_MODEL,
                         0.0,
                         64,
-                        rate_options="--airbench-judge-rpm / --airbench-judge-tpm",
+                        option_prefix="--airbench-judge-",
                     ),
                 )
             ],

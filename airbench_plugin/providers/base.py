@@ -113,6 +113,7 @@ class ProviderError(Exception):
     kind: str = "api"  # api | timeout | connection | malformed
     secrets: Sequence[str] = field(default=(), repr=False)
     limits: RateLimits | None = field(default=None, repr=False)
+    cause: str | None = None  # for connection errors: "refused" or "unknown host"
 
     @property
     def rate_limited(self) -> bool:

@@ -7,6 +7,9 @@ clients are built with `max_retries=0`.
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import sys
 from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -67,6 +70,25 @@ def read_completion(response: Any, limits: RateLimits | None = None) -> Completi
         ) from None
 
 
+def connection_cause(exc: BaseException) -> str | None:
+    """Why an SDK connection error happened, when its OS error says: "refused" or "unknown host"."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return "refused"
+        if isinstance(current, socket.gaierror):
+            return "unknown host"
+        text = str(current)
+        if "Connection refused" in text or "[Errno 111]" in text:
+            return "refused"
+        if "Name or service not known" in text or "nodename nor servname" in text or "[Errno -2]" in text:
+            return "unknown host"
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def translate(
     exc: Exception,
     *,
@@ -101,7 +123,10 @@ def translate(
     if isinstance(exc, timeout_error):
         return ProviderError(f"no answer from {base_url} within {timeout:g} s", True, kind="timeout", secrets=secrets)
     if isinstance(exc, connection_error):
-        return ProviderError(f"cannot connect to {base_url}", True, kind="connection", secrets=secrets)
+        cause = connection_cause(exc)
+        reason = {"refused": " (connection refused)", "unknown host": " (unknown host)"}.get(cause or "", "")
+        where = f"cannot connect to {base_url}{reason}"
+        return ProviderError(where, True, kind="connection", secrets=secrets, cause=cause)
     return ProviderError(
         f"the server's answer could not be read ({type(exc).__name__}: {exc})",
         True,
@@ -139,11 +164,15 @@ class SDKProvider(ChatProvider):
             )
         body = request.body()
         try:
-            # The client's plain `post` keeps its auth, base URL, timeouts and error classes but
-            # skips the typed request and response models, which cost ~1 ms of CPU per call; the
-            # raw response also carries the rate-limit headers.
-            response = await self._client.post(self.chat_path, cast_to=self.raw_response, body=body)
-            data = response.json()
+            # The SDK's timeout bounds each read, so a body that trickles in a byte at a time
+            # would never time out: the deadline covers the whole request.
+            data, headers = await self._post_within(body)
+        except asyncio.TimeoutError:
+            raise ProviderError(
+                f"no answer from {display_url(self.base_url or self.default_base_url)} within {self.timeout:g} s",
+                True,
+                kind="timeout",
+            ) from None
         except Exception as exc:
             outcome = translate(
                 exc,
@@ -157,7 +186,21 @@ class SDKProvider(ChatProvider):
             if isinstance(outcome, ProviderError):
                 raise outcome from None
             return outcome
-        return read_completion(data, RateLimits.from_headers(response.headers))
+        return read_completion(data, RateLimits.from_headers(headers))
+
+    async def _post_within(self, body: dict[str, Any]) -> tuple[Any, Any]:
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(self.timeout):
+                return await self._post(body)
+        return await asyncio.wait_for(self._post(body), self.timeout)  # pragma: no cover - Python 3.10
+
+    async def _post(self, body: dict[str, Any]) -> tuple[Any, Any]:
+        """The parsed body and the headers of one chat-completions call."""
+        # The client's plain `post` keeps its auth, base URL, timeouts and error classes but skips
+        # the typed request and response models, which cost ~1 ms of CPU per call; the raw
+        # response also carries the rate-limit headers.
+        response = await self._client.post(self.chat_path, cast_to=self.raw_response, body=body)
+        return response.json(), response.headers
 
     async def aclose(self) -> None:
         if self._client is not None:
