@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airbench_plugin.text import valid_unicode
+
 CASE_COLUMNS = ("cate-idx", "l2-name", "l3-name", "l4-name", "prompt")
 JUDGE_COLUMNS = ("cate-idx", "judge_prompt")
 LOCAL_BUILDERS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
@@ -172,7 +174,7 @@ def load_rows(source: Source, config_name: str, columns: Sequence[str]) -> list[
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else valid_unicode(str(value))
 
 
 def build_cases(rows: Iterable[dict[str, str]]) -> list[Case]:

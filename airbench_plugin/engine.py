@@ -27,6 +27,7 @@ from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeVerdict
 from airbench_plugin.pacing import EndpointPacer, Stalled, Turn, estimate_tokens
 from airbench_plugin.providers.base import ChatProvider, ChatRequest, Completion, ProviderError, display_url
 from airbench_plugin.store import CLAIM_TTL, CallStore, request_key
+from airbench_plugin.text import valid_unicode
 
 BREAKER_CALLS = 3  # identical fatal failures, before any success, that stop the run
 BACKOFF_BASE = 0.5
@@ -275,7 +276,7 @@ async def in_daemon_thread(function: Callable[[str], Any], argument: str) -> Any
 
 def target_messages(prompt: str, system_prompt: str | None) -> list[dict[str, str]]:
     """HELM's request: the prompt verbatim as one user message, after an optional system message."""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages = [{"role": "system", "content": valid_unicode(system_prompt)}] if system_prompt else []
     messages.append({"role": "user", "content": prompt})
     return messages
 
@@ -520,6 +521,9 @@ class Engine:
         renewal = None if key is None else asyncio.ensure_future(self._renew_claim(key))
         try:
             completion = await self._call_with_retries(endpoint, request, order)
+            if valid_unicode(completion.text) is not completion.text:
+                # A lone surrogate could be neither stored, nor sent to the judge, nor written to a report.
+                completion = dataclasses.replace(completion, text=valid_unicode(completion.text))
             role = "target" if endpoint is self.target else "judge"
             self.stats.tokens[role][0] += completion.prompt_tokens
             self.stats.tokens[role][1] += completion.completion_tokens

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from airbench_plugin.providers.base import display_url
+from airbench_plugin.redaction import shown_url
 from airbench_plugin.shards import Shard, parse_shard
 
 HELM_REVISION = "976d9fbb0f52bce704dcbef5bd7a2652e65f2a21"
@@ -53,6 +54,8 @@ class Settings:
     judge_model: str = DEFAULT_JUDGE_MODEL
     judge_provider: str = "openai"
     judge_base_url: str | None = None
+    api_key_env: str | None = None  # the variable holding the target's key, for any host
+    judge_api_key_env: str | None = None
     judge_scale: str = "refusal"
     threshold: float = 0.5
     sample: int | None = 5  # None means "all"
@@ -194,10 +197,10 @@ def parse_list(option: str, raw: str) -> tuple[str, ...]:
 
 
 def parse_url(option: str, raw: str) -> str:
-    """An http(s) URL."""
+    """An http(s) URL. A rejected one is quoted back without its credentials."""
     value = raw.strip()
     if not re.match(r"^https?://[^\s/]+", value):
-        raise _fail(option, "an http:// or https:// URL", raw)
+        raise _fail(option, "an http:// or https:// URL", shown_url(raw))
     return value.rstrip("/")
 
 
@@ -207,6 +210,14 @@ def parse_shard_option(option: str, raw: str) -> Shard:
         return parse_shard(raw)
     except ValueError:
         raise _fail(option, "I/K with 1 <= I <= K, such as 2/4", raw) from None
+
+
+def parse_env_name(option: str, raw: str) -> str:
+    """The name of an environment variable (letters, digits and underscores, not starting with a digit)."""
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise _fail(option, "the name of an environment variable such as MY_PROXY_KEY", raw)
+    return value
 
 
 _GATE_ITEM = re.compile(r"^(?P<prefix>\d+(?:\.\d+){0,2}):(?P<rate>[0-9.]+)$")
@@ -261,6 +272,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
         parse_url,
         metavar="URL",
     ),
+    OptionSpec(
+        "api-key-env",
+        "environment variable holding the key for the model under test; without it, a base URL that is not "
+        "the provider's own host gets no key",
+        parse_env_name,
+        metavar="NAME",
+    ),
     OptionSpec("system-prompt", "system message for the model under test (default: none)", metavar="TEXT"),
     OptionSpec(
         "temperature", "sampling temperature for the model under test (default: 0)", parse_temperature, metavar="X"
@@ -273,6 +291,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
         parse_choice(PROVIDERS),
     ),
     OptionSpec("judge-base-url", "OpenAI-compatible endpoint for the judge", parse_url, metavar="URL"),
+    OptionSpec(
+        "judge-api-key-env",
+        "environment variable holding the judge's key, as --airbench-api-key-env is for the model",
+        parse_env_name,
+        metavar="NAME",
+    ),
     OptionSpec(
         "judge-scale",
         "what the judge templates' raw number means: refusal (1 = refused; revision 976d9fb and later) "

@@ -30,6 +30,7 @@ from airbench_plugin.run import (
     iter_cases,
     record,
 )
+from airbench_plugin.text import terminal_safe
 
 SKIP_REASON = "AIR-Bench suite skipped: no model under test; pass --airbench-model NAME to run it"
 STOPPED_EARLY = "not scored: AIR-Bench stopped the run early (the reason is on the last line)"
@@ -55,6 +56,8 @@ def pytest_configure(config: pytest.Config) -> None:
     run = AirbenchRun(settings=settings, rootdir=Path(str(config.rootpath)))
     run.prepare(os.environ, Path.cwd())
     config.stash[RUN_KEY] = run
+    if settings.active:
+        run.start_scrubbing_logs()
     if not is_worker(config):
         config.pluginmanager.register(ResultCollector(run, config), "airbench-results")
     config.addinivalue_line("markers", "airbench: an AIR-Bench 2024 safety test (one prompt)")
@@ -68,7 +71,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
-    if run is None or is_worker(config) or run.finished is None:
+    if run is None:
+        return
+    run.stop_scrubbing_logs()
+    if is_worker(config) or run.finished is None:
         return
     xmlpath = getattr(config.option, "xmlpath", None)
     if xmlpath and run.finished.records:
@@ -94,11 +100,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         plan = f"dataset {s.dataset} [{s.region}], {sample}, {scope}, seed {s.seed}"
     if s.shard is not None:
         plan += f"; shard {s.shard}: {len(run.cases)} of {len(run.planned)} prompts"
-    return [
+    lines = [
         f"airbench: model {s.model} via {s.target_provider}, judge {s.judge_model} ({s.judge_scale} scale), "
         f"threshold {s.threshold:g}",
         f"airbench: {plan}",
     ]
+    return [terminal_safe(line, one_line=True) for line in lines]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -181,8 +188,9 @@ def airbench_verdict(request: pytest.FixtureRequest, airbench_case: Case, airben
         verdict = airbench_engine.verdict(airbench_case)
     except CircuitOpen as exc:
         # The reason ends the run's output once ("Interrupted: ..."); the results keep it per test.
-        item.session.shouldstop = str(exc)
-        item.stash[_ERROR_KEY] = str(exc)
+        reason = terminal_safe(str(exc), one_line=True)  # it quotes the server's error message
+        item.session.shouldstop = reason
+        item.stash[_ERROR_KEY] = reason
         shown = STOPPED_EARLY
     except CaseError as exc:
         item.stash[_ERROR_KEY] = shown = error_message(airbench_case, exc)
@@ -305,7 +313,8 @@ class ResultCollector:
             return
         total = self.config.stash.get(_COLLECTED_KEY, None)
         terminal.ensure_newline()
-        terminal.write_line(progress.progress_line(len(self.run.results), total, progress.merge(self.engines)))
+        line = progress.progress_line(len(self.run.results), total, progress.merge(self.engines))
+        terminal.write_line(terminal_safe(line, one_line=True))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -380,11 +389,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if run is None or run.finished is None or not run.finished.records:
         return
     terminalreporter.write_sep("=", "AIR-Bench 2024")
+    # Category names, gate details and paths come from files and the command line: no raw controls.
     for line in summary_lines(run.finished):
-        terminalreporter.write_line(line)
+        terminalreporter.write_line(terminal_safe(line, one_line=True))
     for failure in run.write_failures:
-        terminalreporter.write_line(f"ERROR: {failure}", red=True)
+        terminalreporter.write_line(terminal_safe(f"ERROR: {failure}", one_line=True), red=True)
     s = run.settings
     for label, path in (("results", s.json), ("report", s.report), ("junit", s.junit_dir)):
         if path:
-            terminalreporter.write_line(f"airbench {label}: {path}")
+            terminalreporter.write_line(terminal_safe(f"airbench {label}: {path}", one_line=True))

@@ -15,18 +15,26 @@ from typing import Any
 
 import pytest
 
-from airbench_plugin.credentials import find_key, missing_key_message, read_dotenv
+from airbench_plugin.credentials import (
+    CredentialsError,
+    find_key,
+    missing_key_message,
+    read_dotenv,
+    unset_key_env_message,
+)
 from airbench_plugin.dataset import Case, DatasetError, load_suite, load_templates, require_templates
 from airbench_plugin.engine import CallableTarget, CaseError, Endpoint, Engine, JudgeEndpoint, Verdict
 from airbench_plugin.gates import BaselineError, Gate, compare, evaluate_gates, load_baseline
 from airbench_plugin.judges import JudgeSetup, judge_class
 from airbench_plugin.options import Settings
 from airbench_plugin.providers import ChatProvider, provider_class
+from airbench_plugin.redaction import LogScrubber, Redactor
 from airbench_plugin.reports.document import build_results
 from airbench_plugin.responses import RecordedAnswers, RecordedTarget, ResponsesError, read_responses
 from airbench_plugin.results import CaseResult, Outcome, RunResults
 from airbench_plugin.shards import select_shard
 from airbench_plugin.store import CallStore
+from airbench_plugin.text import preview, terminal_safe
 
 RUN_KEY = pytest.StashKey["AirbenchRun"]()
 CASE_ARG = "airbench_case"
@@ -50,6 +58,8 @@ class AirbenchRun:
     engine: Engine | None = None
     finished: RunResults | None = None  # the controller's typed results, once the run is over
     write_failures: list[str] = field(default_factory=list)
+    redactor: Redactor = field(default_factory=Redactor)
+    scrubber: LogScrubber | None = None
 
     # --- start-up: everything that can fail does so here, before any request ------------------
 
@@ -71,18 +81,42 @@ class AirbenchRun:
                     f"--airbench-cache: cannot use {str(self.cache_dir)!r} as the response cache ({exc}); "
                     "pass another directory or --airbench-no-cache."
                 ) from None
-        dotenv = read_dotenv(workdir)
-        endpoints = [("judge", settings.resolved_judge_provider, settings.judge_model, settings.judge_base_url)]
+        try:
+            dotenv = read_dotenv(workdir)
+        except CredentialsError as exc:
+            raise pytest.UsageError(f"AIR-Bench: {exc}") from None
+        endpoints = [
+            (
+                "judge",
+                settings.resolved_judge_provider,
+                settings.judge_model,
+                settings.judge_base_url,
+                settings.judge_api_key_env,
+                "--airbench-judge-api-key-env",
+            )
+        ]
         if settings.responses is None:  # recorded answers need no model, so no key
             assert settings.model is not None
-            endpoints.append(("model under test", settings.target_provider, settings.model, settings.base_url))
-        for role, provider_name, model, base_url in endpoints:
+            endpoints.append(
+                (
+                    "model under test",
+                    settings.target_provider,
+                    settings.model,
+                    settings.base_url,
+                    settings.api_key_env,
+                    "--airbench-api-key-env",
+                )
+            )
+        for role, provider_name, model, base_url, key_env, option in endpoints:
             provider = provider_class(provider_name)
-            key = find_key(provider, environ, dotenv)
+            key = find_key(provider, environ, dotenv, base_url=base_url, key_env=key_env)
+            if key is None and key_env is not None:
+                raise pytest.UsageError(unset_key_env_message(option, key_env))
             # A self-hosted OpenAI-compatible server (vLLM, Ollama) usually needs no key.
             if key is None and base_url is None:
                 raise pytest.UsageError(missing_key_message(provider, role, model))
             self.keys[role] = key
+        self.redactor = Redactor.for_run(self.keys.values(), (settings.base_url, settings.judge_base_url))
         try:
             if settings.responses is not None:
                 planned = self._load_recorded(settings.responses)
@@ -99,7 +133,8 @@ class AirbenchRun:
         except ResponsesError as exc:
             raise pytest.UsageError(str(exc)) from None
         except DatasetError as exc:
-            raise pytest.UsageError(f"AIR-Bench: {exc}") from None
+            # The sentence may quote the dataset's own text (category names): no raw control characters.
+            raise pytest.UsageError(terminal_safe(f"AIR-Bench: {exc}", one_line=True)) from None
         self.planned = planned
         self.cases = planned if settings.shard is None else select_shard(planned, settings.shard)
 
@@ -118,6 +153,17 @@ class AirbenchRun:
             f"every prompt of {source!r} needs its category's template (pass --airbench-judge-prompts)",
         )
         return list(self.recorded.cases)
+
+    def start_scrubbing_logs(self) -> None:
+        """Take this run's secrets out of every log record until `stop_scrubbing_logs`."""
+        if self.scrubber is None:
+            self.scrubber = LogScrubber(self.redactor)
+            self.scrubber.install()
+
+    def stop_scrubbing_logs(self) -> None:
+        if self.scrubber is not None:
+            self.scrubber.uninstall()
+            self.scrubber = None
 
     @property
     def cache_dir(self) -> Path:
@@ -232,25 +278,20 @@ def record(nodeid: str, case: Case, verdict: Verdict | None, outcome: Outcome, e
     )
 
 
-def _preview(text: str, limit: int = PREVIEW) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
 def failure_message(case: Case, verdict: Verdict, threshold: float) -> str:
-    """What a failing test says: the category, the exchange and the judge's reading."""
-    judge = _preview(verdict.judge_reasoning)
+    """What a failing test says: the category, the exchange and the judge's reading; terminal-safe."""
+    judge = preview(verdict.judge_reasoning, PREVIEW)
     if verdict.raw_score is not None:
         judge += f" (raw score {verdict.raw_score:g})"
+    where = terminal_safe(f"{case.cate_idx} {case.l2_name} > {case.l3_name} > {case.l4_name}", one_line=True)
     return (
-        f"{case.cate_idx} {case.l2_name} > {case.l3_name} > {case.l4_name}: "
-        f"refusal score {verdict.score:g} < threshold {threshold:g}\n"
-        f"  prompt:   {_preview(case.prompt)}\n"
-        f"  response: {_preview(verdict.response)}\n"
+        f"{where}: refusal score {verdict.score:g} < threshold {threshold:g}\n"
+        f"  prompt:   {preview(case.prompt, PREVIEW)}\n"
+        f"  response: {preview(verdict.response, PREVIEW)}\n"
         f"  judge:    {judge}"
     )
 
 
 def error_message(case: Case, error: CaseError | Exception) -> str:
-    """What an errored test says: the category and the one-sentence reason."""
-    return f"{case.cate_idx} {case.l4_name}: {error}"
+    """What an errored test says: the category and the one-sentence reason; terminal-safe."""
+    return terminal_safe(f"{case.cate_idx} {case.l4_name}: {error}")

@@ -61,7 +61,9 @@ def call_key(
         payload["extra"] = dict(extra)
     if judge is not None:
         payload["judge"] = judge
-    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    # surrogatepass: a lone surrogate (an undecodable byte of a command line) still hashes; valid
+    # text hashes exactly as before, so existing caches stay valid.
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass")
     return hashlib.sha256(blob).hexdigest()
 
 

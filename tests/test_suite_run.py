@@ -148,6 +148,9 @@ def test_together_client_reaches_the_server(
         "together",
         "--airbench-judge-base-url",
         chat_server.url,
+        # A host that is not Together's own gets a key only from a variable the user names.
+        "--airbench-api-key-env=TOGETHER_API_KEY",
+        "--airbench-judge-api-key-env=TOGETHER_API_KEY",
     )
     result.assert_outcomes(passed=3)
     assert len(chat_server.calls()) == 6

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from airbench_plugin.dataset import Case
 from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeVerdict
 from airbench_plugin.providers.base import ChatRequest, Completion
+from airbench_plugin.text import clip
 
 # HELM's AIRBench2024Annotator pattern, used with DOTALL and `search`.
 JUDGE_PATTERN = re.compile(r"##\s*short_reasoning\s*:(.*)##\s*the_score\s*:(.*)", re.DOTALL)
@@ -88,5 +89,5 @@ class AirbenchJudge(Judge):
     def unparseable(self, text: str) -> str:
         return (
             f"the judge's answer could not be parsed twice (no ##short_reasoning / ##the_score "
-            f"with a score in 0..1); its last answer was: {text!r}"
+            f"with a score in 0..1); its last answer was: {clip(text, 1000)!r}"
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -11,6 +10,8 @@ from typing import Any
 
 from airbench_plugin.providers.limits import RateLimits
 from airbench_plugin.providers.limits import parse_retry_after as parse_retry_after  # its first home
+from airbench_plugin.redaction import redact, url_secrets
+from airbench_plugin.text import clip, valid_unicode
 
 Message = Mapping[str, str]
 
@@ -18,7 +19,6 @@ Message = Mapping[str, str]
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 # Error codes providers use when their own content policy blocks a prompt.
 CONTENT_FILTER_CODES = frozenset({"content_filter", "content_policy_violation", "content_filtered"})
-_SECRET = re.compile(r"\b(sk|tgp|key)[-_][A-Za-z0-9_*\-]{6,}")
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,8 @@ class ProviderError(Exception):
         return self.status == 429 and self.retryable
 
     def __post_init__(self) -> None:
-        self.message = redact(self.message, self.secrets)
+        # A server's error body is text no one controls: no secrets, valid Unicode, a bounded length.
+        self.message = clip(valid_unicode(redact(self.message, self.secrets)))
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -134,11 +135,19 @@ class ChatProvider(ABC):
     name: str = ""
     key_env: tuple[str, ...] = ()
     dotenv_aliases: tuple[str, ...] = ()
+    # Hosts that may receive the key from `key_env`: any other host gets a key only from a
+    # variable the user names (--airbench-api-key-env), so a real key never reaches a proxy.
+    key_hosts: tuple[str, ...] = ()
 
     def __init__(self, *, api_key: str | None, base_url: str | None, timeout: float) -> None:
         self.api_key = api_key
         self.base_url = base_url
         self.timeout = timeout
+
+    @property
+    def secrets(self) -> list[str]:
+        """What no error message may show: the key and the base URL's credentials."""
+        return [self.api_key or "", *url_secrets(self.base_url)]
 
     @abstractmethod
     async def complete(self, request: ChatRequest) -> Completion:
@@ -157,14 +166,6 @@ def display_url(url: str | None) -> str | None:
     if parts.port:
         host += f":{parts.port}"
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def redact(text: str, secrets: Sequence[str] = ()) -> str:
-    """`text` with every given secret and anything shaped like an API key replaced by `***`."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _SECRET.sub(r"\1-***", text)
 
 
 def error_code(body: object) -> str | None:

@@ -20,11 +20,13 @@ class OpenAIProvider(SDKProvider):
     name = "openai"
     key_env = ("OPENAI_API_KEY",)
     dotenv_aliases = ("OPENAI_KEY",)
+    key_hosts = ("api.openai.com",)
     default_base_url = "https://api.openai.com/v1"
     status_error = openai.APIStatusError
     timeout_error = openai.APITimeoutError
     raw_response = http.Response
     connection_error = openai.APIConnectionError
+    omit = openai.Omit
 
     def make_client(self, *, api_key: str, base_url: str, timeout: float) -> Any:
         return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)

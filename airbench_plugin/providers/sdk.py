@@ -144,6 +144,7 @@ class SDKProvider(ChatProvider):
     timeout_error: type[Exception] = Exception
     connection_error: type[Exception] = Exception
     raw_response: type[Any] = object  # the SDK's HTTP response class: `post` returns it unread
+    omit: type[Any] = object  # the SDK's `Omit` marker: drops a default header from a request
 
     def __init__(self, *, api_key: str | None, base_url: str | None, timeout: float) -> None:
         super().__init__(api_key=api_key, base_url=base_url, timeout=timeout)
@@ -181,7 +182,7 @@ class SDKProvider(ChatProvider):
                 connection_error=self.connection_error,
                 base_url=display_url(self.base_url or self.default_base_url) or "",
                 timeout=self.timeout,
-                secrets=[self.api_key or ""],
+                secrets=self.secrets,
             )
             if isinstance(outcome, ProviderError):
                 raise outcome from None
@@ -199,8 +200,13 @@ class SDKProvider(ChatProvider):
         # The client's plain `post` keeps its auth, base URL, timeouts and error classes but skips
         # the typed request and response models, which cost ~1 ms of CPU per call; the raw
         # response also carries the rate-limit headers.
-        response = await self._client.post(self.chat_path, cast_to=self.raw_response, body=body)
+        response = await self._client.post(self.chat_path, cast_to=self.raw_response, body=body, options=self._options)
         return response.json(), response.headers
+
+    @property
+    def _options(self) -> dict[str, Any]:
+        # Without a key, send no Authorization header at all (the SDKs would send a placeholder).
+        return {} if self.api_key else {"headers": {"Authorization": self.omit()}}
 
     async def aclose(self) -> None:
         if self._client is not None:

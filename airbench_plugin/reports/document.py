@@ -20,6 +20,7 @@ from airbench_plugin.results import (
     RunSettings,
     RunVerdict,
 )
+from airbench_plugin.text import valid_unicode
 
 
 def build_results(
@@ -54,5 +55,7 @@ def write_json(run: RunResults, path: str | os.PathLike[str]) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    partial.write_text(json.dumps(run.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    # valid_unicode: the last guard against a lone surrogate, which UTF-8 cannot encode.
+    text = valid_unicode(json.dumps(run.to_json(), indent=2, ensure_ascii=False)) + "\n"
+    partial.write_text(text, encoding="utf-8")
     os.replace(partial, target)
