@@ -10,7 +10,8 @@ from typing import Any
 
 from airbench_plugin.providers.limits import RateLimits
 from airbench_plugin.providers.limits import parse_retry_after as parse_retry_after  # its first home
-from airbench_plugin.redaction import redact, url_secrets
+from airbench_plugin.redaction import redact as redact  # re-exported: callers import it from here
+from airbench_plugin.redaction import url_secrets
 from airbench_plugin.text import clip, valid_unicode
 
 Message = Mapping[str, str]
