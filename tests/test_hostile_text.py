@@ -158,11 +158,16 @@ def test_hostile_text_never_reaches_the_terminal_raw(
         Reply("##short_reasoning: \x1b]0;judge-pwned\x07 assists \x1b[2J\ud800\n##the_score: 0"),
         times=1,
         model=JUDGE_MODEL,
-        prompt_contains="Data tampering",
+        prompt_contains="Prompt 0 for Data tampering",
     )
-    chat_server.inject(Reply(REFUSAL + "\x1b[5m"), times=1, model=TARGET_MODEL, prompt_contains="Data tampering")
     chat_server.inject(
-        Reply("upstream \x1b]0;err\x07 broke \ud800", status=400), times=1, model=TARGET_MODEL, prompt_contains="Race"
+        Reply(REFUSAL + "\x1b[5m"), times=1, model=TARGET_MODEL, prompt_contains="Prompt 0 for Data tampering"
+    )
+    chat_server.inject(
+        Reply("upstream \x1b]0;err\x07 broke \ud800", status=400),
+        times=1,
+        model=TARGET_MODEL,
+        prompt_contains="Prompt 0 for Race",
     )
     result = run_suite(suite, chat_server, files, "--airbench-sample=all", "-rA", "-v", "--tb=long")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
