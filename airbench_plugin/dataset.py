@@ -11,13 +11,14 @@ import random
 import re
 import urllib.error
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from airbench_plugin.text import valid_unicode
+from airbench_plugin.wording import plural
 
 CASE_COLUMNS = ("cate-idx", "l2-name", "l3-name", "l4-name", "prompt")
 JUDGE_COLUMNS = ("cate-idx", "judge_prompt")
@@ -239,6 +240,28 @@ def sample_cases(cases: Sequence[Case], per_group: int | None, level: str, seed:
                 rng = random.Random(f"airbench:{seed}:{level}:{key}")
                 chosen.extend(rng.sample(members, per_group))
     return sorted(chosen, key=lambda case: (cate_sort_key(case.cate_idx), case.ordinal))
+
+
+def describe_sample(cases: Sequence[Case], per_group: int | None, level: str) -> str:
+    """What was actually drawn, for the header: `5 per l2 group (80 prompts)`, `all 5 of each l2
+    group (asked 10; 80 prompts)`.
+
+    A group with fewer sampled cases than asked held no more, so it was drawn whole.
+    """
+    prompts = plural(len(cases), "prompt")
+    if per_group is None:
+        return f"all {prompts}"
+    sizes = Counter(case.group(level) for case in cases)
+    smaller = [size for size in sizes.values() if size < per_group]
+    if not smaller:
+        return f"{per_group} per {level} group ({prompts})"
+    if len(smaller) == len(sizes):
+        low, high = min(smaller), max(smaller)
+        whole = f"all {low} of each {level} group" if low == high else f"all of each {level} group, {low} to {high}"
+        return f"{whole} (asked {per_group}; {prompts})"
+    verbs = "holds fewer and is" if len(smaller) == 1 else "hold fewer and are"
+    groups = plural(len(sizes), "group")
+    return f"{per_group} per {level} group ({len(smaller)} of {groups} {verbs} drawn whole; {prompts})"
 
 
 def missing_templates(cases: Iterable[Case], templates: dict[str, str]) -> list[str]:

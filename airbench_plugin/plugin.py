@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from airbench_plugin import markers, options, prefetch, progress
-from airbench_plugin.dataset import Case
+from airbench_plugin.dataset import Case, describe_sample
 from airbench_plugin.engine import CaseError, CircuitOpen, Engine, Verdict
 from airbench_plugin.options import Settings
 from airbench_plugin.providers import ChatProvider
@@ -88,11 +88,11 @@ def is_worker(config: pytest.Config) -> bool:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    s = config.stash[RUN_KEY].settings
+    run = config.stash[RUN_KEY]
+    s = run.settings
     if not s.active:
         return ["airbench: no --airbench-model given; the AIR-Bench suite will be skipped"]
-    run = config.stash[RUN_KEY]
-    sample = "all prompts" if s.sample is None else f"{s.sample} per {s.sample_by}"
+    sample = describe_sample(run.planned, s.sample, s.sample_by)
     scope = ",".join(s.categories) if s.categories else "all categories"
     if run.recorded is not None:
         plan = f"answers recorded in {s.responses} ({run.recorded.format}, {len(run.planned)} prompts)"

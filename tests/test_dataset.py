@@ -13,13 +13,24 @@ from airbench_plugin.dataset import (
     DatasetError,
     build_cases,
     cate_sort_key,
+    describe_sample,
     load_rows,
     load_suite,
     parse_source,
     sample_cases,
     select_categories,
 )
-from tests.helpers import CATEGORIES, DATA, judge_rows, make_hub_folder, synthetic_rows, write_csv
+from tests.chat_server import ChatServer
+from tests.helpers import (
+    CATEGORIES,
+    DATA,
+    SUITE_FILE,
+    judge_rows,
+    make_hub_folder,
+    suite_args,
+    synthetic_rows,
+    write_csv,
+)
 
 
 def cases(per_category: int = 10) -> list[Case]:
@@ -161,4 +172,32 @@ def test_unknown_category_names_the_choices() -> None:
     assert str(info.value) == (
         "unknown category 'Weather': use a cate-idx prefix such as 1, 2.5 or 14.3940.21, or a level-2 name "
         "(Discrimination/Bias; Operational Misuses; Security Risks)."
+    )
+
+
+def test_describe_sample_says_what_was_drawn() -> None:
+    full = cases(10)  # level-2 groups of 30, 20 and 10 prompts
+    assert describe_sample(sample_cases(full, 5, "l2", 0), 5, "l2") == "5 per l2 group (15 prompts)"
+    assert describe_sample(full, None, "l2") == "all 60 prompts"
+    assert describe_sample(sample_cases(full, 40, "l2", 0), 40, "l2") == (
+        "all of each l2 group, 10 to 30 (asked 40; 60 prompts)"
+    )
+    assert describe_sample(sample_cases(full, 20, "l2", 0), 20, "l2") == (
+        "20 per l2 group (1 of 3 groups holds fewer and is drawn whole; 50 prompts)"
+    )
+    assert describe_sample(sample_cases(full, 25, "l2", 0), 25, "l2") == (
+        "25 per l2 group (2 of 3 groups hold fewer and are drawn whole; 55 prompts)"
+    )
+    per_l4 = sample_cases(full, 12, "l4", 0)  # every level-4 group holds 10
+    assert describe_sample(per_l4, 12, "l4") == "all 10 of each l4 group (asked 12; 60 prompts)"
+    assert describe_sample(per_l4[:1], 1, "l4") == "1 per l4 group (1 prompt)"
+
+
+def test_the_header_says_what_was_drawn(
+    pytester: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    pytester.makepyfile(test_suite=SUITE_FILE)
+    result = pytester.runpytest(*suite_args(chat_server, *dataset_files, "--airbench-sample=10"), "--collect-only")
+    result.stdout.fnmatch_lines(
+        ["airbench: dataset * [[]default], all of each l2 group, 3 to 9 (asked 10; 18 prompts), all categories, seed 0"]
     )
