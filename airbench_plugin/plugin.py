@@ -312,9 +312,8 @@ class ResultCollector:
         if terminal is None or not terminal.isatty or not self.pacer.due(time.monotonic()):
             return
         total = self.config.stash.get(_COLLECTED_KEY, None)
-        terminal.ensure_newline()
         line = progress.progress_line(len(self.run.results), total, progress.merge(self.engines))
-        terminal.write_line(terminal_safe(line, one_line=True))
+        progress.write_progress(terminal, terminal_safe(line, one_line=True))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

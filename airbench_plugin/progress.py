@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 PROGRESS_EVERY = 5.0  # seconds between lines
 
@@ -52,3 +52,25 @@ class Pacer:
             self.last = now
             return True
         return False
+
+
+class _Terminal(Protocol):
+    """The part of pytest's TerminalReporter that `write_progress` uses."""
+
+    currentfspath: Any
+
+    def write(self, content: str, *, flush: bool = False, **markup: bool) -> None: ...
+
+    def write_line(self, line: str, **markup: bool) -> None: ...
+
+
+def write_progress(terminal: _Terminal, line: str) -> None:
+    """Write `line` on a line of its own, also after the `-q` dot row.
+
+    `ensure_newline()` ends the line only when pytest wrote a file name on it; with `-q` the dots
+    are written without one, so the open row is read from the writer's column instead.
+    """
+    column = getattr(getattr(terminal, "_tw", None), "width_of_current_line", 0)
+    if column and not terminal.currentfspath:
+        terminal.write("\n")
+    terminal.write_line(line)  # ends a line that holds a file name, then writes ours

@@ -12,6 +12,19 @@ from tests.chat_server import ChatServer
 from tests.helpers import suite_args
 
 
+TTY_CONFTEST = """
+class Tty:  # pytest reads `isatty` both as a bool and as a method
+    def __bool__(self):
+        return True
+
+    def __call__(self):
+        return True
+
+def pytest_sessionstart(session):
+    session.config.pluginmanager.get_plugin("terminalreporter").isatty = Tty()
+"""
+
+
 def test_progress_line_adds_up_every_worker() -> None:
     snapshots = {
         "gw0": {"calls": 40, "cached": 2, "in_flight": 8, "retried": 1, "errored": 0, "tokens": {"target": [100, 900]}},
@@ -46,19 +59,7 @@ def test_progress_lines_only_on_a_terminal(
     """With a line due after every prompt, a terminal gets them and a log file gets none."""
     monkeypatch.setattr(progress, "PROGRESS_EVERY", 0.0)
     if tty:
-        suite.makeconftest(
-            """
-            class Tty:  # pytest reads `isatty` both as a bool and as a method
-                def __bool__(self):
-                    return True
-
-                def __call__(self):
-                    return True
-
-            def pytest_sessionstart(session):
-                session.config.pluginmanager.get_plugin("terminalreporter").isatty = Tty()
-            """
-        )
+        suite.makeconftest(TTY_CONFTEST)
     result = suite.runpytest(*suite_args(chat_server, *dataset_files))
     result.assert_outcomes(passed=13)
     lines = [line for line in result.outlines if line.startswith("airbench: ") and "in flight" in line]
@@ -67,3 +68,30 @@ def test_progress_lines_only_on_a_terminal(
         assert lines[-1].startswith("airbench: 13/13 prompts · ")
     else:
         assert lines == []
+
+
+@pytest.mark.parametrize("verbosity", ["-q", "--verbosity=0", "-v"])
+def test_progress_lines_start_a_line_of_their_own(
+    suite: pytest.Pytester,
+    chat_server: ChatServer,
+    dataset_files: tuple[Path, Path],
+    api_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    verbosity: str,
+) -> None:
+    """With -q the dot row has no file name on it; the line still starts after it.
+
+    (Without -q, pytest starts the next file-name row with a newline of its own, as after any
+    plugin's `write_line`, so a blank line follows there; with -q the dots follow directly.)
+    """
+    monkeypatch.setattr(progress, "PROGRESS_EVERY", 0.0)
+    suite.makeconftest(TTY_CONFTEST)
+    result = suite.runpytest(*suite_args(chat_server, *dataset_files), verbosity)
+    result.assert_outcomes(passed=13)
+    out = result.outlines
+    shown = [i for i, line in enumerate(out) if "in flight" in line]
+    assert len(shown) == 12
+    assert all(out[i].startswith("airbench: ") for i in shown)
+    if verbosity == "-q":
+        assert out[shown[0] - 1] == ".."  # the dot row before it, ended
+        assert out[shown[0] + 1] == "."  # and the next dot on the next row
