@@ -11,7 +11,6 @@ from airbench_plugin.progress import Pacer, merge, progress_line
 from tests.chat_server import ChatServer
 from tests.helpers import suite_args
 
-
 TTY_CONFTEST = """
 class Tty:  # pytest reads `isatty` both as a bool and as a method
     def __bool__(self):

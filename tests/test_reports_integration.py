@@ -58,6 +58,21 @@ def test_junitxml_carries_properties_and_the_response(
 
 
 @pytest.mark.parametrize("dist", XDIST)
+def test_junit_file_points_at_the_suite_file_the_user_ran(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str]
+) -> None:
+    """Not at the installed package, where the test function is defined; `line` would mean nothing."""
+    comply_on(chat_server, "for Race", times=1)
+    run(suite, chat_server, dataset_files, dist, "--junitxml=junit.xml", "-o", "junit_family=xunit1")
+    cases = ET.parse(suite.path / "junit.xml").getroot().findall(".//testcase")
+    assert len(cases) == 18
+    assert {(case.get("file"), case.get("line")) for case in cases} == {("test_suite.py", None)}
+    run(suite, chat_server, dataset_files, dist, "--airbench-junit-dir=junit")
+    cases = [case for xml in (suite.path / "junit").iterdir() for case in ET.parse(xml).getroot().iter("testcase")]
+    assert {case.get("file") for case in cases} == {"test_suite.py"}
+
+
+@pytest.mark.parametrize("dist", XDIST)
 def test_junit_dir_writes_one_file_per_level_2_category(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str]
 ) -> None:

@@ -30,8 +30,28 @@ def junit_name(nodeid: str) -> tuple[str, str]:
     return ".".join(names[:-1]), names[-1]
 
 
+def suite_file(nodeid: str) -> str:
+    """The file the user ran a test from: the path part of its node id."""
+    return nodeid.split("::", 1)[0]
+
+
+def point_at_suite_file(testcase: ET.Element, nodeid: str) -> bool:
+    """Make an xunit1 testcase's `file` the suite file the user ran; returns whether it changed.
+
+    pytest's junitxml writes where the test function is defined, which for the AIR-Bench suite
+    is inside the installed package. The `line` there means nothing in the user's file, so it goes.
+    """
+    ran = suite_file(nodeid)
+    if testcase.get("file") in (None, ran):
+        return False  # xunit2 has no file attribute; --pyargs runs the package's file itself
+    testcase.set("file", xml_text(ran))
+    testcase.attrib.pop("line", None)
+    return True
+
+
 def enrich_junit(path: str | os.PathLike[str], results: Sequence[CaseResult]) -> None:
-    """Put each AIR-Bench response into its testcase's `system-out` in pytest's JUnit file."""
+    """In pytest's JUnit file, point each AIR-Bench testcase at the suite file the user ran and put
+    its response into `system-out`."""
     file = Path(path)
     if not file.is_file():
         return
@@ -40,7 +60,10 @@ def enrich_junit(path: str | os.PathLike[str], results: Sequence[CaseResult]) ->
     changed = False
     for testcase in tree.iter("testcase"):
         result = by_name.get((testcase.get("classname", ""), testcase.get("name", "")))
-        if result is None or result.response is None:
+        if result is None:
+            continue
+        changed = point_at_suite_file(testcase, result.nodeid) or changed
+        if result.response is None:
             continue
         out = testcase.find("system-out")
         if out is None:
@@ -71,7 +94,14 @@ def category_suite(key: str, name: str, results: Sequence[CaseResult]) -> ET.Ele
     )
     for result in results:
         classname, test = junit_name(result.nodeid)
-        case = ET.SubElement(suite, "testcase", classname=xml_text(classname), name=xml_text(test), time="0")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=xml_text(classname),
+            name=xml_text(test),
+            file=xml_text(suite_file(result.nodeid)),
+            time="0",
+        )
         props = ET.SubElement(case, "properties")
         for prop, value in (
             ("cate_idx", result.cate_idx),
