@@ -36,8 +36,8 @@ SKIP_REASON = "AIR-Bench suite skipped: no model under test; pass --airbench-mod
 STOPPED_EARLY = "not scored: AIR-Bench stopped the run early (the reason is on the last line)"
 _VERDICT_KEY = pytest.StashKey[Verdict]()
 _ERROR_KEY = pytest.StashKey[str]()
-_PREFETCHED_KEY = pytest.StashKey[bool]()
-_PENDING_KEY = pytest.StashKey[dict[Case, None]]()  # started ahead by this worker, not yet run
+_PREFETCH_KEY = pytest.StashKey["prefetch.Prefetch[Case]"]()
+_NEXT_ITEM_KEY = pytest.StashKey["pytest.Item | None"]()
 _COLLECTED_KEY = pytest.StashKey[int]()
 _EXIT_FREEZE: list[bool] = []
 
@@ -201,33 +201,27 @@ def airbench_verdict(request: pytest.FixtureRequest, airbench_case: Case, airben
 
 
 def _prefetch(item: pytest.Item, case: Case, engine: Engine) -> None:
-    """Start the cases of the tests this process will run next.
-
-    Without xdist that is every collected test, once. An xdist worker starts what is queued for
-    it; a case that left its queue (`--dist worksteal` gave it to another worker) is cancelled,
-    so it is not paid for twice.
-    """
+    """Start the cases of the tests this process will run next; cancel those it will not run after all."""
     config = item.config
-    if not is_worker(config):
-        if not config.stash.get(_PREFETCHED_KEY, False):
-            config.stash[_PREFETCHED_KEY] = True
-            for upcoming in iter_cases(prefetch.upcoming(item, None)):
-                engine.submit(upcoming)
+    plan = config.stash.get(_PREFETCH_KEY, None)
+    if plan is None:
+        worksteal = getattr(config.option, "dist", None) == "worksteal"
+        plan = config.stash[_PREFETCH_KEY] = prefetch.Prefetch(worker=is_worker(config), worksteal=worksteal)
+    if plan.all_started:
         return
-    pending = config.stash.setdefault(_PENDING_KEY, {})
-    pending.pop(case, None)
-    ahead = list(iter_cases(prefetch.upcoming(item, None)))
-    if getattr(config.option, "dist", None) == "worksteal":
-        # Work stealing takes the tail of a busy worker's queue: start only the head half.
-        ahead = ahead[: max(1, len(ahead) // 2)]
-    queued = dict.fromkeys(ahead)
-    for gone in [started for started in pending if started not in queued]:
+    nextitem = item.stash.get(_NEXT_ITEM_KEY, None)
+    cancel, start = plan.step(case, list(iter_cases(prefetch.upcoming(item, nextitem))))
+    for gone in cancel:
         engine.cancel(gone)
-        del pending[gone]
-    for upcoming in queued:
-        if upcoming not in pending and not engine.submitted(upcoming):
-            engine.submit(upcoming)
-            pending[upcoming] = None
+    for upcoming in start:
+        engine.submit(upcoming)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    # The next test, for the prefetch's fallback when xdist's queue cannot be read.
+    item.stash[_NEXT_ITEM_KEY] = nextitem
+    return (yield)
 
 
 def check_verdict(case: Case, verdict: Verdict, threshold: float) -> None:
@@ -319,6 +313,9 @@ class ResultCollector:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     run = config.stash[RUN_KEY]
+    plan = config.stash.get(_PREFETCH_KEY, None)
+    if is_worker(config) and plan is not None:
+        config.workeroutput[prefetch.DEPTH_KEY] = plan.deepest  # type: ignore[attr-defined]
     if is_worker(config) or not run.settings.active:
         return
     finished = run.finish()

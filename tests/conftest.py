@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING
 import datasets  # noqa: F401 - imported once here: in-process pytester runs cannot re-import numpy
 import pytest
 
+# The SDKs, imported once here too: an in-process pytester run drops the modules it imported, and
+# importing `openai` (500 modules) again costs every such run a second or more.
+import airbench_plugin.providers.openai
+import airbench_plugin.providers.together  # noqa: F401
 from tests.chat_server import ChatServer
 from tests.helpers import CATEGORIES, FAKE_KEY, SUITE_FILE, TEMPLATE, synthetic_rows, write_csv
 

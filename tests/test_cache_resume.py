@@ -81,8 +81,8 @@ def test_a_killed_run_resumes_without_repeating_a_completed_call(
     assert not out.exists()
 
     chat_server.hold_after = None
-    rerun = subprocess.run(command, cwd=suite.path, capture_output=True, text=True, check=False)
-    assert rerun.returncode == 0, rerun.stdout[-2000:]
+    rerun = suite.runpytest(*command[3:])  # in-process: only the killed run needs a process of its own
+    assert rerun.ret == pytest.ExitCode.OK
     for model in (TARGET_MODEL, JUDGE_MODEL):
         answered_prompts = Counter(r["messages"][-1]["content"] for r in chat_server.answered if r["model"] == model)
         assert len(answered_prompts) == 18

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -121,25 +119,36 @@ def test_command_line_wins_over_ini(
     assert result.stdout.str().count("<Function test_airbench[") == 6
 
 
-def repo_pytest(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", *args], cwd=REPO, capture_output=True, text=True, check=False
+def repo_pytest(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str) -> pytest.RunResult:
+    """pytest at the repository's root, with its own pytest.ini, in-process."""
+    monkeypatch.chdir(REPO)
+    return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+
+def test_repository_root_without_a_model_skips_the_suite(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = repo_pytest(pytester, monkeypatch, "-rs")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        ["*AIR-Bench suite skipped: no model under test; pass --airbench-model NAME to run it*"]
     )
-
-
-def test_repository_root_without_a_model_skips_the_suite() -> None:
-    result = repo_pytest("-p", "no:cacheprovider", "-rs")
-    assert result.returncode == 0, result.stdout
-    assert "AIR-Bench suite skipped: no model under test; pass --airbench-model NAME to run it" in result.stdout
-    assert "1 skipped" in result.stdout
+    result.assert_outcomes(skipped=1)
 
 
 def test_repository_root_runs_the_safety_suite_only(
-    chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, tmp_path: Path
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    chat_server: ChatServer,
+    dataset_files: tuple[Path, Path],
+    api_key: str,
+    tmp_path: Path,
 ) -> None:
-    result = repo_pytest(*suite_args(chat_server, *dataset_files), f"--airbench-cache={tmp_path / 'cache'}", "-v")
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "tests_airbench/test_airbench.py::test_airbench[1.1.1-network-intrusion-" in result.stdout
-    ran = {line.split("::")[0] for line in result.stdout.splitlines() if "::" in line}
+    result = repo_pytest(
+        pytester, monkeypatch, *suite_args(chat_server, *dataset_files), f"--airbench-cache={tmp_path / 'cache'}", "-v"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    assert "tests_airbench/test_airbench.py::test_airbench[1.1.1-network-intrusion-" in result.stdout.str()
+    ran = {line.split("::")[0] for line in result.outlines if "::" in line}
     assert ran == {"tests_airbench/test_airbench.py"}  # not the plugin's own tests in tests/
-    assert "13 passed" in result.stdout
+    result.assert_outcomes(passed=13)

@@ -39,7 +39,7 @@ def test_llama_3_8b_recorded_scores_and_means(pytester: pytest.Pytester, api_key
     out = pytester.path / "results.json"
     # The June-2024 templates give 1 to assistance: serve the judge's raw harm score, 1 - refusal.
     with recorded_server(records, lambda r: f"{1 - r['score']:g}") as server:
-        result = pytester.runpytest_subprocess(
+        result = pytester.runpytest(
             *suite_args(server, DATA / "prompts_sample_80.csv", DATA / "judge_prompts_2024-06.csv"),
             "--airbench-judge-scale",
             "harm",
@@ -78,7 +78,7 @@ def test_helm_filled_judge_prompts_are_sent_verbatim(pytester: pytest.Pytester, 
     pytester.makepyfile(test_suite=SUITE_FILE)
     out = pytester.path / "results.json"
     with recorded_server(instances, lambda r: r["judge_raw_score"]) as server:
-        pytester.runpytest_subprocess(
+        pytester.runpytest(
             *suite_args(server, prompts, DATA / "judge_prompts_2024-06.csv"),
             "--airbench-judge-scale",
             "harm",

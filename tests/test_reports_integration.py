@@ -13,27 +13,23 @@ from tests.helpers import run_suite, suite_args
 
 FAILED = pytest.ExitCode.TESTS_FAILED
 
-XDIST = [pytest.param([], id="no-xdist"), pytest.param(["-n", "2"], id="n2")]
 HOSTILE = "<script>window.__xss=1</script><img src=x onerror=\"document.title='pwned'\"></textarea>"
 
 
-def run(
-    suite: pytest.Pytester, server: ChatServer, files: tuple[Path, Path], dist: list[str], *extra: str
-) -> pytest.RunResult:
-    args = suite_args(server, *files, "--airbench-sample=all", *extra, *dist)
-    return suite.runpytest_subprocess(*args) if dist else suite.runpytest(*args)
+def run(suite: pytest.Pytester, server: ChatServer, files: tuple[Path, Path], *extra: str) -> pytest.RunResult:
+    """Every prompt of the small dataset, in-process (the same outputs under -n 2: test_xdist.py)."""
+    return suite.runpytest(*suite_args(server, *files, "--airbench-sample=all", *extra))
 
 
 def comply_on(server: ChatServer, needle: str, text: str = COMPLIANCE, times: int = 3) -> None:
     server.inject(Reply(text), times=times, model=TARGET_MODEL, prompt_contains=needle)
 
 
-@pytest.mark.parametrize("dist", XDIST)
 def test_junitxml_carries_properties_and_the_response(
-    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str]
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
     comply_on(chat_server, "for Race", HOSTILE)
-    run(suite, chat_server, dataset_files, dist, "--junitxml=junit.xml")
+    run(suite, chat_server, dataset_files, "--junitxml=junit.xml")
     root = ET.parse(suite.path / "junit.xml").getroot()
     cases = root.findall(".//testcase")
     assert len(cases) == 18
@@ -57,27 +53,25 @@ def test_junitxml_carries_properties_and_the_response(
     assert race[0].find("failure") is not None
 
 
-@pytest.mark.parametrize("dist", XDIST)
 def test_junit_file_points_at_the_suite_file_the_user_ran(
-    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str]
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
     """Not at the installed package, where the test function is defined; `line` would mean nothing."""
     comply_on(chat_server, "for Race", times=1)
-    run(suite, chat_server, dataset_files, dist, "--junitxml=junit.xml", "-o", "junit_family=xunit1")
+    run(suite, chat_server, dataset_files, "--junitxml=junit.xml", "-o", "junit_family=xunit1")
     cases = ET.parse(suite.path / "junit.xml").getroot().findall(".//testcase")
     assert len(cases) == 18
     assert {(case.get("file"), case.get("line")) for case in cases} == {("test_suite.py", None)}
-    run(suite, chat_server, dataset_files, dist, "--airbench-junit-dir=junit")
+    run(suite, chat_server, dataset_files, "--airbench-junit-dir=junit")
     cases = [case for xml in (suite.path / "junit").iterdir() for case in ET.parse(xml).getroot().iter("testcase")]
     assert {case.get("file") for case in cases} == {"test_suite.py"}
 
 
-@pytest.mark.parametrize("dist", XDIST)
 def test_junit_dir_writes_one_file_per_level_2_category(
-    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str]
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
     comply_on(chat_server, "for Race", times=1)
-    run(suite, chat_server, dataset_files, dist, "--airbench-junit-dir=junit")
+    run(suite, chat_server, dataset_files, "--airbench-junit-dir=junit")
     files = sorted(p.name for p in (suite.path / "junit").iterdir())
     assert files == [
         "airbench-01-security-risks.xml",
@@ -97,12 +91,11 @@ def test_junit_dir_writes_one_file_per_level_2_category(
     assert security is not None and (security.get("tests"), security.get("failures")) == ("9", "0")
 
 
-@pytest.mark.parametrize("dist", XDIST)
 def test_pytest_html_gets_columns_extras_and_the_summary_table(
-    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str]
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
     comply_on(chat_server, "for Race", HOSTILE, times=1)
-    run(suite, chat_server, dataset_files, dist, "--html=report.html", "--self-contained-html")
+    run(suite, chat_server, dataset_files, "--html=report.html", "--self-contained-html")
     page = (suite.path / "report.html").read_text()
     assert HOSTILE not in page
     assert "window.__xss" in page  # present, but only as escaped text
@@ -114,11 +107,10 @@ def test_pytest_html_gets_columns_extras_and_the_summary_table(
 def test_plugin_works_without_pytest_html(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
-    result = run(suite, chat_server, dataset_files, [], "-p", "no:html")
+    result = run(suite, chat_server, dataset_files, "-p", "no:html")
     result.assert_outcomes(passed=18)
 
 
-@pytest.mark.parametrize("dist", XDIST)
 @pytest.mark.parametrize(
     ("gates", "exit_code", "verdict"),
     [
@@ -133,13 +125,12 @@ def test_gates_decide_the_exit_status(
     chat_server: ChatServer,
     dataset_files: tuple[Path, Path],
     api_key: str,
-    dist: list[str],
     gates: list[str],
     exit_code: int,
     verdict: str,
 ) -> None:
     comply_on(chat_server, "for Race")
-    result = run(suite, chat_server, dataset_files, dist, "--airbench-json=r.json", *gates)
+    result = run(suite, chat_server, dataset_files, "--airbench-json=r.json", *gates)
     result.assert_outcomes(passed=15, failed=3)
     assert result.ret == exit_code
     document = json.loads((suite.path / "r.json").read_text())
@@ -152,7 +143,7 @@ def test_category_gates_from_the_ini_file(
 ) -> None:
     ini = suite.makeini("[pytest]\nairbench_category_gates =\n    1:0.95\n    14:0.9\n")
     comply_on(chat_server, "for Race")
-    result = run(suite, chat_server, dataset_files, [], "-c", str(ini))
+    result = run(suite, chat_server, dataset_files, "-c", str(ini))
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         ["*[[]PASS] category: 1 refusal rate 100.0% >= 95.0%", "*[[]FAIL] category: 14 refusal rate 0.0% < 90.0%"]
@@ -163,26 +154,23 @@ def test_errors_fail_the_error_rate_gate(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
     chat_server.inject(Reply("upstream down", status=400), times=2, model=TARGET_MODEL, prompt_contains="for Race")
-    result = run(suite, chat_server, dataset_files, [], "--airbench-min-refusal-rate=0.5")
+    result = run(suite, chat_server, dataset_files, "--airbench-min-refusal-rate=0.5")
     result.assert_outcomes(passed=16, errors=2)
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*[[]FAIL] max-error-rate: 2 of 18 prompts errored (11.1%; at most 0.0% allowed)"])
-    allowed = run(
-        suite, chat_server, dataset_files, [], "--airbench-min-refusal-rate=0.5", "--airbench-max-error-rate=0.2"
-    )
+    allowed = run(suite, chat_server, dataset_files, "--airbench-min-refusal-rate=0.5", "--airbench-max-error-rate=0.2")
     assert allowed.ret == 0
 
 
 def test_baseline_regression_and_flipped_prompts(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
-    run(suite, chat_server, dataset_files, [], "--airbench-json=old.json", "--airbench-no-cache")
+    run(suite, chat_server, dataset_files, "--airbench-json=old.json", "--airbench-no-cache")
     comply_on(chat_server, "for Race")
     result = run(
         suite,
         chat_server,
         dataset_files,
-        [],
         "--airbench-no-cache",
         "--airbench-json=new.json",
         "--airbench-baseline=old.json",
@@ -202,17 +190,6 @@ def test_baseline_regression_and_flipped_prompts(
         ["*against baseline old.json: overall -16.7%, 3 prompt(s) flipped from passed to failed"]
     )
     assert "flipped" in (suite.path / "report.html").read_text().lower()
-
-
-def test_html_report_is_written_under_xdist(
-    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
-) -> None:
-    comply_on(chat_server, "for Race", HOSTILE, times=1)
-    run(suite, chat_server, dataset_files, ["-n", "2"], "--airbench-report=out/report.html")
-    page = (suite.path / "out" / "report.html").read_text()
-    assert "l2-chart" in page
-    assert HOSTILE not in page
-    assert page.count('class="case') >= 18
 
 
 def test_error_rate_gate_alone_does_not_pass_failing_prompts(

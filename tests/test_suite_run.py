@@ -1,4 +1,4 @@
-"""End-to-end runs of the safety suite against the loopback server, with and without xdist."""
+"""End-to-end runs of the safety suite against the loopback server, in-process (xdist runs: test_xdist.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from tests.chat_server import COMPLIANCE, JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
 from tests.helpers import FAKE_KEY, run_suite, suite_args
 
-XDIST = [pytest.param([], id="no-xdist"), pytest.param(["-n", "0"], id="n0"), pytest.param(["-n", "2"], id="n2")]
+XDIST = [pytest.param([], id="no-xdist"), pytest.param(["-n", "0"], id="n0")]  # -n 2: test_xdist.py
 
 
 @pytest.mark.parametrize("dist", XDIST)
@@ -18,7 +18,7 @@ def test_every_prompt_is_called_once_and_reported(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str]
 ) -> None:
     out = suite.path / "results.json"
-    result = suite.runpytest_subprocess(
+    result = suite.runpytest(
         *suite_args(chat_server, *dataset_files, "--airbench-sample", "all", "--airbench-json", str(out)), *dist
     )
     result.assert_outcomes(passed=18)
@@ -138,7 +138,7 @@ def test_system_prompt_and_generation_settings_reach_the_model(
 def test_together_client_reaches_the_server(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
-    result = suite.runpytest_subprocess(
+    result = suite.runpytest(
         *suite_args(chat_server, *dataset_files, "--airbench-categories", "2.5.2"),
         "--airbench-provider",
         "together",
@@ -157,40 +157,11 @@ def test_together_client_reaches_the_server(
     assert {a for a in chat_server.authorizations} == {f"Bearer {FAKE_KEY}"}
 
 
-def test_results_are_the_same_with_and_without_xdist(
-    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
-) -> None:
-    chat_server.inject(Reply(COMPLIANCE), times=3, model=TARGET_MODEL, prompt_contains="for Race")
-    documents = []
-    for dist in ([], ["-n", "2"]):
-        out = suite.path / f"r{len(dist)}.json"
-        run_suite(
-            suite,
-            chat_server,
-            dataset_files,
-            "--airbench-sample",
-            "all",
-            "--airbench-no-cache",
-            "--airbench-json",
-            str(out),
-            *dist,
-        )
-        chat_server.inject(Reply(COMPLIANCE), times=3, model=TARGET_MODEL, prompt_contains="for Race")
-        document = json.loads(out.read_text())
-        document.pop("created")
-        document["settings"].pop("json")
-        documents.append(document)
-    assert documents[0] == documents[1]
-    assert documents[0]["categories"]["l2"]["14"]["refusal_rate"] == 0.0
-
-
 def test_a_team_runs_the_suite_from_the_installed_package(
     pytester: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
     """No file copied: `--pyargs airbench_plugin.suite` collects the suite from the package."""
-    result = pytester.runpytest_subprocess(
-        *suite_args(chat_server, *dataset_files), "--pyargs", "airbench_plugin.suite", "-n", "2"
-    )
+    result = pytester.runpytest(*suite_args(chat_server, *dataset_files), "--pyargs", "airbench_plugin.suite")
     result.assert_outcomes(passed=13)
 
 
@@ -252,36 +223,6 @@ def test_the_api_key_never_leaves_the_process(
             assert FAKE_KEY.encode() not in path.read_bytes()
 
 
-@pytest.mark.parametrize("dist", [pytest.param([], id="no-xdist"), pytest.param(["-n", "2"], id="n2")])
-def test_a_bad_key_stops_the_run_with_one_sentence(
-    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str]
-) -> None:
-    chat_server.inject(Reply("Incorrect API key provided: sk-test-0123****CRET", status=401), times=10_000)
-    out = suite.path / "r.json"
-    result = run_suite(
-        suite,
-        chat_server,
-        dataset_files,
-        "--airbench-sample=all",
-        "--airbench-concurrency=2",
-        f"--airbench-json={out}",
-        *dist,
-    )
-    sentence = (
-        "AIR-Bench stopped early: the first 3 calls to the model under test (target-model via openai at "
-        f"{chat_server.v1_url}) all failed with: 401 Incorrect API key provided: sk-***. Check the API key, "
-        "the model name and the base URL, then run again."
-    )
-    assert sentence in result.stdout.str()
-    outcomes = result.parseoutcomes()
-    assert outcomes.get("errors", 0) < 18  # stopped, instead of erroring every prompt one by one
-    processes = 2 if dist else 1
-    # Each process's breaker needs its 3 calls; at most 2 more were already in flight.
-    assert len(chat_server.calls()) <= processes * (3 + 2)
-    assert "Traceback" not in result.stdout.str()
-    assert result.ret == pytest.ExitCode.INTERRUPTED
-
-
 def test_provider_refusals_and_tokens_reach_the_results(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
@@ -300,29 +241,6 @@ def test_provider_refusals_and_tokens_reach_the_results(
     assert usage["target"]["completion_tokens"] == 2 * len(REFUSAL.split())
     assert usage["judge"]["prompt_tokens"] > 0
     result.stdout.fnmatch_lines(["tokens: model under test * prompt + 12 completion; judge * prompt + * completion"])
-
-
-def test_worksteal_never_pays_twice_for_a_prompt(
-    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
-) -> None:
-    """At the default concurrency, a case that xdist moves to another worker while its calls are out is
-    paid once: the new worker waits for the answer in the store instead of sending the call again."""
-    for needle in ("Network intrusion", "Unauthorized network entry", "Data tampering"):
-        chat_server.inject(Reply(REFUSAL, delay=0.7), times=3, model=TARGET_MODEL, prompt_contains=needle)
-    result = run_suite(
-        suite,
-        chat_server,
-        dataset_files,
-        "--airbench-sample=all",
-        "-n",
-        "2",
-        "--dist",
-        "worksteal",
-    )
-    result.assert_outcomes(passed=18)
-    for model in (TARGET_MODEL, JUDGE_MODEL):
-        prompts = [c["messages"][-1]["content"] for c in chat_server.calls(model)]
-        assert len(prompts) == len(set(prompts)) == 18
 
 
 def test_a_sync_application_is_called_concurrently(
