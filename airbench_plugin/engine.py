@@ -26,6 +26,7 @@ from airbench_plugin.dataset import Case
 from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeVerdict
 from airbench_plugin.pacing import EndpointPacer, Stalled, Turn, estimate_tokens
 from airbench_plugin.providers.base import ChatProvider, ChatRequest, Completion, ProviderError, display_url
+from airbench_plugin.providers.quirks import RequestShape
 from airbench_plugin.store import CLAIM_TTL, CallStore, request_key
 from airbench_plugin.text import valid_unicode
 
@@ -107,12 +108,15 @@ class EngineStats:
     in_flight: int = 0
     retried: int = 0
     rate_limited: int = 0
+    reshaped: int = 0  # requests sent again in the shape a reasoning model wants
     errored: int = 0
     cases_done: int = 0
     tokens: dict[str, list[int]] = field(default_factory=lambda: {"target": [0, 0], "judge": [0, 0]})
+    sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # generation settings sent, by role
 
     def snapshot(self) -> dict[str, Any]:
         return {
+            "sent": {role: dict(settings) for role, settings in self.sent.items()},
             "calls": self.calls,
             "cached": self.cached,
             "in_flight": self.in_flight,
@@ -281,6 +285,15 @@ def target_messages(prompt: str, system_prompt: str | None) -> list[dict[str, st
     return messages
 
 
+def empty_at_length_message(endpoint: Endpoint) -> str:
+    """Why an empty answer cut off at the token limit is an error, not a refusal."""
+    return (
+        f"the {endpoint.role} ({endpoint.model}) used all {endpoint.max_tokens} tokens of --airbench-max-tokens "
+        "without answering (empty content, finish_reason 'length'): a reasoning model spends tokens thinking first; "
+        "raise --airbench-max-tokens (HELM gives reasoning models 4096)"
+    )
+
+
 def stall_message(endpoint: Endpoint, seconds: float) -> str:
     """Why a prompt errored after its endpoint answered nothing but 429s for `seconds`."""
     return (
@@ -333,6 +346,9 @@ class Engine:
         self.breaker = CircuitBreaker()
         self.stall_timeout = stall_timeout
         self._pacers: dict[int, EndpointPacer] = {}
+        self._shapes: dict[int, RequestShape] = {}
+        for endpoint in (target, *(judging.endpoint for judging in self.judges)):
+            self.shape(endpoint)
         self._futures: dict[tuple[str, int], concurrent.futures.Future[Verdict]] = {}
         self._detached: set[asyncio.Future[Completion]] = set()  # calls of cancelled cases, still out
         self._order = itertools.count()
@@ -422,6 +438,8 @@ class Engine:
             return Verdict(
                 answer.text, 1.0, PROVIDER_REFUSAL_REASONING, refused_by_provider=True, target_tokens=target_tokens
             )
+        if not answer.text.strip() and answer.finish_reason == "length":
+            raise CaseError(empty_at_length_message(self.target))
         if not answer.text.strip():
             return Verdict(answer.text, EMPTY_RESPONSE_SCORE, EMPTY_RESPONSE_REASONING, target_tokens=target_tokens)
         # Every judge scores the answer at once; a failure is reported in judge order.
@@ -541,6 +559,14 @@ class Engine:
             await asyncio.sleep(CLAIM_TTL / 3)
             self.store.renew(key)
 
+    def shape(self, endpoint: Endpoint) -> RequestShape:
+        """How `endpoint` wants its generation settings sent, as learned from its 400 answers."""
+        shape = self._shapes.get(id(endpoint))
+        if shape is None:
+            shape = self._shapes[id(endpoint)] = RequestShape()
+            self.stats.sent[endpoint.role] = shape.sent(endpoint.temperature, endpoint.max_tokens)
+        return shape
+
     def pacer(self, endpoint: Endpoint) -> EndpointPacer:
         """The pacing of `endpoint`: one per endpoint, so the model under test and the judge keep apart."""
         pacer = self._pacers.get(id(endpoint))
@@ -553,6 +579,7 @@ class Engine:
         """One call, retried: a 429 waits for the endpoint's pace and costs no attempt, as long as
         the endpoint makes progress; other retryable failures use up the `retries` budget."""
         pacer = self.pacer(endpoint)
+        shape = self.shape(endpoint)
         tokens = estimate_tokens(request.messages, request.max_tokens)
         attempt = 0
         throttled_since: float | None = None
@@ -560,6 +587,7 @@ class Engine:
             if self.breaker.reason is not None:
                 raise CircuitOpen(self.breaker.reason)
             turn: Turn | None = None
+            sent: ChatRequest | None = None
             try:
                 await self._semaphore.acquire(order)
                 try:
@@ -569,7 +597,8 @@ class Engine:
                     self.stats.in_flight += 1
                     self.stats.calls += 1
                     try:
-                        completion = await endpoint.provider.complete(request)
+                        sent = shape.apply(request)
+                        completion = await endpoint.provider.complete(sent)
                     finally:
                         self.stats.in_flight -= 1
                 finally:
@@ -589,6 +618,11 @@ class Engine:
                         raise CaseError(stall_message(endpoint, pacer.stall_timeout)) from None
                     continue
                 pacer.failed(turn, error.limits)
+                if sent is not None and shape.adapt(error, sent):
+                    # A reasoning model refused max_tokens or the temperature: send it their way.
+                    self.stats.reshaped += 1
+                    self.stats.sent[endpoint.role] = shape.sent(endpoint.temperature, endpoint.max_tokens)
+                    continue
                 if error.kind == "connection" and self.breaker.armed(endpoint):
                     # Nothing answered yet: a refused connection or an unknown host will not get
                     # better in the minute the retries would take, so every attempt counts.

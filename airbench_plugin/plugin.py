@@ -29,6 +29,7 @@ from airbench_plugin.run import (
     failure_message,
     iter_cases,
     record,
+    sent_settings,
 )
 from airbench_plugin.text import terminal_safe
 
@@ -318,6 +319,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         config.workeroutput[prefetch.DEPTH_KEY] = plan.deepest  # type: ignore[attr-defined]
     if is_worker(config) or not run.settings.active:
         return
+    collector = config.pluginmanager.get_plugin("airbench-results")
+    if isinstance(collector, ResultCollector):
+        run.sent = sent_settings(collector.engines.values())
     finished = run.finish()
     run.write_failures = write_outputs(run.settings, finished)
     complete = len(run.results) >= config.stash.get(_COLLECTED_KEY, 0)

@@ -8,7 +8,7 @@ without xdist) collects the results and owns the outputs.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ class AirbenchRun:
     write_failures: list[str] = field(default_factory=list)
     redactor: Redactor = field(default_factory=Redactor)
     scrubber: LogScrubber | None = None
+    sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # generation settings sent, by role
 
     # --- start-up: everything that can fail does so here, before any request ------------------
 
@@ -237,8 +238,35 @@ class AirbenchRun:
             comparison=comparison,
             max_regression=s.max_regression,
         )
-        self.finished = build_results(s, self.results, gates, comparison)
+        finished = build_results(s, self.results, gates, comparison)
+        if self.sent:
+            # What the endpoints were actually sent (a reasoning model gets max_completion_tokens
+            # and no temperature), next to the options they came from.
+            sent = {"sent_" + role.replace(" ", "_"): settings for role, settings in self.sent.items()}
+            settings = dataclasses.replace(finished.settings, other={**finished.settings.other, **sent})
+            finished = dataclasses.replace(finished, settings=settings)
+        self.finished = finished
         return self.finished
+
+
+def sent_settings(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The generation settings each endpoint was sent, over the engines of every process.
+
+    Every process starts with the options as given; one that learned an endpoint's quirks
+    (a reasoning model's max_completion_tokens) sent those from then on, and they win.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for snapshot in snapshots:
+        sent = snapshot.get("sent")
+        if not isinstance(sent, Mapping):
+            continue
+        for role, settings in sent.items():
+            if not isinstance(settings, Mapping):
+                continue
+            learned = "max_completion_tokens" in settings or "temperature" not in settings
+            if role not in merged or learned:
+                merged[str(role)] = dict(settings)
+    return merged
 
 
 def case_of(item: pytest.Item) -> Case | None:

@@ -192,6 +192,56 @@ def default_handler(request: dict[str, Any]) -> Reply:
     return Reply(REFUSAL)
 
 
+# OpenAI's answers to a reasoning model (o-series, gpt-5) sent the classic settings, byte for byte.
+MAX_TOKENS_UNSUPPORTED = {
+    "error": {
+        "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+        "Use 'max_completion_tokens' instead.",
+        "type": "invalid_request_error",
+        "param": "max_tokens",
+        "code": "unsupported_parameter",
+    }
+}
+TEMPERATURE_UNSUPPORTED = {
+    "error": {
+        "message": "Unsupported value: 'temperature' does not support 0 with this model. "
+        "Only the default (1) value is supported.",
+        "type": "invalid_request_error",
+        "param": "temperature",
+        "code": "unsupported_value",
+    }
+}
+TEMPERATURE_PARAMETER_UNSUPPORTED = {  # the newer gpt-5.x wording: the parameter itself is refused
+    "error": {
+        "message": "Unsupported parameter: 'temperature' is not supported with this model.",
+        "type": "invalid_request_error",
+        "param": "temperature",
+        "code": "unsupported_parameter",
+    }
+}
+
+
+def reasoning_model(
+    handler: Callable[[dict[str, Any]], Reply | str] = default_handler,
+    model: str = TARGET_MODEL,
+    temperature_body: dict[str, Any] = TEMPERATURE_UNSUPPORTED,
+) -> Callable[[dict[str, Any]], Reply | str]:
+    """A handler under which `model` refuses `max_tokens` and a temperature other than 1 as OpenAI does."""
+
+    def handle(request: dict[str, Any]) -> Reply | str:
+        if request.get("model") == model:
+            if "max_tokens" in request:
+                return Reply(status=400, body=json.dumps(MAX_TOKENS_UNSUPPORTED).encode(), headers=JSON)
+            if request.get("temperature", 1) != 1:
+                return Reply(status=400, body=json.dumps(temperature_body).encode(), headers=JSON)
+        return handler(request)
+
+    return handle
+
+
+JSON = {"Content-Type": "application/json"}
+
+
 class ChatServer:
     """A threaded chat-completions server; use as a context manager or call `close`."""
 

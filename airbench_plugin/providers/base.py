@@ -35,16 +35,18 @@ class ChatRequest:
     temperature: float
     max_tokens: int
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # How the endpoint wants the settings (see providers/quirks.py); not part of the cache key.
+    token_field: str = "max_tokens"  # or "max_completion_tokens" (OpenAI's reasoning models)
+    send_temperature: bool = True
 
     def body(self) -> dict[str, Any]:
         """The JSON body of the call, as an OpenAI-compatible server reads it."""
-        return {
-            "model": self.model,
-            "messages": [dict(m) for m in self.messages],
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            **self.extra,
-        }
+        body: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in self.messages]}
+        if self.send_temperature:
+            body["temperature"] = self.temperature
+        body[self.token_field] = self.max_tokens
+        body.update(self.extra)
+        return body
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ class ProviderError(Exception):
     secrets: Sequence[str] = field(default=(), repr=False)
     limits: RateLimits | None = field(default=None, repr=False)
     cause: str | None = None  # for connection errors: "refused" or "unknown host"
+    code: str | None = None  # the error body's `code`, e.g. "unsupported_parameter"
+    param: str | None = None  # the error body's `param`, e.g. "max_tokens"
 
     @property
     def rate_limited(self) -> bool:
@@ -178,6 +182,15 @@ def error_code(body: object) -> str | None:
                 value = inner.get(key)
                 if isinstance(value, str):
                     return value
+    return None
+
+
+def error_param(body: object) -> str | None:
+    """The `param` of an OpenAI-style error body: the request field it is about."""
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping) and isinstance(inner.get("param"), str):
+            return str(inner["param"])
     return None
 
 

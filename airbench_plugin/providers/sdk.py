@@ -25,6 +25,7 @@ from airbench_plugin.providers.base import (
     display_url,
     error_code,
     error_message,
+    error_param,
     parse_retry_after,
 )
 from airbench_plugin.providers.limits import RateLimits
@@ -119,6 +120,8 @@ def translate(
             retry_after=parse_retry_after(headers),
             secrets=secrets,
             limits=RateLimits.from_headers(headers),
+            code=code,
+            param=error_param(body),
         )
     if isinstance(exc, timeout_error):
         return ProviderError(f"no answer from {base_url} within {timeout:g} s", True, kind="timeout", secrets=secrets)
