@@ -114,6 +114,10 @@ class EngineStats:
     tokens: dict[str, list[int]] = field(default_factory=lambda: {"target": [0, 0], "judge": [0, 0]})
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # generation settings sent, by role
 
+    def spent(self) -> int:
+        """Tokens this process has paid for: prompt and completion, both endpoints, cache hits excluded."""
+        return sum(sum(pair) for pair in self.tokens.values())
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "sent": {role: dict(settings) for role, settings in self.sent.items()},
@@ -294,6 +298,15 @@ def empty_at_length_message(endpoint: Endpoint) -> str:
     )
 
 
+def budget_message(spent: int, budget: int) -> str:
+    """Why the run stopped: its token budget is spent."""
+    return (
+        f"AIR-Bench stopped: this run spent {spent:,} tokens, its --airbench-token-budget is {budget:,}; no new "
+        "call was started and the results are incomplete. Raise the budget and run again: completed calls are "
+        "cached and cost nothing the second time."
+    )
+
+
 def stall_message(endpoint: Endpoint, seconds: float) -> str:
     """Why a prompt errored after its endpoint answered nothing but 429s for `seconds`."""
     return (
@@ -334,6 +347,7 @@ class Engine:
         store: CallStore | None,
         backoff_base: float = BACKOFF_BASE,
         stall_timeout: float = 120.0,
+        token_budget: int | None = None,
     ) -> None:
         self.target = target
         self.judges = tuple(judges)
@@ -345,6 +359,7 @@ class Engine:
         self.stats = EngineStats()
         self.breaker = CircuitBreaker()
         self.stall_timeout = stall_timeout
+        self.token_budget = token_budget
         self._pacers: dict[int, EndpointPacer] = {}
         self._shapes: dict[int, RequestShape] = {}
         for endpoint in (target, *(judging.endpoint for judging in self.judges)):
@@ -559,6 +574,11 @@ class Engine:
             await asyncio.sleep(CLAIM_TTL / 3)
             self.store.renew(key)
 
+    def _check_budget(self) -> None:
+        """The spend guard: once the budget is spent no new call starts and the run stops."""
+        if self.token_budget is not None and self.breaker.reason is None and self.stats.spent() >= self.token_budget:
+            self.breaker.reason = budget_message(self.stats.spent(), self.token_budget)
+
     def shape(self, endpoint: Endpoint) -> RequestShape:
         """How `endpoint` wants its generation settings sent, as learned from its 400 answers."""
         shape = self._shapes.get(id(endpoint))
@@ -584,6 +604,7 @@ class Engine:
         attempt = 0
         throttled_since: float | None = None
         while True:
+            self._check_budget()
             if self.breaker.reason is not None:
                 raise CircuitOpen(self.breaker.reason)
             turn: Turn | None = None
@@ -591,6 +612,7 @@ class Engine:
             try:
                 await self._semaphore.acquire(order)
                 try:
+                    self._check_budget()  # again: calls finished while this one waited for its slot
                     if self.breaker.reason is not None:
                         raise CircuitOpen(self.breaker.reason)
                     turn = await pacer.turn(tokens, throttled_since)

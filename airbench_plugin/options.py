@@ -82,6 +82,7 @@ class Settings:
     tpm: int | None = None
     judge_rpm: int | None = None
     judge_tpm: int | None = None
+    token_budget: int | None = None  # None: no spend guard
     shard: Shard | None = None
     responses: str | None = None  # judge-only: recorded answers instead of a model
 
@@ -379,6 +380,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "judge-tpm",
         "tokens per minute at most to the judge (default: as the headers allow)",
+        parse_positive_int,
+        metavar="N",
+    ),
+    OptionSpec(
+        "token-budget",
+        "stop starting calls once the run has spent N tokens (prompt + completion, both endpoints; cached "
+        "calls cost nothing); the run is then incomplete and no gate passes",
         parse_positive_int,
         metavar="N",
     ),

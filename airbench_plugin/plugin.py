@@ -35,6 +35,7 @@ from airbench_plugin.text import terminal_safe
 
 SKIP_REASON = "AIR-Bench suite skipped: no model under test; pass --airbench-model NAME to run it"
 STOPPED_EARLY = "not scored: AIR-Bench stopped the run early (the reason is on the last line)"
+HANDOFF_KEY = "airbench_handoff"  # workerinput key: the controller's sampled cases and templates
 _VERDICT_KEY = pytest.StashKey[Verdict]()
 _ERROR_KEY = pytest.StashKey[str]()
 _PREFETCH_KEY = pytest.StashKey["prefetch.Prefetch[Case]"]()
@@ -55,7 +56,9 @@ def pytest_configure(config: pytest.Config) -> None:
         _EXIT_FREEZE.append(True)
     settings = options.resolve_settings(config)
     run = AirbenchRun(settings=settings, rootdir=Path(str(config.rootpath)))
-    run.prepare(os.environ, Path.cwd())
+    workerinput = getattr(config, "workerinput", {})
+    run.processes = int(workerinput.get("workercount", 1))
+    run.prepare(os.environ, Path.cwd(), handed=workerinput.get(HANDOFF_KEY))
     config.stash[RUN_KEY] = run
     if settings.active:
         run.start_scrubbing_logs()
@@ -68,6 +71,15 @@ def pytest_configure(config: pytest.Config) -> None:
         from airbench_plugin.reports.pytest_html_hooks import HtmlIntegration
 
         config.pluginmanager.register(HtmlIntegration(lambda: run.finished), "airbench-html")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist, on the controller: hand each worker the sampled cases, so no worker loads the dataset."""
+    run = node.config.stash.get(RUN_KEY, None)
+    handoff = run.handoff() if run is not None else None
+    if handoff is not None:
+        node.workerinput[HANDOFF_KEY] = handoff
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -101,10 +113,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         plan = f"dataset {s.dataset} [{s.region}], {sample}, {scope}, seed {s.seed}"
     if s.shard is not None:
         plan += f"; shard {s.shard}: {len(run.cases)} of {len(run.planned)} prompts"
+    budget = f"; token budget {s.token_budget:,}" if s.token_budget is not None else ""
     lines = [
         f"airbench: model {s.model} via {s.target_provider}, judge {s.judge_model} ({s.judge_scale} scale), "
         f"threshold {s.threshold:g}",
         f"airbench: {plan}",
+        f"airbench: at most {run.max_calls():,} API calls for {len(run.cases):,} prompts (retries of failed "
+        f"calls aside){budget}",
     ]
     return [terminal_safe(line, one_line=True) for line in lines]
 

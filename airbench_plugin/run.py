@@ -61,11 +61,16 @@ class AirbenchRun:
     redactor: Redactor = field(default_factory=Redactor)
     scrubber: LogScrubber | None = None
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # generation settings sent, by role
+    processes: int = 1  # pytest processes that call the APIs (xdist workers): they share the token budget
 
     # --- start-up: everything that can fail does so here, before any request ------------------
 
-    def prepare(self, environ: Mapping[str, str], workdir: Path) -> None:
-        """Check keys, load the dataset and the baseline; raises pytest.UsageError with one sentence."""
+    def prepare(self, environ: Mapping[str, str], workdir: Path, handed: Mapping[str, Any] | None = None) -> None:
+        """Check keys, load the dataset and the baseline; raises pytest.UsageError with one sentence.
+
+        An xdist worker is `handed` the controller's sampled cases and templates (see `handoff`), so
+        it neither imports `datasets` nor reads the dataset again.
+        """
         settings = self.settings
         if settings.baseline is not None:
             try:
@@ -121,6 +126,9 @@ class AirbenchRun:
         try:
             if settings.responses is not None:
                 planned = self._load_recorded(settings.responses)
+            elif handed is not None:
+                planned = [Case(*row) for row in handed["planned"]]
+                self.templates = dict(handed["templates"])
             else:
                 planned, self.templates = load_suite(
                     settings.dataset,
@@ -165,6 +173,13 @@ class AirbenchRun:
         if self.scrubber is not None:
             self.scrubber.uninstall()
             self.scrubber = None
+
+    def handoff(self) -> dict[str, Any] | None:
+        """What an xdist worker needs instead of loading the dataset itself: every planned case and
+        the judge templates, as plain values (None when workers must read their own inputs)."""
+        if not self.settings.active or self.recorded is not None:
+            return None
+        return {"planned": [dataclasses.astuple(case) for case in self.planned], "templates": self.templates}
 
     @property
     def cache_dir(self) -> Path:
@@ -214,6 +229,7 @@ class AirbenchRun:
             retries=s.retries,
             store=store,
             stall_timeout=s.timeout,
+            token_budget=None if s.token_budget is None else max(1, s.token_budget // self.processes),
         )
         return self.engine
 
@@ -223,6 +239,12 @@ class AirbenchRun:
             self.engine = None
 
     # --- the controller's side ------------------------------------------------------------------
+
+    def max_calls(self) -> int:
+        """The most API calls this run can start: one to the model and two per judge (an unreadable
+        verdict is asked once more) for every planned prompt, before retries of failed calls."""
+        per_prompt = 2 if self.recorded is not None else 3  # recorded answers need no call to the model
+        return len(self.cases) * per_prompt
 
     def finish(self) -> RunResults:
         """Evaluate the gates and build the typed results."""

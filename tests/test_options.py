@@ -51,6 +51,7 @@ PUBLIC_OPTIONS = [
     "--airbench-tpm",
     "--airbench-judge-rpm",
     "--airbench-judge-tpm",
+    "--airbench-token-budget",
     "--airbench-shard",
     "--airbench-responses",
 ]
