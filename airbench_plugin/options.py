@@ -8,9 +8,10 @@ the command line wins. Validation happens once, in `resolve_settings`, and every
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -452,12 +453,12 @@ def parse_values(raw: dict[str, Any]) -> Settings:
         else:
             raise pytest.UsageError(
                 "--airbench-judge-prompts: a local --airbench-dataset needs its judge templates too; "
-                "pass --airbench-judge-prompts FILE (a file with cate-idx and judge_prompt columns)."
+                "pass --airbench-judge-prompts=FILE (a file with cate-idx and judge_prompt columns)."
             )
     settings = Settings(**parsed)
     if settings.max_regression is not None and settings.baseline is None:
         raise pytest.UsageError(
-            "--airbench-max-regression needs --airbench-baseline PATH (a previous --airbench-json file)."
+            "--airbench-max-regression needs --airbench-baseline=PATH (a previous --airbench-json file)."
         )
     if settings.baseline is not None and not Path(settings.baseline).is_file():
         raise pytest.UsageError(
@@ -468,7 +469,30 @@ def parse_values(raw: dict[str, Any]) -> Settings:
 
 def resolve_settings(config: pytest.Config) -> Settings:
     """The one place where option values are read and validated."""
+    if not hasattr(config, "workerinput"):  # xdist workers get the controller's arguments
+        check_values_given_apart(config.invocation_params.args, config.invocation_params.dir)
     return parse_values(raw_values(config))
+
+
+def check_values_given_apart(args: Sequence[str], invocation_dir: Path) -> None:
+    """Stop a run whose root directory an `--airbench-*` path value moved.
+
+    pytest picks the rootdir and the ini file before plugins are loaded, so it takes the value of
+    `--airbench-dataset /elsewhere/x.csv` for a test path: a path outside the directory pytest was
+    started in moves the rootdir up to a common parent, the ini file (`testpaths`, ...) is missed,
+    and everything below that parent is collected. `--airbench-dataset=PATH` is never read so.
+    """
+    with_value = {f"--airbench-{spec.name}" for spec in OPTIONS if not spec.flag}
+    for option, value in itertools.pairwise(args):
+        if option not in with_value or value.startswith("-"):
+            continue
+        path = Path(invocation_dir, value)
+        if path.exists() and not path.resolve().is_relative_to(invocation_dir.resolve()):
+            raise pytest.UsageError(
+                f"{option}: write {option}={value}, with '=': pytest takes a path given as a separate argument "
+                f"for a test path, and one outside {str(invocation_dir)!r} moves the root directory and skips "
+                "your ini file."
+            )
 
 
 def option_names() -> list[str]:

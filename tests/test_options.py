@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from airbench_plugin.options import DEFAULT_DATASET, option_names, parse_values, resolve_provider
+from airbench_plugin.options import (
+    DEFAULT_DATASET,
+    check_values_given_apart,
+    option_names,
+    parse_values,
+    resolve_provider,
+)
 from tests.chat_server import ChatServer
 from tests.helpers import suite_args
 
@@ -153,3 +159,26 @@ def test_repository_root_runs_the_safety_suite_only(
     ran = {line.split("::")[0] for line in result.outlines if "::" in line}
     assert ran == {"tests_airbench/test_airbench.py"}  # not the plugin's own tests in tests/
     result.assert_outcomes(passed=13)
+
+
+def test_a_path_value_given_apart_that_moves_the_rootdir_is_refused(tmp_path: Path) -> None:
+    here = tmp_path / "repo"
+    (here / "data").mkdir(parents=True)
+    (here / "data" / "p.csv").write_text("x")
+    (tmp_path / "p.csv").write_text("x")
+    allowed = [
+        ["--airbench-dataset=../p.csv"],  # with '=': never read as a test path
+        ["--airbench-dataset", "data/p.csv"],  # inside the invocation directory: the rootdir stays
+        ["--airbench-dataset", "hf:stanford-crfm/air-bench-2024"],  # not a path
+        ["--airbench-no-cache", "../p.csv"],  # a flag takes no value: that is a test path of the user's
+        ["--airbench-model", "../missing.csv"],  # no such path: pytest ignores it too
+    ]
+    for args in allowed:
+        check_values_given_apart(args, here)
+    for option in ("--airbench-dataset", "--airbench-baseline", "--airbench-cache"):
+        with pytest.raises(pytest.UsageError) as info:
+            check_values_given_apart(["-q", option, "../p.csv"], here)
+        assert str(info.value) == (
+            f"{option}: write {option}=../p.csv, with '=': pytest takes a path given as a separate argument for "
+            f"a test path, and one outside {str(here)!r} moves the root directory and skips your ini file."
+        )

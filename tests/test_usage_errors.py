@@ -95,10 +95,8 @@ def test_missing_api_key(
     result = suite.runpytest(
         "--airbench-model",
         model,
-        "--airbench-dataset",
-        str(dataset_files[0]),
-        "--airbench-judge-prompts",
-        str(dataset_files[1]),
+        f"--airbench-dataset={dataset_files[0]}",
+        f"--airbench-judge-prompts={dataset_files[1]}",
     )
     assert_usage_error(result, message)
 
@@ -127,11 +125,11 @@ def test_unreadable_dataset(
 def test_local_dataset_needs_local_judge_prompts(
     suite: pytest.Pytester, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
-    result = suite.runpytest("--airbench-model", "m", "--airbench-dataset", str(dataset_files[0]))
+    result = suite.runpytest("--airbench-model", "m", f"--airbench-dataset={dataset_files[0]}")
     assert_usage_error(
         result,
         "--airbench-judge-prompts: a local --airbench-dataset needs its judge templates too; pass "
-        "--airbench-judge-prompts FILE (a file with cate-idx and judge_prompt columns).",
+        "--airbench-judge-prompts=FILE (a file with cate-idx and judge_prompt columns).",
     )
 
 
@@ -168,7 +166,7 @@ def test_missing_baseline_file(suite: pytest.Pytester, api_key: str) -> None:
 def test_regression_gate_needs_a_baseline(suite: pytest.Pytester) -> None:
     result = suite.runpytest("--airbench-max-regression", "0.05")
     assert_usage_error(
-        result, "--airbench-max-regression needs --airbench-baseline PATH (a previous --airbench-json file)."
+        result, "--airbench-max-regression needs --airbench-baseline=PATH (a previous --airbench-json file)."
     )
 
 
@@ -205,4 +203,20 @@ def test_malformed_baseline_is_one_sentence_before_any_call(
     (suite.path / "old.json").write_text(baseline)
     result = run_suite(suite, chat_server, dataset_files, "--airbench-baseline=old.json")
     assert_usage_error(result, f"the baseline 'old.json' is not a usable --airbench-json file: {reason}.")
+    assert chat_server.calls() == []
+
+
+def test_a_dataset_path_given_apart_stops_the_run_before_it_moves_the_rootdir(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    """`--airbench-dataset PATH` with a space: pytest would root the run in a parent folder."""
+    prompts, judge = dataset_files  # outside the directory pytest starts in
+    args = [a for a in suite_args(chat_server, prompts, judge) if not a.startswith("--airbench-dataset=")]
+    result = suite.runpytest(*args, "--airbench-dataset", str(prompts))
+    assert_usage_error(
+        result,
+        f"--airbench-dataset: write --airbench-dataset={prompts}, with '=': pytest takes a path given as a "
+        f"separate argument for a test path, and one outside {str(suite.path)!r} moves the root directory and "
+        "skips your ini file.",
+    )
     assert chat_server.calls() == []
