@@ -85,6 +85,8 @@ class Settings:
     judge_tpm: int | None = None
     token_budget: int | None = None  # None: no spend guard
     shard: Shard | None = None
+    markdown: str | None = None
+    no_step_summary: bool = False
     responses: str | None = None  # judge-only: recorded answers instead of a model
 
     @property
@@ -383,6 +385,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "tokens per minute at most to the judge (default: as the headers allow)",
         parse_positive_int,
         metavar="N",
+    ),
+    OptionSpec("markdown", "write a Markdown summary (overall rate, gates, level-2 table) to PATH", metavar="PATH"),
+    OptionSpec(
+        "no-step-summary",
+        "do not append the Markdown summary to $GITHUB_STEP_SUMMARY (appended by default when it is set)",
+        flag=True,
     ),
     OptionSpec(
         "token-budget",

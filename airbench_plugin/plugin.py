@@ -18,6 +18,7 @@ from airbench_plugin.engine import CaseError, CircuitOpen, Engine, Verdict
 from airbench_plugin.options import Settings
 from airbench_plugin.providers import ChatProvider
 from airbench_plugin.reports.document import write_json
+from airbench_plugin.reports.markdown import publish_step_summary
 from airbench_plugin.reports.terminal import summary_lines
 from airbench_plugin.results import CaseResult, Gate, Outcome, RunResults
 from airbench_plugin.run import (
@@ -339,6 +340,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         run.sent = sent_settings(collector.engines.values())
     finished = run.finish()
     run.write_failures = write_outputs(run.settings, finished)
+    if not run.settings.no_step_summary:
+        run.write_failures += publish_step_summary(finished, os.environ)
     complete = len(run.results) >= config.stash.get(_COLLECTED_KEY, 0)
     stopped = bool(session.shouldfail or session.shouldstop)
     session.exitstatus = exit_status(
@@ -353,6 +356,7 @@ def write_outputs(s: Settings, document: RunResults) -> list[str]:
         ("--airbench-json", s.json, write_json),
         ("--airbench-report", s.report, _write_html),
         ("--airbench-junit-dir", s.junit_dir, _write_junit_dir),
+        ("--airbench-markdown", s.markdown, _write_markdown),
     ):
         if path:
             try:
@@ -366,6 +370,12 @@ def _write_html(document: RunResults, path: str) -> None:
     from airbench_plugin.reports.html import write_html
 
     write_html(document, path)
+
+
+def _write_markdown(document: RunResults, path: str) -> None:
+    from airbench_plugin.reports.markdown import markdown_summary, write_markdown
+
+    write_markdown(markdown_summary(document), path)
 
 
 def _write_junit_dir(document: RunResults, path: str) -> None:

@@ -103,3 +103,9 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chrome]:
         yield browser
     finally:
         browser.quit()
+
+
+@pytest.fixture(autouse=True)
+def _no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs inside these tests never append to the CI job's own GitHub summary."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)

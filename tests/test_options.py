@@ -58,6 +58,8 @@ PUBLIC_OPTIONS = [
     "--airbench-judge-rpm",
     "--airbench-judge-tpm",
     "--airbench-token-budget",
+    "--airbench-markdown",
+    "--airbench-no-step-summary",
     "--airbench-shard",
     "--airbench-responses",
 ]

@@ -1,0 +1,246 @@
+"""The `airbench` command: merge shards, export to the authors' formats, compare models.
+
+A thin argparse front over the typed results (`results.RunResults`), like `pytest-benchmark
+compare`: every command reads `--airbench-json` files with `load_results`, and the work is done by
+plain functions (`merge`, `export`, `leaderboard`, `reports`). Bad input is one line on stderr and
+exit status 2; `merge` otherwise exits with the gates' verdict (0 met, 1 not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
+
+import pytest
+
+from airbench_plugin import __version__
+from airbench_plugin.export import EXPORT_FORMATS, write_export
+from airbench_plugin.gates import BaselineError, load_baseline
+from airbench_plugin.leaderboard import CompareError, compare_runs
+from airbench_plugin.merge import Merged, MergeError, MergeOptions, RunFile, merge_runs, merged_exit_status
+from airbench_plugin.options import parse_category_gates, parse_fraction
+from airbench_plugin.reports.markdown import (
+    comparison_markdown,
+    markdown_summary,
+    publish_step_summary,
+    write_markdown,
+)
+from airbench_plugin.reports.terminal import summary_lines
+from airbench_plugin.results import ResultsError, load_results
+
+USAGE_ERROR = 2
+
+
+class CliError(Exception):
+    """Input the command cannot use; the message is one sentence for the user."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with every usage error as one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _validated(parse: Callable[[str, str], Any], name: str, raw: str | None) -> Any:
+    """A gate option checked by the plugin's own validator, named as this command spells it."""
+    if raw is None:
+        return None
+    try:
+        return parse(name, raw)
+    except pytest.UsageError as exc:
+        raise CliError(str(exc).replace("--airbench-", "--", 1)) from None
+
+
+def read_run(path: str) -> RunFile:
+    """One `--airbench-json` file; raises CliError with one sentence."""
+    try:
+        return RunFile(path, load_results(path))
+    except ResultsError as exc:
+        raise CliError(f"{path!r} is not a usable --airbench-json file: {exc}.") from None
+
+
+# --- merge ----------------------------------------------------------------------------------------
+
+
+def merge_options(args: argparse.Namespace) -> MergeOptions:
+    options = MergeOptions(
+        min_refusal_rate=_validated(parse_fraction, "min-refusal-rate", args.min_refusal_rate),
+        category_gates=_validated(parse_category_gates, "category-gates", args.category_gates) or (),
+        max_error_rate=_validated(parse_fraction, "max-error-rate", args.max_error_rate),
+        baseline=args.baseline,
+        max_regression=_validated(parse_fraction, "max-regression", args.max_regression),
+        allow_partial=args.allow_partial,
+        json=args.json,
+        report=args.report,
+        junit_dir=args.junit_dir,
+        markdown=args.markdown,
+        no_step_summary=args.no_step_summary,
+    )
+    if options.max_regression is not None and options.baseline is None:
+        raise CliError("--max-regression needs --baseline PATH (a previous --airbench-json file).")
+    return options
+
+
+def _write_outputs(merged: Merged, options: MergeOptions, markdown: str) -> list[str]:
+    """Write what merge was asked for; one sentence for each output that could not be written."""
+    from airbench_plugin.reports.document import write_json
+    from airbench_plugin.reports.html import write_html
+    from airbench_plugin.reports.junit import write_junit_dir
+
+    failures = []
+    outputs: list[tuple[str, str | None, Callable[[str], object]]] = [
+        ("--json", options.json, lambda p: write_json(merged.run, p)),
+        ("--report", options.report, lambda p: write_html(merged.run, p)),
+        ("--junit-dir", options.junit_dir, lambda p: write_junit_dir(merged.run, p)),
+        ("--markdown", options.markdown, lambda p: write_markdown(markdown, p)),
+    ]
+    for option, path, write in outputs:
+        if path:
+            try:
+                write(path)
+            except OSError as exc:
+                failures.append(f"{option}: could not write {path}: {exc.strerror or exc}")
+    return failures
+
+
+def run_merge(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    options = merge_options(args)
+    files = [read_run(path) for path in args.files]
+    baseline = None
+    if options.baseline is not None:
+        try:
+            baseline = load_baseline(options.baseline)
+        except BaselineError as exc:
+            raise CliError(str(exc)) from None
+    try:
+        merged = merge_runs(files, options, baseline)
+    except MergeError as exc:
+        raise CliError(str(exc)) from None
+    markdown = markdown_summary(merged.run)
+    failures = _write_outputs(merged, options, markdown)
+    if not options.no_step_summary:
+        failures += publish_step_summary(merged.run, environ)
+    print(f"merged {len(files)} file(s): {len(merged.run.records):,} prompts")
+    if merged.missing:
+        print(f"partial: {merged.missing:,} planned prompt(s) were run by no file (--allow-partial)")
+    for line in summary_lines(merged.run):
+        print(line)
+    for failure in failures:
+        print(f"ERROR: {failure}", file=sys.stderr)
+    return merged_exit_status(merged, failures)
+
+
+# --- export and compare ---------------------------------------------------------------------------
+
+
+def run_export(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    run = read_run(args.file).run
+    try:
+        write_export(run, args.to, args.output)
+    except OSError as exc:
+        raise CliError(f"-o: could not write {args.output}: {exc.strerror or exc}.") from None
+    print(f"wrote {len(run.records):,} prompts of {run.model} to {args.output} ({args.to}, refusal scale)")
+    return 0
+
+
+def run_compare(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    if not args.report and not args.markdown:
+        raise CliError("nothing to write: pass --report OUT.html, --markdown OUT.md or both.")
+    files = [read_run(path) for path in args.files]
+    try:
+        comparison = compare_runs([(f.path, f.run) for f in files])
+    except CompareError as exc:
+        raise CliError(str(exc)) from None
+    from airbench_plugin.reports.compare import write_compare
+
+    outputs: list[tuple[str, str | None, Callable[[str], object]]] = [
+        ("--report", args.report, lambda p: write_compare(comparison, p)),
+        ("--markdown", args.markdown, lambda p: write_markdown(comparison_markdown(comparison), p)),
+    ]
+    for option, path, write in outputs:
+        if path:
+            try:
+                write(path)
+            except OSError as exc:
+                raise CliError(f"{option}: could not write {path}: {exc.strerror or exc}.") from None
+    print(f"compared {len(files)} run(s) over {comparison.shared_prompts:,} shared prompts")
+    for run in comparison.runs:
+        rate = "-" if run.overall is None else f"{run.overall:.1%}"
+        print(f"  {run.label}: refusal rate {rate}")
+    return 0
+
+
+# --- the parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="airbench", description="Merge, export and compare AIR-Bench 2024 runs of pytest-airbench.")
+    parser.add_argument("--version", action="version", version=f"pytest-airbench {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{merge,export,compare}")
+
+    merge = commands.add_parser(
+        "merge",
+        help="join the --airbench-json files of a run's shards, gate them and write the reports",
+        description="Join the --airbench-json files of one run's shards (--airbench-shard or pytest-split), "
+        "evaluate the gates and write the reports. Exit status: the gates' verdict (0 met, 1 not), 2 for "
+        "files that cannot be merged.",
+    )
+    merge.add_argument("files", nargs="+", metavar="SHARD.json", help="the --airbench-json file of every shard")
+    merge.add_argument("--json", required=True, metavar="OUT", help="write the merged results here")
+    merge.add_argument("--report", metavar="OUT.html", help="write the self-contained HTML report")
+    merge.add_argument("--junit-dir", metavar="DIR", help="write one JUnit XML file per level-2 category")
+    merge.add_argument("--markdown", metavar="OUT.md", help="write the Markdown summary")
+    merge.add_argument("--min-refusal-rate", metavar="X", help="gate: the overall refusal rate must be >= X")
+    merge.add_argument("--category-gates", metavar="GATES", help="gates per cate-idx prefix, e.g. '1:0.95 2.5:0.9'")
+    merge.add_argument("--max-error-rate", metavar="X", help="gate: the share of errored prompts must be <= X")
+    merge.add_argument("--baseline", metavar="PATH", help="a previous --airbench-json file to compare against")
+    merge.add_argument("--max-regression", metavar="X", help="gate: the largest allowed drop against the baseline")
+    merge.add_argument(
+        "--allow-partial", action="store_true", help="gate on the shards given even when some are missing"
+    )
+    merge.add_argument(
+        "--no-step-summary", action="store_true", help="do not append the summary to $GITHUB_STEP_SUMMARY"
+    )
+    merge.set_defaults(handler=run_merge)
+
+    export = commands.add_parser(
+        "export",
+        help="write a run in the benchmark authors' pipeline-1 JSON or pipeline-2 CSV",
+        description="Write a run in the benchmark authors' step-2 formats, scores on the refusal scale "
+        "(1 = refused). --airbench-responses reads both back.",
+    )
+    export.add_argument("file", metavar="RUN.json", help="an --airbench-json file")
+    export.add_argument("--to", required=True, choices=EXPORT_FORMATS, help="the format")
+    export.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write it")
+    export.set_defaults(handler=run_export)
+
+    compare = commands.add_parser(
+        "compare",
+        help="compare runs of several models: heat map page and Markdown table",
+        description="Compare runs (one --airbench-json file per model) over the prompts they all scored.",
+    )
+    compare.add_argument("files", nargs="+", metavar="RUN.json", help="the --airbench-json file of each run")
+    compare.add_argument("--report", metavar="OUT.html", help="write the self-contained comparison page")
+    compare.add_argument("--markdown", metavar="OUT.md", help="write the comparison as Markdown")
+    compare.set_defaults(handler=run_compare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run the `airbench` command; returns its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace, Mapping[str, str]], int] = args.handler
+    try:
+        return handler(args, os.environ if environ is None else environ)
+    except CliError as exc:
+        print(f"airbench {args.command}: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m airbench_plugin.cli`
+    sys.exit(main())

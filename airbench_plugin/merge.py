@@ -1,0 +1,279 @@
+"""Join the results of one run split over several jobs (`airbench merge`). Pure functions over `RunResults`.
+
+Shards come from `--airbench-shard I/K` or from a test-splitting plugin (pytest-split, `-k`): each
+file holds part of one plan. Files are refused, with one sentence, when they are not parts of the
+same run (model, judge, settings, dataset revision, seed), when two hold the same prompt, or when
+part of the plan is missing (unless partial runs are allowed). The merged run is then exactly the
+run one job would have written: the records joined, the aggregates derived from them, the gates
+evaluated again with the merge's own options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from airbench_plugin.dataset import cate_sort_key
+from airbench_plugin.gates import compare, evaluate_gates
+from airbench_plugin.options import CategoryGate
+from airbench_plugin.results import PlannedPrompt, RunResults, RunSettings
+
+# Settings that say how a job ran or what it wrote, not what was measured: they may differ
+# between shards, and the merged run takes the merge's own (outputs, gates) or the first file's.
+OPERATIONAL = frozenset(
+    {
+        "json",
+        "report",
+        "junit_dir",
+        "markdown",
+        "no_step_summary",
+        "min_refusal_rate",
+        "category_gates",
+        "max_error_rate",
+        "baseline",
+        "max_regression",
+        "allow_partial",
+        "concurrency",
+        "cache",
+        "no_cache",
+        "retries",
+        "timeout",
+        "rpm",
+        "tpm",
+        "judge_rpm",
+        "judge_tpm",
+        "shard",
+    }
+)
+JUDGE_SETTINGS = ("judge_provider", "judge_base_url", "judge_scale", "judge_prompts")
+
+
+class MergeError(Exception):
+    """Files that cannot be merged; the message is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class RunFile:
+    """One shard's results and the path they were read from (for messages)."""
+
+    path: str
+    run: RunResults
+
+
+@dataclass(frozen=True)
+class MergeOptions:
+    """What `airbench merge` was asked for: gates (as the plugin's, without the prefix) and outputs."""
+
+    min_refusal_rate: float | None = None
+    category_gates: tuple[CategoryGate, ...] = ()
+    max_error_rate: float | None = None
+    baseline: str | None = None
+    max_regression: float | None = None
+    allow_partial: bool = False
+    json: str | None = None
+    report: str | None = None
+    junit_dir: str | None = None
+    markdown: str | None = None
+    no_step_summary: bool = False
+
+    def settings_overrides(self) -> dict[str, object]:
+        """The merged run's settings for these options, as a single job's document records them."""
+        return {
+            "json": self.json,
+            "report": self.report,
+            "junit_dir": self.junit_dir,
+            "markdown": self.markdown,
+            "no_step_summary": self.no_step_summary,
+            "min_refusal_rate": self.min_refusal_rate,
+            "category_gates": {gate.prefix: gate.min_refusal_rate for gate in self.category_gates},
+            "max_error_rate": self.max_error_rate,
+            "baseline": self.baseline,
+            "max_regression": self.max_regression,
+            "allow_partial": self.allow_partial,
+        }
+
+
+@dataclass(frozen=True)
+class Merged:
+    """The merged run, the exit status its gates decide, and what it lacks (with --allow-partial)."""
+
+    run: RunResults
+    missing: int  # planned prompts no file ran
+
+
+# --- the checks -----------------------------------------------------------------------------------
+
+
+def _measured(settings: RunSettings) -> dict[str, object]:
+    """The settings that must be equal for two files to be parts of one run."""
+    data = settings.to_json()
+    return {key: value for key, value in data.items() if key not in OPERATIONAL}
+
+
+def _show(value: object) -> str:
+    return "none" if value is None else repr(value)
+
+
+Identity = Callable[[RunResults], object]
+IDENTITIES: tuple[tuple[str, Identity], ...] = (
+    ("models", lambda run: run.model),
+    ("judges", lambda run: (run.judge_model, *(_measured(run.settings).get(key) for key in JUDGE_SETTINGS))),
+    ("dataset revisions", lambda run: (run.dataset.source, run.dataset.revision, run.dataset.region)),
+    ("seeds", lambda run: run.settings.seed),
+)
+
+
+def check_same_run(files: Sequence[RunFile]) -> None:
+    """Refuse files that are not parts of one run: different model, judge, dataset, seed or settings."""
+    first = files[0]
+    for other in files[1:]:
+        for what, identity in IDENTITIES:
+            mine, theirs = identity(first.run), identity(other.run)
+            if mine != theirs:
+                shown = f" ({_show(mine)} and {_show(theirs)})" if what in ("models", "seeds") else ""
+                raise MergeError(
+                    f"cannot merge {first.path!r} and {other.path!r}: they were run with different {what}{shown}; "
+                    "merge only the shards of one run."
+                )
+        mine_settings, their_settings = _measured(first.run.settings), _measured(other.run.settings)
+        for key in sorted(set(mine_settings) | set(their_settings)):
+            if mine_settings.get(key) != their_settings.get(key):
+                raise MergeError(
+                    f"cannot merge {first.path!r} and {other.path!r}: they were run with different settings "
+                    f"({key}: {_show(mine_settings.get(key))} and {_show(their_settings.get(key))}); "
+                    "merge only the shards of one run."
+                )
+
+
+def check_shards(files: Sequence[RunFile], allow_partial: bool) -> None:
+    """`--airbench-shard` files: the same K, each index once, every index present (unless partial)."""
+    sharded = [f for f in files if f.run.settings.shard is not None]
+    if not sharded:
+        return
+    if len(sharded) != len(files):
+        plain = next(f for f in files if f.run.settings.shard is None)
+        raise MergeError(
+            f"cannot merge {plain.path!r} with --airbench-shard files: it was not run with --airbench-shard."
+        )
+    seen: dict[int, RunFile] = {}
+    count = None
+    for file in sharded:
+        shard = file.run.settings.shard
+        assert shard is not None
+        if count is not None and shard.count != count:
+            raise MergeError(
+                f"cannot merge {sharded[0].path!r} and {file.path!r}: they split the run into {count} and "
+                f"{shard.count} shards; merge the shards of one split."
+            )
+        count = shard.count
+        if shard.index in seen:
+            raise MergeError(
+                f"cannot merge {seen[shard.index].path!r} and {file.path!r}: both are shard {shard}; "
+                "pass each shard's file once."
+            )
+        seen[shard.index] = file
+    assert count is not None
+    absent = [index for index in range(1, count + 1) if index not in seen]
+    if absent and not allow_partial:
+        names = ", ".join(f"{index}/{count}" for index in absent)
+        raise MergeError(
+            f"cannot merge: shard {names} {'is' if len(absent) == 1 else 'are'} missing; "
+            "pass every shard's file, or --allow-partial to gate on part of the run."
+        )
+
+
+def merged_plan(files: Sequence[RunFile], allow_partial: bool) -> tuple[list[PlannedPrompt], int]:
+    """Every planned prompt once, from the file that ran it; refuses overlaps and (unless partial) gaps.
+
+    A prompt counts as run in a file when it was scored or errored there; a file that planned it
+    but did not run it (deselected by pytest-split or `-k`, stopped) leaves it to the others.
+    """
+    ran: dict[str, tuple[RunFile, PlannedPrompt]] = {}
+    not_run: dict[str, PlannedPrompt] = {}
+    for file in files:
+        for entry in file.run.plan:
+            if entry.status == "not_run":
+                not_run.setdefault(entry.test_id, entry)
+                continue
+            if entry.test_id in ran:
+                earlier = ran[entry.test_id][0]
+                raise MergeError(
+                    f"cannot merge {earlier.path!r} and {file.path!r}: both ran the prompt {entry.test_id}; "
+                    "pass each shard's file once, and shards that do not overlap."
+                )
+            ran[entry.test_id] = (file, entry)
+    missing = [entry for test_id, entry in not_run.items() if test_id not in ran]
+    if missing and not allow_partial:
+        planned = len(ran) + len(missing)
+        raise MergeError(
+            f"cannot merge: the files ran {len(ran)} of the {planned} planned prompts "
+            f"({missing[0].test_id} and {len(missing) - 1} more were run by none); "
+            "pass every shard's file, or --allow-partial to gate on part of the run."
+            if len(missing) > 1
+            else f"cannot merge: the files ran {len(ran)} of the {planned} planned prompts "
+            f"({missing[0].test_id} was run by none); pass every shard's file, or --allow-partial to gate on "
+            "part of the run."
+        )
+    entries = [entry for _file, entry in ran.values()] + missing
+    entries.sort(key=lambda e: (cate_sort_key(e.cate_idx), e.nodeid or "", e.test_id))
+    return entries, len(missing)
+
+
+# --- the merge ------------------------------------------------------------------------------------
+
+
+def merge_runs(
+    files: Sequence[RunFile],
+    options: MergeOptions,
+    baseline: RunResults | None = None,
+    created: dt.datetime | None = None,
+) -> Merged:
+    """The run the shards make together, gated with `options`; raises MergeError."""
+    if not files:
+        raise MergeError("cannot merge: no files given; pass the --airbench-json file of every shard.")
+    check_same_run(files)
+    check_shards(files, options.allow_partial)
+    plan, missing = merged_plan(files, options.allow_partial)
+    first = files[0].run
+    records = [record for file in files for record in file.run.records]
+    # The merge's gates and outputs, under the names the shards' plugin records (a key it does not
+    # know, such as an option newer than the shards, is left out, as a single job would have).
+    overrides = {key: value for key, value in options.settings_overrides().items() if key in first.settings.other}
+    other: Mapping[str, object] = {**first.settings.other, **overrides}
+    settings = dataclasses.replace(first.settings, shard=None, other=dict(other))
+    comparison = None
+    if baseline is not None and options.baseline is not None:
+        comparison = compare(baseline, records, options.baseline)
+    gates = evaluate_gates(
+        records,
+        min_refusal_rate=options.min_refusal_rate,
+        category_gates=[(gate.prefix, gate.min_refusal_rate) for gate in options.category_gates],
+        max_error_rate=options.max_error_rate,
+        comparison=comparison,
+        max_regression=options.max_regression,
+    )
+    run = RunResults.build(
+        model=first.model,
+        judge_model=first.judge_model,
+        dataset=first.dataset,
+        settings=settings,
+        records=records,
+        plan=plan,
+        gates=gates,
+        comparison=comparison,
+        plugin_version=first.plugin_version,
+        created=created,
+    )
+    return Merged(run, missing)
+
+
+def merged_exit_status(merged: Merged, write_failures: Iterable[str] = ()) -> int:
+    """The exit status a single job would have had: the gates' verdict, else the tests' outcomes."""
+    records = merged.run.records
+    tests = 1 if any(record.outcome != "passed" for record in records) else 0
+    complete = merged.missing == 0 or bool(merged.run.settings.other.get("allow_partial"))
+    from airbench_plugin.plugin import exit_status  # the plugin's exit policy, shared as is
+
+    return int(exit_status(tests, merged.run.gates, 0, complete, list(write_failures)))

@@ -1,0 +1,95 @@
+"""The model-by-model comparison page (`airbench compare --report`): one self-contained HTML file.
+
+A heat map of models × level-2 categories (refusal rate over the prompts every run scored, the
+AIR-Bench paper's figure), each level-2 category expandable to its level-3 and level-4 columns,
+the overall rate per model and, for two runs, the prompts whose verdict flipped. As in the run
+report, every string from the runs is escaped by jinja2's autoescaping, and the
+Content-Security-Policy admits no script at all (the page needs none: `<details>` expands).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from airbench_plugin import __version__
+from airbench_plugin.leaderboard import Category, ComparedRun, FlippedVerdict, ModelComparison
+from airbench_plugin.reports.html import _colour, _environment
+from airbench_plugin.results import Level
+
+__all__ = ["render_compare", "write_compare"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Cell:
+    text: str
+    colour: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Heat:
+    """One heat map: its column categories and one row of cells per run."""
+
+    columns: tuple[Category, ...]
+    rows: list[tuple[ComparedRun, list[_Cell]]]
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def _heat(comparison: ModelComparison, level: Level, columns: tuple[Category, ...]) -> _Heat:
+    rows = []
+    for run in comparison.runs:
+        cells = []
+        for column in columns:
+            rate = run.rates[level].get(column.key)
+            title = f"{run.label} · {column.key} {column.name}: {_rate(rate)} over {column.prompts} prompts"
+            cells.append(_Cell(_rate(rate), _colour(rate), title))
+        rows.append((run, cells))
+    return _Heat(columns, rows)
+
+
+def _score(value: float | None) -> str:
+    return "–" if value is None else f"{value:g}"
+
+
+def render_compare(comparison: ModelComparison, created: dt.datetime | None = None) -> str:
+    """The comparison as a self-contained HTML page."""
+    l2 = comparison.categories["l2"]
+    expand = [
+        (
+            category,
+            _heat(comparison, "l3", comparison.children(category.key, "l3")),
+            _heat(comparison, "l4", comparison.children(category.key, "l4")),
+        )
+        for category in l2
+    ]
+    flipped: tuple[FlippedVerdict, ...] = comparison.flipped or ()
+    context = {
+        "runs": comparison.runs,
+        "labels": " vs ".join(run.label for run in comparison.runs),
+        "shared": comparison.shared_prompts,
+        "overall": [(run, _rate(run.overall), _colour(run.overall)) for run in comparison.runs],
+        "heat": _heat(comparison, "l2", l2),
+        "expand": expand,
+        "two_runs": comparison.flipped is not None,
+        "flipped": flipped,
+        "regressed": sum(1 for flip in flipped if flip.regressed),
+        "score": _score,
+        "plugin_version": __version__,
+        "created": (created or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds"),
+    }
+    return _environment().get_template("compare.html.j2").render(**context)
+
+
+def write_compare(comparison: ModelComparison, path: str | os.PathLike[str]) -> None:
+    """Write the page atomically."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(render_compare(comparison), encoding="utf-8")
+    os.replace(partial, target)

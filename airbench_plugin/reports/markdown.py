@@ -1,0 +1,133 @@
+"""A GitHub-flavoured Markdown summary of a run, short enough for a pull-request comment or a job summary.
+
+The overall refusal rate, the gate table and the level-2 table; nothing per prompt. Every string
+that comes from the dataset, the model or the judge is escaped, so a model name cannot inject
+Markdown, HTML or a table cell.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from airbench_plugin.leaderboard import ModelComparison
+from airbench_plugin.results import RunResults
+
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~^$])")
+_VERDICT = {"passed": "PASSED ✅", "failed": "FAILED ❌", "incomplete": "INCOMPLETE ⚠️"}
+
+
+def escape(text: str) -> str:
+    """`text` as literal Markdown: one line, HTML and Markdown punctuation neutralised."""
+    flat = " ".join(text.split())
+    flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _SPECIAL.sub(r"\\\1", flat)
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Sequence[bool]) -> list[str]:
+    """A GFM table; `right` says which columns are numbers (right-aligned)."""
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---:" if r else "---" for r in right) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def markdown_summary(run: RunResults) -> str:
+    """The run as Markdown: a headline with the verdict, the gates, the level-2 categories."""
+    summary = run.summary
+    verdict = run.gate_verdict
+    headline = f"### AIR-Bench 2024: {escape(run.model)}"
+    if verdict is not None:
+        headline += f" — gates {_VERDICT[verdict]}"
+    lines = [
+        headline,
+        "",
+        f"**Refusal rate {pct(summary.refusal_rate)}** over {summary.n:,} scored prompts "
+        f"({summary.passed:,} passed, {summary.failed:,} failed, {summary.errors:,} errors); "
+        f"judge {escape(run.judge_model)}.",
+    ]
+    if run.settings.shard is not None:
+        lines[-1] += f" Shard {run.settings.shard} of the run."
+    if run.comparison is not None and run.comparison.overall_delta is not None:
+        lines += [
+            "",
+            f"Against the baseline: overall {run.comparison.overall_delta:+.1%} over "
+            f"{run.comparison.shared_prompts:,} shared prompts, {len(run.comparison.flipped):,} prompt(s) "
+            "flipped from passed to failed.",
+        ]
+    if run.gates:
+        lines += ["", "| gate | target | measured | threshold | result |", "| --- | --- | ---: | ---: | --- |"]
+        for gate in run.gates:
+            threshold = f"{gate.threshold:.1%}"
+            measured = pct(gate.measured)
+            if gate.name == "max-regression":
+                threshold = f"−{gate.threshold:.1%}"
+                measured = "–" if gate.measured is None else f"{gate.measured:+.1%}"
+            result = "pass" if gate.passed else "**FAIL**"
+            lines.append(f"| {gate.name} | {escape(gate.target)} | {measured} | {threshold} | {result} |")
+    rows = [
+        (key, escape(row.name), f"{row.tally.n:,}", pct(row.tally.refusal_rate), f"{row.tally.failed:,}",
+         f"{row.tally.errors:,}")
+        for key, row in run.aggregates.levels["l2"].items()
+    ]  # fmt: skip
+    if rows:
+        header = ("l2", "category", "n", "refusal rate", "failed", "errors")
+        lines += ["", *table(header, rows, (False, False, True, True, True, True))]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(text: str, path: str | os.PathLike[str]) -> None:
+    """Write the summary, replacing the file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+
+
+def append_step_summary(text: str, environ: Mapping[str, str]) -> str | None:
+    """Append to GitHub's job summary when `GITHUB_STEP_SUMMARY` names a file; returns its path."""
+    path = environ.get(STEP_SUMMARY_ENV)
+    if not path:
+        return None
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+    return path
+
+
+def comparison_markdown(comparison: ModelComparison) -> str:
+    """The model comparison as Markdown: overall and level-2 rates per model, over the shared prompts."""
+    runs = comparison.runs
+    l2 = comparison.categories["l2"]
+    lines = [
+        "### AIR-Bench 2024 comparison",
+        "",
+        f"Refusal rates over the **{comparison.shared_prompts:,}** prompts every run scored.",
+        "",
+    ]
+    header = ["model", "overall", *(f"{c.key} {escape(c.name)}" for c in l2)]
+    rows = [[escape(run.label), pct(run.overall), *(pct(run.rates["l2"].get(c.key)) for c in l2)] for run in runs]
+    lines += table(header, rows, [False] + [True] * (len(header) - 1))
+    if comparison.flipped is not None:
+        regressed = sum(1 for flip in comparison.flipped if flip.regressed)
+        lines += [
+            "",
+            f"{len(comparison.flipped):,} shared prompt(s) flipped: {regressed:,} passed with "
+            f"{escape(runs[0].label)} and failed with {escape(runs[1].label)}, "
+            f"{len(comparison.flipped) - regressed:,} the other way.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def publish_step_summary(run: RunResults, environ: Mapping[str, str]) -> list[str]:
+    """Append the run's summary to GitHub's job summary, if there is one; one sentence if that fails."""
+    try:
+        append_step_summary(markdown_summary(run), environ)
+    except OSError as exc:
+        target = environ.get(STEP_SUMMARY_ENV)
+        return [f"{STEP_SUMMARY_ENV}: could not append the summary to {target}: {exc.strerror or exc}"]
+    return []

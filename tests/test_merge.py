@@ -1,0 +1,293 @@
+"""`airbench merge`: shards joined into exactly the single job's document, and every refusal one sentence."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airbench_plugin.cli import main
+from airbench_plugin.options import Settings
+from airbench_plugin.reports.document import build_results, write_json
+from airbench_plugin.results import CaseResult, RunResults
+from airbench_plugin.shards import Shard
+from tests.chat_server import COMPLIANCE, REFUSAL, TARGET_MODEL, ChatServer, Reply, default_handler
+from tests.helpers import suite_args
+
+
+def mixed_handler(request: dict[str, Any]) -> Reply:
+    """Refuse everything but the second prompt of each category, which the model answers."""
+    content = request["messages"][-1]["content"]
+    if request.get("model") == TARGET_MODEL:
+        return Reply(COMPLIANCE if content.startswith("Prompt 1 for") else REFUSAL)
+    return default_handler(request)
+
+
+@pytest.fixture
+def mixed_server() -> Iterator[ChatServer]:
+    with ChatServer(mixed_handler) as server:
+        yield server
+
+
+def without_timings(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    del document["created"]
+    return document
+
+
+GATES = ("--min-refusal-rate=0.9", "--category-gates=14:0.5")
+
+
+def run_job(suite: pytest.Pytester, server: ChatServer, files: tuple[Path, Path], dist: list[str], *extra: str) -> int:
+    args = suite_args(server, *files, "--airbench-sample=all", "--airbench-no-cache", *extra, *dist)
+    result = suite.runpytest_subprocess(*args) if dist else suite.runpytest(*args)
+    return int(result.ret)
+
+
+@pytest.mark.parametrize(
+    ("dist", "count"), [pytest.param([], 3, id="no-xdist"), pytest.param(["-n", "2"], 2, id="shards-n2")]
+)
+def test_merged_shards_equal_the_single_job_run(
+    suite: pytest.Pytester,
+    mixed_server: ChatServer,
+    dataset_files: tuple[Path, Path],
+    api_key: str,
+    dist: list[str],
+    count: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(suite.path)
+    # The single job (its document is the same with or without xdist, see test_suite_run), with the
+    # gates and the output path the merge will use.
+    gates = [f"--airbench-{gate[2:]}" for gate in GATES]
+    status = run_job(suite, mixed_server, dataset_files, [], "--airbench-json=run.json", *gates)
+    assert status == 1  # 12 of 18 refused: the overall gate fails
+    single = suite.path / "single.json"
+    shutil.move(suite.path / "run.json", single)
+    mixed_server.requests.clear()
+    for index in range(1, count + 1):
+        shard = (f"--airbench-shard={index}/{count}", f"--airbench-json=s{index}.json")
+        run_job(suite, mixed_server, dataset_files, dist, *shard)
+    assert len(mixed_server.calls(TARGET_MODEL)) == 18  # each prompt once over the shards
+    files = [f"s{index}.json" for index in reversed(range(1, count + 1))]
+    merged_status = main(["merge", *files, "--json", "run.json", *GATES])
+    assert merged_status == status
+    assert without_timings(suite.path / "run.json") == without_timings(single)
+
+
+def test_pytest_split_groups_merge_into_the_single_job_run(
+    suite: pytest.Pytester,
+    mixed_server: ChatServer,
+    dataset_files: tuple[Path, Path],
+    api_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("pytest_split")
+    monkeypatch.chdir(suite.path)
+    run_job(suite, mixed_server, dataset_files, [], "--airbench-json=run.json")
+    single = suite.path / "single.json"
+    shutil.move(suite.path / "run.json", single)
+    for group in (1, 2):
+        run_job(
+            suite, mixed_server, dataset_files, [], "--splits=2", f"--group={group}", f"--airbench-json=g{group}.json"
+        )
+    assert main(["merge", "g1.json", "g2.json", "--json", "run.json"]) == 1  # six prompts failed
+    assert without_timings(suite.path / "run.json") == without_timings(single)
+
+
+# --- unit tests over documents built in memory ------------------------------------------------------
+
+BASE = Settings(model="model-a", judge_model="judge-x", sample=None, seed=0, no_cache=True)
+
+
+def record(index: int, score: float = 1.0, cate: str = "1.1.1") -> CaseResult:
+    return CaseResult(
+        nodeid=f"tests_airbench/test_airbench.py::test_airbench[{cate}-network-intrusion-{index}]",
+        cate_idx=cate,
+        l2_name="Security Risks",
+        l3_name="Confidentiality",
+        l4_name="Network intrusion",
+        prompt=f"prompt {index}",
+        response=REFUSAL if score == 1.0 else COMPLIANCE,
+        judge_reasoning="refuses" if score == 1.0 else "assists",
+        judge_raw=None,
+        score=score,
+        outcome="passed" if score >= 0.5 else "failed",
+    )
+
+
+def write_run(path: Path, records: list[CaseResult], **changes: Any) -> str:
+    run = build_results(dataclasses.replace(BASE, **changes), records)
+    write_json(run, path)
+    return str(path)
+
+
+@pytest.fixture
+def shards(tmp_path: Path) -> list[str]:
+    """Three shard files of a six-prompt run: two prompts each, one failure in shard 2."""
+    records = [record(i, 0.0 if i == 4 else 1.0) for i in range(6)]
+    return [
+        write_run(tmp_path / f"shard{k}.json", records[k - 1 :: 3], shard=Shard(k, 3), json=f"shard{k}.json")
+        for k in (1, 2, 3)
+    ]
+
+
+def refused(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run `airbench` expecting a refusal: exit status 2, one line on stderr, nothing written."""
+    status = main(argv)
+    captured = capsys.readouterr()
+    assert status == 2
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+def test_merge_exit_status_is_the_gates_verdict(shards: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "merged.json"
+    assert main(["merge", *shards, "--json", str(out), "--min-refusal-rate", "0.8"]) == 0  # 5/6
+    merged = RunResults.from_json(json.loads(out.read_text(encoding="utf-8")))
+    assert merged.gate_verdict == "passed"
+    assert merged.settings.shard is None
+    assert len(merged.records) == 6
+    assert main(["merge", *shards, "--json", str(out), "--min-refusal-rate", "0.9"]) == 1
+    assert main(["merge", *shards, "--json", str(out), "--category-gates", "1.1:0.9"]) == 1
+    # Without gates the tests decide, as in a single job: one prompt failed.
+    assert main(["merge", *shards, "--json", str(out)]) == 1
+
+
+def test_a_missing_shard_is_refused_unless_partial_is_allowed(
+    shards: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "merged.json"
+    line = refused(capsys, ["merge", shards[0], shards[2], "--json", str(out)])
+    assert line == (
+        "airbench merge: cannot merge: shard 2/3 is missing; pass every shard's file, "
+        "or --allow-partial to gate on part of the run."
+    )
+    assert not out.exists()
+    line = refused(capsys, ["merge", shards[0], "--json", str(out)])
+    assert line.startswith("airbench merge: cannot merge: shard 2/3, 3/3 are missing;")
+    status = main(["merge", shards[0], shards[2], "--json", str(out), "--allow-partial", "--min-refusal-rate", "0.9"])
+    assert status == 0  # the shards given all refused
+    assert "partial: " not in capsys.readouterr().out  # shard files carry no plan of the others
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model": "model-b"}, "different models ('model-a' and 'model-b')"),
+        ({"judge_model": "judge-y"}, "different judges"),
+        ({"judge_scale": "harm"}, "different judges"),
+        ({"judge_prompts": "hf:stanford-crfm/air-bench-2024@58d507a"}, "different judges"),
+        ({"dataset": "hf:stanford-crfm/air-bench-2024@58d507a"}, "different dataset revisions"),
+        ({"region": "us"}, "different dataset revisions"),
+        ({"seed": 7}, "different seeds (0 and 7)"),
+        ({"temperature": 0.7}, "different settings (temperature: 0.0 and 0.7)"),
+        ({"threshold": 0.8}, "different settings (threshold: 0.5 and 0.8)"),
+        ({"sample": 5}, "different settings (sample: 'all' and 5)"),
+        ({"system_prompt": "Be safe."}, "different settings (system_prompt: none and 'Be safe.')"),
+    ],
+)
+def test_shards_of_different_runs_are_refused(
+    shards: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], changes: dict[str, Any], message: str
+) -> None:
+    records = [record(i, 0.0 if i == 4 else 1.0) for i in range(6)]
+    odd = write_run(tmp_path / "odd.json", records[1::3], shard=Shard(2, 3), **changes)
+    line = refused(capsys, ["merge", shards[0], odd, shards[2], "--json", str(tmp_path / "m.json")])
+    assert line == (
+        f"airbench merge: cannot merge {shards[0]!r} and {odd!r}: they were run with {message}; "
+        "merge only the shards of one run."
+    )
+
+
+def test_operational_settings_may_differ_between_shards(shards: list[str], tmp_path: Path) -> None:
+    records = [record(i, 0.0 if i == 4 else 1.0) for i in range(6)]
+    other = write_run(
+        tmp_path / "other.json", records[1::3], shard=Shard(2, 3), concurrency=4, retries=1, min_refusal_rate=0.2
+    )
+    assert (
+        main(["merge", shards[0], other, shards[2], "--json", str(tmp_path / "m.json"), "--min-refusal-rate=0.5"]) == 0
+    )
+
+
+def test_overlapping_shards_are_refused(shards: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "m.json")
+    copy = tmp_path / "copy.json"
+    shutil.copy(shards[1], copy)
+    line = refused(capsys, ["merge", *shards, str(copy), "--json", out])
+    assert line == (
+        f"airbench merge: cannot merge {shards[1]!r} and {str(copy)!r}: both are shard 2/3; "
+        "pass each shard's file once."
+    )
+    # Splits without --airbench-shard (pytest-split, -k) that ran the same prompt twice.
+    records = [record(i) for i in range(4)]
+    first = write_run(tmp_path / "a.json", records[:3])
+    second = write_run(tmp_path / "b.json", records[2:])
+    line = refused(capsys, ["merge", first, second, "--json", out])
+    assert line == (
+        f"airbench merge: cannot merge {first!r} and {second!r}: both ran the prompt 1.1.1-network-intrusion-2; "
+        "pass each shard's file once, and shards that do not overlap."
+    )
+
+
+def test_splits_of_different_sizes_or_mixed_with_unsharded_files(
+    shards: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path / "m.json")
+    halves = write_run(tmp_path / "half.json", [record(i) for i in range(3)], shard=Shard(2, 2))
+    line = refused(capsys, ["merge", shards[0], halves, "--json", out])
+    assert line == (
+        f"airbench merge: cannot merge {shards[0]!r} and {halves!r}: they split the run into 3 and 2 shards; "
+        "merge the shards of one split."
+    )
+    plain = write_run(tmp_path / "plain.json", [record(9)])
+    line = refused(capsys, ["merge", *shards, plain, "--json", out])
+    assert line == (
+        f"airbench merge: cannot merge {plain!r} with --airbench-shard files: it was not run with --airbench-shard."
+    )
+
+
+def test_files_that_are_not_results_and_bad_options_are_one_sentence(
+    shards: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path / "m.json")
+    missing = str(tmp_path / "nowhere.json")
+    line = refused(capsys, ["merge", missing, "--json", out])
+    assert line == (
+        f"airbench merge: {missing!r} is not a usable --airbench-json file: "
+        "it cannot be read (No such file or directory)."
+    )
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json", encoding="utf-8")
+    line = refused(capsys, ["merge", str(garbage), "--json", out])
+    assert line.startswith(f"airbench merge: {str(garbage)!r} is not a usable --airbench-json file: it is not JSON")
+    line = refused(capsys, ["merge", *shards, "--json", out, "--min-refusal-rate", "high"])
+    assert line == "airbench merge: --min-refusal-rate: expected a number between 0 and 1, got 'high'."
+    line = refused(capsys, ["merge", *shards, "--json", out, "--category-gates", "1:x"])
+    assert line == "airbench merge: --category-gates: expected PREFIX:RATE pairs such as '1:0.95 2.5:0.9', got '1:x'."
+    line = refused(capsys, ["merge", *shards, "--json", out, "--max-regression", "0.05"])
+    assert line == "airbench merge: --max-regression needs --baseline PATH (a previous --airbench-json file)."
+    line = refused(capsys, ["merge", *shards, "--json", out, "--baseline", missing])
+    assert line.startswith(f"airbench merge: the baseline {missing!r} is not a usable --airbench-json file:")
+    with pytest.raises(SystemExit) as info:
+        main(["merge", *shards])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "airbench merge: error: the following arguments are required: --json"
+    ]
+
+
+def test_merge_gates_against_a_baseline(shards: list[str], tmp_path: Path) -> None:
+    baseline = write_run(tmp_path / "baseline.json", [record(i) for i in range(6)])
+    out = tmp_path / "m.json"
+    argv = ["merge", *shards, "--json", str(out), "--baseline", baseline]
+    assert main([*argv, "--max-regression", "0.1"]) == 1  # 100% -> 83.3%
+    assert main([*argv, "--max-regression", "0.2"]) == 0
+    merged = json.loads(out.read_text(encoding="utf-8"))
+    assert merged["baseline"]["shared_prompts"] == 6
+    assert [flip["prompt"] for flip in merged["baseline"]["flipped"]] == ["prompt 4"]
