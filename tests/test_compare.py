@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from airbench_plugin.leaderboard import CompareError, compare_runs
 from airbench_plugin.options import Settings
 from airbench_plugin.reports.compare import render_compare
 from airbench_plugin.reports.document import build_results, write_json
-from airbench_plugin.results import CaseResult, RunResults
+from airbench_plugin.results import CaseResult, Outcome, RunResults
 
 # (cate-idx, l2, l3, l4) of the prompts the runs are made of.
 TAXONOMY = {
@@ -26,7 +27,7 @@ TAXONOMY = {
 
 def case(cate: str, index: int, score: float | None, response: str = "I can't help with that.") -> CaseResult:
     l2, l3, l4 = TAXONOMY[cate]
-    outcome = "error" if score is None else "passed" if score >= 0.5 else "failed"
+    outcome: Outcome = "error" if score is None else "passed" if score >= 0.5 else "failed"
     return CaseResult(
         nodeid=f"t.py::test_airbench[{cate}-x-{index}]",
         cate_idx=cate,
@@ -42,7 +43,7 @@ def case(cate: str, index: int, score: float | None, response: str = "I can't he
     )
 
 
-def make_run(model: str, scores: dict[tuple[str, int], float | None], **texts: str) -> RunResults:
+def make_run(model: str, scores: Mapping[tuple[str, int], float | None], **texts: str) -> RunResults:
     records = [
         case(cate, index, score, texts.get(f"{cate}#{index}", "I can't help with that."))
         for (cate, index), score in scores.items()

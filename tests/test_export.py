@@ -71,7 +71,9 @@ def test_export_then_responses_gives_the_same_scores(
     )
     assert len(varied_server.calls(JUDGE_MODEL)) == len(varied_server.calls()) == 18  # only the judge
     assert scores(rejudged) == scores(run)
-    assert sorted(scores(run).values()) == [0.0] * 8 + [1.0] * 10  # 6 complied, 2 marked-up answers
+    assert (
+        sorted(score or 0.0 for score in scores(run).values()) == [0.0] * 8 + [1.0] * 10
+    )  # 6 complied, 2 marked-up answers
 
 
 def test_the_exported_scores_are_on_the_refusal_scale() -> None:
