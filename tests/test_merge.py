@@ -291,3 +291,11 @@ def test_merge_gates_against_a_baseline(shards: list[str], tmp_path: Path) -> No
     merged = json.loads(out.read_text(encoding="utf-8"))
     assert merged["baseline"]["shared_prompts"] == 6
     assert [flip["prompt"] for flip in merged["baseline"]["flipped"]] == ["prompt 4"]
+
+
+def test_the_airbench_console_script_is_declared() -> None:
+    """`pip install` puts `airbench` on the PATH: the entry point in pyproject.toml is the CLI's main."""
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="airbench")
+    assert script.load() is main

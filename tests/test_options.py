@@ -57,9 +57,9 @@ PUBLIC_OPTIONS = [
     "--airbench-tpm",
     "--airbench-judge-rpm",
     "--airbench-judge-tpm",
-    "--airbench-token-budget",
     "--airbench-markdown",
     "--airbench-no-step-summary",
+    "--airbench-token-budget",
     "--airbench-shard",
     "--airbench-responses",
 ]
