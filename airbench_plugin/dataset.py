@@ -271,19 +271,24 @@ def missing_templates(cases: Iterable[Case], templates: dict[str, str]) -> list[
 
 def load_suite(
     dataset: str,
-    judge_prompts: str,
+    judge_prompts: str | None,
     region: str,
     categories: Sequence[str],
     per_group: int | None,
     level: str,
     seed: int,
 ) -> tuple[list[Case], dict[str, str]]:
-    """The sampled cases and their judge templates, validated; raises DatasetError."""
+    """The sampled cases and their judge templates, validated; raises DatasetError.
+
+    Without `judge_prompts` (no judge of the run reads templates) no templates are loaded.
+    """
     cases = build_cases(load_rows(parse_source(dataset), region, CASE_COLUMNS))
     if not cases:
         raise DatasetError(f"cannot use {dataset!r}: it holds no prompts.")
-    templates = load_templates(judge_prompts)
     cases = select_categories(cases, categories)
+    if judge_prompts is None:
+        return sample_cases(cases, per_group, level, seed), {}
+    templates = load_templates(judge_prompts)
     require_templates(cases, templates, judge_prompts, "use judge prompts from the same dataset revision")
     return sample_cases(cases, per_group, level, seed), templates
 

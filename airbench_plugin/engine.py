@@ -342,6 +342,7 @@ class Engine:
         target: Endpoint,
         judges: Sequence[JudgeEndpoint],
         system_prompt: str | None,
+        prompt_suffix: str = "",
         concurrency: int,
         retries: int,
         store: CallStore | None,
@@ -352,6 +353,7 @@ class Engine:
         self.target = target
         self.judges = tuple(judges)
         self.system_prompt = system_prompt
+        self.prompt_suffix = prompt_suffix
         self.concurrency = concurrency
         self.retries = retries
         self.store = store
@@ -446,7 +448,7 @@ class Engine:
             self.stats.cases_done += 1
 
     async def _score(self, case: Case, order: int = 0) -> Verdict:
-        request = target_request(self.target, case.prompt, self.system_prompt)
+        request = target_request(self.target, case.prompt + self.prompt_suffix, self.system_prompt)
         answer = await self._call(self.target, request, order=order)
         target_tokens = (answer.prompt_tokens, answer.completion_tokens)
         if answer.refused_by_provider:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from airbench_plugin.agreement import Agreement
 from airbench_plugin.results import (
     CaseResult,
     Comparison,
@@ -49,6 +50,20 @@ def error_rate_gate(results: Sequence[CaseResult], threshold: float) -> Gate:
     ok = total > 0 and rate <= threshold
     detail = f"{errors} of {total} prompts errored ({_pct(rate)}; at most {_pct(threshold)} allowed)"
     return Gate("max-error-rate", "overall", threshold, rate, ok, detail)
+
+
+def agreement_gate(agreement: Agreement | None, threshold: float) -> Gate:
+    """The two judges must agree on at least `threshold` of the prompts both scored; none fails it."""
+    if agreement is None or agreement.confusion.agreement_rate is None:
+        return Gate("min-judge-agreement", "judges", threshold, None, False, "no prompt was scored by both judges")
+    rate = agreement.confusion.agreement_rate
+    ok = rate >= threshold
+    first, second = agreement.judges
+    detail = (
+        f"{first} and {second} agree on {_pct(rate)} of {agreement.confusion.n} prompts "
+        f"({'>=' if ok else '<'} {_pct(threshold)})"
+    )
+    return Gate("min-judge-agreement", "judges", threshold, rate, ok, detail)
 
 
 def regression_gates(comparison: Comparison, max_drop: float) -> list[Gate]:
@@ -139,10 +154,16 @@ def evaluate_gates(
     max_error_rate: float | None,
     comparison: Comparison | None,
     max_regression: float | None,
+    min_judge_agreement: float | None = None,
+    agreement: Agreement | None = None,
 ) -> list[Gate]:
     """Every configured gate, evaluated. No gate configured gives an empty list."""
     configured = (
-        min_refusal_rate is not None or bool(category_gates) or max_error_rate is not None or max_regression is not None
+        min_refusal_rate is not None
+        or bool(category_gates)
+        or max_error_rate is not None
+        or max_regression is not None
+        or min_judge_agreement is not None
     )
     if not configured:
         return []
@@ -154,6 +175,8 @@ def evaluate_gates(
     gates.append(error_rate_gate(results, max_error_rate or 0.0))
     if max_regression is not None and comparison is not None:
         gates.extend(regression_gates(comparison, max_regression))
+    if min_judge_agreement is not None:
+        gates.append(agreement_gate(agreement, min_judge_agreement))
     return gates
 
 

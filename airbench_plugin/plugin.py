@@ -116,8 +116,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         plan += f"; shard {s.shard}: {len(run.cases)} of {len(run.planned)} prompts"
     budget = f"; token budget {s.token_budget:,}" if s.token_budget is not None else ""
     lines = [
-        f"airbench: model {s.model} via {s.target_provider}, judge {s.judge_model} ({s.judge_scale} scale), "
-        f"threshold {s.threshold:g}",
+        f"airbench: model {s.model} via {s.target_provider}, {run.judges_description()}, threshold {s.threshold:g}",
         f"airbench: {plan}",
         f"airbench: at most {run.max_calls():,} API calls for {len(run.cases):,} prompts (retries of failed "
         f"calls aside){budget}",

@@ -25,7 +25,8 @@ from airbench_plugin.credentials import (
 from airbench_plugin.dataset import Case, DatasetError, load_suite, load_templates, require_templates
 from airbench_plugin.engine import CallableTarget, CaseError, Endpoint, Engine, JudgeEndpoint, Verdict
 from airbench_plugin.gates import BaselineError, Gate, compare, evaluate_gates, load_baseline
-from airbench_plugin.judges import JudgeSetup, judge_class
+from airbench_plugin.judges import JudgeKind, JudgeSetup, judge_class
+from airbench_plugin.judges.airbench import ScaleError, resolve_scale
 from airbench_plugin.options import Settings
 from airbench_plugin.providers import ChatProvider, provider_class
 from airbench_plugin.redaction import LogScrubber, Redactor
@@ -37,6 +38,7 @@ from airbench_plugin.store import CallStore
 from airbench_plugin.text import preview, terminal_safe
 
 RUN_KEY = pytest.StashKey["AirbenchRun"]()
+SECOND_JUDGE = "second judge"  # the role of the second judge's endpoint, in messages and keys
 CASE_ARG = "airbench_case"
 PREVIEW = 300
 
@@ -62,6 +64,7 @@ class AirbenchRun:
     scrubber: LogScrubber | None = None
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # generation settings sent, by role
     processes: int = 1  # pytest processes that call the APIs (xdist workers): they share the token budget
+    scale_read: bool = False  # whether the judge scale was read from the templates (`auto`)
 
     # --- start-up: everything that can fail does so here, before any request ------------------
 
@@ -113,6 +116,18 @@ class AirbenchRun:
                     "--airbench-api-key-env",
                 )
             )
+        if settings.second_judge is not None:
+            endpoints.insert(
+                1,
+                (
+                    SECOND_JUDGE,
+                    settings.resolved_second_judge_provider,
+                    settings.second_judge_model or "",
+                    settings.second_judge_base_url,
+                    settings.second_judge_api_key_env,
+                    "--airbench-second-judge-api-key-env",
+                ),
+            )
         for role, provider_name, model, base_url, key_env, option in endpoints:
             provider = provider_class(provider_name)
             key = find_key(provider, environ, dotenv, base_url=base_url, key_env=key_env)
@@ -122,7 +137,9 @@ class AirbenchRun:
             if key is None and base_url is None:
                 raise pytest.UsageError(missing_key_message(provider, role, model))
             self.keys[role] = key
-        self.redactor = Redactor.for_run(self.keys.values(), (settings.base_url, settings.judge_base_url))
+        self.redactor = Redactor.for_run(
+            self.keys.values(), (settings.base_url, settings.judge_base_url, settings.second_judge_base_url)
+        )
         try:
             if settings.responses is not None:
                 planned = self._load_recorded(settings.responses)
@@ -132,7 +149,7 @@ class AirbenchRun:
             else:
                 planned, self.templates = load_suite(
                     settings.dataset,
-                    settings.judge_prompts,
+                    settings.judge_prompts if settings.needs_templates else None,
                     settings.region,
                     settings.categories,
                     settings.sample,
@@ -146,6 +163,20 @@ class AirbenchRun:
             raise pytest.UsageError(terminal_safe(f"AIR-Bench: {exc}", one_line=True)) from None
         self.planned = planned
         self.cases = planned if settings.shard is None else select_shard(planned, settings.shard)
+        self._resolve_scale()
+
+    def _resolve_scale(self) -> None:
+        """Decide the airbench judge's scale from its templates; raises pytest.UsageError when it cannot."""
+        settings = self.settings
+        if not settings.needs_templates:
+            return
+        try:
+            scale = resolve_scale(settings.judge_scale, self.templates, settings.judge_prompts)
+        except ScaleError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.scale_read = settings.judge_scale == "auto"
+        # Every process reads the same templates, so workers decide the same scale.
+        self.settings = dataclasses.replace(settings, judge_scale=scale)
 
     def _load_recorded(self, source: str) -> list[Case]:
         """Judge-only: the file's prompts, exactly, each joined to its judge template by cate-idx."""
@@ -154,6 +185,8 @@ class AirbenchRun:
             # Reports need a name: the one the file records (HELM, --airbench-json), else the file's.
             name = self.recorded.model or Path(source).stem
             self.settings = dataclasses.replace(self.settings, model=name)
+        if not self.settings.needs_templates:
+            return list(self.recorded.cases)
         self.templates = load_templates(self.settings.judge_prompts)
         require_templates(
             self.recorded.cases,
@@ -181,6 +214,21 @@ class AirbenchRun:
             return None
         return {"planned": [dataclasses.astuple(case) for case in self.planned], "templates": self.templates}
 
+    def judges_description(self) -> str:
+        """The judges as the header names them: `judge gpt-4o (airbench, refusal scale read from the templates)`."""
+        s = self.settings
+
+        def describe(kind: str, model: str) -> str:
+            if kind != "airbench":
+                return f"{model} ({kind})"
+            scale = f"{s.judge_scale} scale" + (", read from the templates" if self.scale_read else "")
+            return f"{model} (airbench, {scale})"
+
+        text = f"judge {describe(s.judge, s.judge_model)}"
+        if s.second_judge is not None:
+            text += f", second judge {describe(s.second_judge, s.second_judge_model or '')}"
+        return text
+
     @property
     def cache_dir(self) -> Path:
         return Path(self.settings.cache) if self.settings.cache else self.rootdir / ".airbench_cache"
@@ -204,26 +252,38 @@ class AirbenchRun:
         cacheable = isinstance(target, ChatProvider) and not isinstance(target, (CallableTarget, RecordedTarget))
         if not isinstance(target, ChatProvider):
             target = CallableTarget(target, s.timeout)
-        judge_provider = provider_class(s.resolved_judge_provider)(
-            api_key=self.keys.get("judge"), base_url=s.judge_base_url, timeout=s.timeout
-        )
-        judge = judge_class("airbench")(s.judge_model, JudgeSetup(self.templates, s.judge_scale))
-        judge_endpoint = Endpoint(
-            "judge",
-            judge_provider,
-            s.judge_model,
-            judge.temperature,
-            judge.max_tokens,
-            rpm=s.judge_rpm,
-            tpm=s.judge_tpm,
-            option_prefix="--airbench-judge-",
-        )
+        judges = [
+            self._judge_endpoint(
+                "judge",
+                s.judge,
+                s.judge_model,
+                s.resolved_judge_provider,
+                s.judge_base_url,
+                rpm=s.judge_rpm,
+                tpm=s.judge_tpm,
+                option_prefix="--airbench-judge-",
+            )
+        ]
+        if s.second_judge is not None:
+            judges.append(
+                self._judge_endpoint(
+                    SECOND_JUDGE,
+                    s.second_judge,
+                    s.second_judge_model or "",
+                    s.resolved_second_judge_provider,
+                    s.second_judge_base_url,
+                    rpm=s.second_judge_rpm,
+                    tpm=s.second_judge_tpm,
+                    option_prefix="--airbench-second-judge-",
+                )
+            )
         store = None if s.no_cache else CallStore(self.cache_dir)
         self.engine = Engine(
             target=Endpoint(
                 "model under test", target, s.model, s.temperature, s.max_tokens, cacheable, rpm=s.rpm, tpm=s.tpm
             ),
-            judges=[JudgeEndpoint(judge, judge_endpoint)],
+            judges=judges,
+            prompt_suffix=s.prompt_suffix,
             system_prompt=s.system_prompt,
             concurrency=s.concurrency,
             retries=s.retries,
@@ -232,6 +292,21 @@ class AirbenchRun:
             token_budget=None if s.token_budget is None else max(1, s.token_budget // self.processes),
         )
         return self.engine
+
+    def _judge_endpoint(
+        self,
+        role: str,
+        kind: JudgeKind,
+        model: str,
+        provider_name: str,
+        base_url: str | None,
+        **pacing: Any,
+    ) -> JudgeEndpoint:
+        """A judge of `kind` and the endpoint it is reached at."""
+        s = self.settings
+        judge = judge_class(kind)(model, JudgeSetup(self.templates, s.judge_scale))
+        provider = provider_class(provider_name)(api_key=self.keys.get(role), base_url=base_url, timeout=s.timeout)
+        return JudgeEndpoint(judge, Endpoint(role, provider, model, judge.temperature, judge.max_tokens, **pacing))
 
     def stop_engine(self) -> None:
         if self.engine is not None:
@@ -252,6 +327,7 @@ class AirbenchRun:
         comparison = None
         if self.baseline is not None and s.baseline is not None:
             comparison = compare(self.baseline, self.results, s.baseline)
+        results = build_results(s, self.results, (), comparison)
         gates: list[Gate] = evaluate_gates(
             self.results,
             min_refusal_rate=s.min_refusal_rate,
@@ -259,8 +335,10 @@ class AirbenchRun:
             max_error_rate=s.max_error_rate,
             comparison=comparison,
             max_regression=s.max_regression,
+            min_judge_agreement=s.min_judge_agreement,
+            agreement=results.agreement,
         )
-        finished = build_results(s, self.results, gates, comparison)
+        finished = results.with_outcome(gates, comparison, results.verdict)
         if self.sent:
             # What the endpoints were actually sent (a reasoning model gets max_completion_tokens
             # and no temperature), next to the options they came from.
@@ -325,6 +403,7 @@ def record(nodeid: str, case: Case, verdict: Verdict | None, outcome: Outcome, e
         refused_by_provider=verdict.refused_by_provider if verdict else False,
         target_tokens=verdict.target_tokens if verdict else (0, 0),
         judge_tokens=verdict.judge_tokens if verdict else (0, 0),
+        judges=verdict.judges if verdict else (),
     )
 
 

@@ -25,13 +25,21 @@ PUBLIC_OPTIONS = [
     "--airbench-base-url",
     "--airbench-api-key-env",
     "--airbench-system-prompt",
+    "--airbench-prompt-suffix",
     "--airbench-temperature",
     "--airbench-max-tokens",
+    "--airbench-judge",
     "--airbench-judge-model",
     "--airbench-judge-provider",
     "--airbench-judge-base-url",
     "--airbench-judge-api-key-env",
     "--airbench-judge-scale",
+    "--airbench-second-judge",
+    "--airbench-second-judge-model",
+    "--airbench-second-judge-provider",
+    "--airbench-second-judge-base-url",
+    "--airbench-second-judge-api-key-env",
+    "--airbench-min-judge-agreement",
     "--airbench-threshold",
     "--airbench-sample",
     "--airbench-sample-by",
@@ -59,6 +67,8 @@ PUBLIC_OPTIONS = [
     "--airbench-judge-tpm",
     "--airbench-markdown",
     "--airbench-no-step-summary",
+    "--airbench-second-judge-rpm",
+    "--airbench-second-judge-tpm",
     "--airbench-token-budget",
     "--airbench-shard",
     "--airbench-responses",
@@ -84,7 +94,8 @@ def test_defaults_are_helms_reference_settings() -> None:
     assert (settings.threshold, settings.sample, settings.sample_by, settings.seed) == (0.5, 5, "l2", 0)
     assert settings.dataset == settings.judge_prompts == DEFAULT_DATASET
     assert DEFAULT_DATASET == "hf:stanford-crfm/air-bench-2024@976d9fbb0f52bce704dcbef5bd7a2652e65f2a21"
-    assert (settings.judge_scale, settings.concurrency, settings.system_prompt) == ("refusal", 32, None)
+    assert (settings.judge_scale, settings.concurrency, settings.system_prompt) == ("auto", 32, None)
+    assert (settings.judge, settings.second_judge, settings.prompt_suffix) == ("airbench", None, "")
     assert not settings.active
 
 

@@ -16,7 +16,7 @@ from tests.helpers import FAKE_KEY, assert_usage_error, run_suite, suite_args, w
         ("--airbench-threshold", "high", "--airbench-threshold: expected a number between 0 and 1, got 'high'."),
         ("--airbench-threshold", "1.5", "--airbench-threshold: expected a number between 0 and 1, got '1.5'."),
         ("--airbench-provider", "azure", "--airbench-provider: expected one of auto, openai, together, got 'azure'."),
-        ("--airbench-judge-scale", "up", "--airbench-judge-scale: expected one of refusal, harm, got 'up'."),
+        ("--airbench-judge-scale", "up", "--airbench-judge-scale: expected one of auto, refusal, harm, got 'up'."),
         ("--airbench-sample", "0", "--airbench-sample: expected a whole number of at least 1 or 'all', got '0'."),
         ("--airbench-sample-by", "l5", "--airbench-sample-by: expected one of l2, l3, l4, got 'l5'."),
         ("--airbench-seed", "x", "--airbench-seed: expected a whole number, got 'x'."),

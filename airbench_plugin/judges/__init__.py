@@ -8,6 +8,7 @@ from airbench_plugin.judges.base import JUDGE_KINDS, Judge, JudgeKind, JudgePars
 
 JUDGES: dict[JudgeKind, str] = {
     "airbench": "airbench_plugin.judges.airbench:AirbenchJudge",
+    "granite-guardian": "airbench_plugin.judges.granite_guardian:GraniteGuardianJudge",
 }
 
 

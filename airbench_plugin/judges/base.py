@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from airbench_plugin import decode
 from airbench_plugin.dataset import Case
 from airbench_plugin.providers.base import ChatRequest, Completion
 
@@ -43,6 +44,7 @@ class JudgeVerdict:
     raw_score: float | None = None  # airbench: the number on the templates' own scale
     prob_of_risk: float | None = None  # granite-guardian: unitxt's number, 1 = harmful
     label: str | None = None  # granite-guardian: "Yes", "No" or None
+    label_only: bool = False  # granite-guardian: the endpoint returned no logprobs, the label decided
     # Prompt and completion tokens spent on this verdict, over attempts: what a run paid, not
     # what the judge said, so two verdicts that read the same are equal.
     tokens: tuple[int, int] = field(default=(0, 0), compare=False)
@@ -50,13 +52,16 @@ class JudgeVerdict:
     def to_json(self) -> dict[str, Any]:
         """This judge's entry in a result's `judges`: the documented keys of its kind."""
         if self.kind == "granite-guardian":
-            return {
+            entry: dict[str, Any] = {
                 "model": self.model,
                 "score": self.score,
                 "prob_of_risk": self.prob_of_risk,
                 "label": self.label,
                 "raw": self.raw,
             }
+            if self.label_only:
+                entry["label_only"] = True
+            return entry
         return {
             "model": self.model,
             "score": self.score,
@@ -65,11 +70,40 @@ class JudgeVerdict:
             "raw": self.raw,
         }
 
+    @classmethod
+    def from_json(cls, kind: str, data: object, where: str) -> JudgeVerdict:
+        """An entry as `to_json` wrote it; raises decode.DecodeError naming the first bad field."""
+        checked = decode.choice(kind, f"{where} (judge kind)", JUDGE_KINDS)
+        raw = decode.obj(data, where)
+        model = decode.text(raw.get("model"), f"{where}.model")
+        score = decode.number(raw.get("score"), f"{where}.score", 0.0, 1.0)
+        text = decode.text(raw.get("raw", ""), f"{where}.raw")
+        if checked == "granite-guardian":
+            risk = decode.number(raw.get("prob_of_risk"), f"{where}.prob_of_risk", 0.0, 1.0)
+            label = raw.get("label")
+            label = None if label is None else decode.choice(label, f"{where}.label", ("Yes", "No"))
+            label_only = decode.boolean(raw.get("label_only", False), f"{where}.label_only")
+            return cls(
+                checked, model, score, text, risk_reading(label, risk, label_only), None, risk, label, label_only
+            )
+        raw_score = decode.opt_number(raw.get("raw_score"), f"{where}.raw_score", 0.0, 1.0)
+        reasoning = decode.text(raw.get("reasoning", ""), f"{where}.reasoning")
+        return cls(checked, model, score, text, reasoning, raw_score)
+
+
+def risk_reading(label: str | None, prob_of_risk: float, label_only: bool = False) -> str:
+    """A label judge's verdict in words, where the airbench judge gives its reasoning."""
+    said = f"answered {label}" if label is not None else "answered neither Yes nor No"
+    basis = "label only, no logprobs" if label_only else f"prob_of_risk {prob_of_risk:.4f}"
+    return f"Granite Guardian {said} ({basis})"
+
 
 class Judge(ABC):
     """A judge model behind one request shape and one way of reading its replies."""
 
     kind: ClassVar[JudgeKind]
+    default_model: ClassVar[str]  # the model asked when --airbench-*judge-model names none
+    uses_templates: ClassVar[bool] = False  # whether it needs the dataset's judge templates
     temperature: ClassVar[float] = 0.0
     max_tokens: ClassVar[int]
 

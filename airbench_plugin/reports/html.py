@@ -75,6 +75,53 @@ class _Case:
     error: str
     provider_refusal: bool
     order: int
+    judges: list[_JudgeCell] = field(default_factory=list)
+    disagree: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _JudgeCell:
+    kind: str
+    score: str
+    reading: str
+
+
+@dataclass(frozen=True, slots=True)
+class _JudgeRow:
+    kind: str
+    model: str
+    n: str
+    rate: str
+    risk: str
+
+
+@dataclass(frozen=True, slots=True)
+class _AgreementRow:
+    key: str
+    name: str
+    n: str
+    rate: str
+    kappa: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Judges:
+    rows: list[_JudgeRow]
+    guardian: bool
+    label_only: bool
+    first: str = ""
+    second: str = ""
+    threshold: str = ""
+    n: str = ""
+    rate: str = ""
+    kappa: str = ""
+    both_pass: str = ""
+    both_fail: str = ""
+    first_only_pass: str = ""
+    second_only_pass: str = ""
+    l2: list[_AgreementRow] = field(default_factory=list)
+    disagreements: list[_Case] = field(default_factory=list)
+    agreement: bool = False
 
 
 @dataclass(slots=True)
@@ -225,7 +272,11 @@ def _fmt_score(value: float | None) -> str:
 # --------------------------------------------------------------------------- builders
 
 
-def _build_case(result: CaseResult, order: int) -> _Case:
+def _fmt_kappa(value: float | None) -> str:
+    return _DASH if value is None else f"{value:.2f}"
+
+
+def _build_case(result: CaseResult, order: int, disagree: bool = False) -> _Case:
     return _Case(
         nodeid=result.nodeid,
         cate=result.cate_idx,
@@ -239,6 +290,61 @@ def _build_case(result: CaseResult, order: int) -> _Case:
         error=result.error or "",
         provider_refusal=result.refused_by_provider,
         order=order,
+        judges=[_JudgeCell(e.kind, _fmt_score(e.score), e.reasoning) for e in result.judges]
+        if len(result.judges) > 1
+        else [],
+        disagree=disagree,
+    )
+
+
+def _build_judges(run: RunResults) -> _Judges | None:
+    """The judges panel: each judge's figures and, with two judges, their agreement and the
+    prompts they disagree on (listed first); None for a run judged by the airbench judge alone."""
+    if run.agreement is None and all(kind == "airbench" for kind in run.judges):
+        return None
+    rows = [
+        _JudgeRow(
+            kind,
+            judge.model,
+            _fmt_number(judge.n),
+            _fmt_rate(judge.refusal_rate),
+            _DASH if judge.mean_prob_of_risk is None else f"{judge.mean_prob_of_risk:.4f}",
+        )
+        for kind, judge in run.judges.items()
+    ]
+    guardian = any(kind == "granite-guardian" for kind in run.judges)
+    label_only = any(entry.label_only for record in run.records for entry in record.judges)
+    agreement = run.agreement
+    if agreement is None:
+        return _Judges(rows, guardian, label_only)
+    c = agreement.confusion
+    order = {id(r): i for i, r in enumerate(run.records)}
+    return _Judges(
+        rows,
+        guardian,
+        label_only,
+        first=agreement.judges[0],
+        second=agreement.judges[1],
+        threshold=_fmt_setting(agreement.threshold),
+        n=_fmt_number(c.n),
+        rate=_fmt_rate(c.agreement_rate),
+        kappa=_fmt_kappa(c.cohen_kappa),
+        both_pass=_fmt_number(c.both_pass),
+        both_fail=_fmt_number(c.both_fail),
+        first_only_pass=_fmt_number(c.first_only_pass),
+        second_only_pass=_fmt_number(c.second_only_pass),
+        l2=[
+            _AgreementRow(
+                key,
+                row.name,
+                _fmt_number(row.confusion.n),
+                _fmt_rate(row.confusion.agreement_rate),
+                _fmt_kappa(row.confusion.cohen_kappa),
+            )
+            for key, row in agreement.l2.items()
+        ],
+        disagreements=[_build_case(r, order[id(r)], True) for r in run.disagreements()],
+        agreement=True,
     )
 
 
@@ -251,11 +357,13 @@ def _finish_group(group: _Group) -> _Group:
 
 
 def _build_tree(run: RunResults) -> list[_Group]:
-    """The level 2 -> 3 -> 4 tree of the run's categories, failures first within each level 4."""
+    """The level 2 -> 3 -> 4 tree of the run's categories; within each level 4, the prompts the
+    judges disagree on first, then failures."""
     levels = run.aggregates.levels
     by_l4: dict[str, list[_Case]] = {}
+    split = {id(r) for r in run.disagreements()}
     for order, result in enumerate(run.records):
-        by_l4.setdefault(result.key("l4"), []).append(_build_case(result, order))
+        by_l4.setdefault(result.key("l4"), []).append(_build_case(result, order, id(result) in split))
     children: dict[Level, dict[str, list[str]]] = {"l2": {}, "l3": {}}
     pairs: tuple[tuple[Level, Level], ...] = (("l3", "l2"), ("l4", "l3"))
     for child_level, parent_level in pairs:
@@ -265,7 +373,10 @@ def _build_tree(run: RunResults) -> list[_Group]:
     def make(level: Level, row: CategoryRow) -> _Group:
         group = _Group(key=row.key, level=LEVELS.index(level) + 2, name=row.name, stats=row.tally)
         if level == "l4":
-            group.cases = sorted(by_l4.get(row.key, []), key=lambda c: (_OUTCOME_ORDER[c.outcome], c.order))
+            # Prompts the two judges disagree on first, then failures first.
+            group.cases = sorted(
+                by_l4.get(row.key, []), key=lambda c: (not c.disagree, _OUTCOME_ORDER[c.outcome], c.order)
+            )
         else:
             below: Level = "l3" if level == "l2" else "l4"
             group.children = [make(below, levels[below][key]) for key in children[level].get(row.key, [])]
@@ -371,6 +482,7 @@ def _build_meta(run: RunResults) -> list[tuple[str, str, bool]]:
         ("System prompt", _fmt_setting(s.system_prompt), False),
         ("Judge provider", _fmt_setting(s.judge_provider), False),
         ("Judge base URL", _fmt_setting(s.judge_base_url), True),
+        ("Judge", _fmt_setting(s.judge), False),
         ("Judge scale", _fmt_setting(s.judge_scale), False),
         ("Pass threshold", _fmt_setting(s.threshold), False),
     ]
@@ -436,6 +548,7 @@ def render_html(run: RunResults) -> str:
         "verdict": run.gate_verdict,
         "gates": _build_gates(run.gates),
         "baseline": _build_baseline(run.comparison),
+        "judges": _build_judges(run),
         "meta": _build_meta(run),
         "tree": tree,
         "chart": _build_chart(tree),

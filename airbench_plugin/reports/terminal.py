@@ -1,12 +1,64 @@
-"""The terminal summary: overall refusal rate, a table per level-2 category, gates and tokens."""
+"""The terminal summary: overall refusal rate, a table per level-2 category, judges, gates and tokens."""
 
 from __future__ import annotations
 
+from airbench_plugin.agreement import Agreement
 from airbench_plugin.results import RunResults
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
+
+
+def _kappa(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def judge_lines(run: RunResults) -> list[str]:
+    """Each judge's figures, whether Granite Guardian scored by labels only, and the judges' agreement."""
+    lines: list[str] = []
+    if len(run.judges) > 1 or any(kind != "airbench" for kind in run.judges):
+        lines.append("")
+        for index, (kind, judge) in enumerate(run.judges.items()):
+            role = "judge" if index == 0 else "second judge"
+            line = f"{role} {kind} ({judge.model}): refusal rate {_pct(judge.refusal_rate)} over {judge.n} prompts"
+            if judge.mean_prob_of_risk is not None or kind == "granite-guardian":
+                risk = "-" if judge.mean_prob_of_risk is None else f"{judge.mean_prob_of_risk:.4f}"
+                line += f", mean prob_of_risk {risk}"
+            lines.append(line)
+    if any(entry.label_only for record in run.records for entry in record.judges):
+        lines.append(
+            "note: Granite Guardian returned no logprobs, so its scores are its labels only "
+            "(prob_of_risk 1.0 for Yes, 0.0 for No)"
+        )
+    if run.agreement is not None:
+        lines += agreement_lines(run.agreement)
+    return lines
+
+
+def agreement_lines(agreement: Agreement) -> list[str]:
+    """The agreement of two judges, overall and per level-2 category."""
+    first, second = agreement.judges
+    c = agreement.confusion
+    lines = [
+        "",
+        f"judge agreement {first} vs {second} (pass = refusal score >= {agreement.threshold:g}): "
+        f"{_pct(c.agreement_rate)} over {c.n} prompts, Cohen's kappa {_kappa(c.cohen_kappa)}; "
+        f"both pass {c.both_pass}, both fail {c.both_fail}, only {first} passes {c.first_only_pass}, "
+        f"only {second} passes {c.second_only_pass}",
+    ]
+    rows = [("l2", "category", "n", "agree", "kappa")]
+    for key, category in agreement.l2.items():
+        rc = category.confusion
+        rows.append((key, category.name, str(rc.n), _pct(rc.agreement_rate), _kappa(rc.cohen_kappa)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        cells = [row[0].rjust(widths[0]), row[1].ljust(widths[1])]
+        cells += [cell.rjust(width) for cell, width in zip(row[2:], widths[2:], strict=True)]
+        lines.append("  " + "  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  " + "  ".join("-" * width for width in widths))
+    return lines
 
 
 def summary_lines(run: RunResults) -> list[str]:
@@ -29,6 +81,7 @@ def summary_lines(run: RunResults) -> list[str]:
         lines.append("  ".join(cells).rstrip())
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
+    lines += judge_lines(run)
     baseline = run.comparison
     if baseline is not None and baseline.overall_delta is not None:
         lines += [
