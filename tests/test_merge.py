@@ -299,3 +299,23 @@ def test_the_airbench_console_script_is_declared() -> None:
 
     (script,) = entry_points(group="console_scripts", name="airbench")
     assert script.load() is main
+
+
+def test_merge_writes_every_report_it_is_asked_for(
+    shards: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    argv = ["merge", *shards, "--json", str(out / "m.json"), "--report", str(out / "m.html")]
+    assert main([*argv, "--junit-dir", str(out / "junit"), "--markdown", str(out / "m.md")]) == 1
+    assert "AIR-Bench report · model-a" in (out / "m.html").read_text(encoding="utf-8")
+    assert [p.name for p in (out / "junit").iterdir()] != []
+    assert (out / "m.md").read_text(encoding="utf-8").startswith("### AIR-Bench 2024: model-a\n")
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "merged 3 file(s): 6 prompts"
+    assert any("refusal rate 83.3% over 6 scored prompts" in line for line in printed)
+    blocked = tmp_path / "file"
+    blocked.write_text("", encoding="utf-8")
+    # An output that cannot be written fails the merge, with one sentence for it.
+    assert main(["merge", *shards, "--json", str(out / "m.json"), "--report", str(blocked / "m.html")]) == 1
+    (error,) = capsys.readouterr().err.splitlines()
+    assert error.startswith(f"ERROR: --report: could not write {blocked}/m.html:")
