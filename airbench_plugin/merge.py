@@ -44,6 +44,9 @@ OPERATIONAL = frozenset(
         "tpm",
         "judge_rpm",
         "judge_tpm",
+        "token_budget",
+        "api_key_env",
+        "judge_api_key_env",
         "shard",
     }
 )

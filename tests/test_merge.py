@@ -319,3 +319,31 @@ def test_merge_writes_every_report_it_is_asked_for(
     assert main(["merge", *shards, "--json", str(out / "m.json"), "--report", str(blocked / "m.html")]) == 1
     (error,) = capsys.readouterr().err.splitlines()
     assert error.startswith(f"ERROR: --report: could not write {blocked}/m.html:")
+
+
+def test_every_setting_is_either_measured_or_operational() -> None:
+    """A new option must be placed: shards that differ in a measured setting are refused."""
+    from airbench_plugin.merge import OPERATIONAL
+
+    measured = set(BASE.public_dict()) - OPERATIONAL
+    assert measured == {
+        "model",
+        "provider",
+        "base_url",
+        "system_prompt",
+        "temperature",
+        "max_tokens",
+        "judge_model",
+        "judge_provider",
+        "judge_base_url",
+        "judge_scale",
+        "threshold",
+        "sample",
+        "sample_by",
+        "seed",
+        "categories",
+        "region",
+        "dataset",
+        "judge_prompts",
+        "responses",
+    }
