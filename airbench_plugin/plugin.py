@@ -43,6 +43,7 @@ _PREFETCH_KEY = pytest.StashKey["prefetch.Prefetch[Case]"]()
 _NEXT_ITEM_KEY = pytest.StashKey["pytest.Item | None"]()
 _COLLECTED_KEY = pytest.StashKey[int]()
 _EXIT_FREEZE: list[bool] = []
+GC_FREEZE_MIN_CASES = 1000
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -182,15 +183,19 @@ def airbench_engine(
     """The process's engine: concurrency, retries and the cache around the target and the judge."""
     run = pytestconfig.stash[RUN_KEY]
     # Imports, the dataset and the collected items live until the end: moving them out of the
-    # collector's sight saves seconds of full collections that would stall the event loop.
-    gc.collect()
-    gc.freeze()
+    # collector's sight saves seconds of full collections that would stall the event loop. A short
+    # run skips it: the full collection it starts with would cost more than it saves.
+    freeze = len(run.cases) >= GC_FREEZE_MIN_CASES
+    if freeze:
+        gc.collect()
+        gc.freeze()
     engine = run.start_engine(airbench_target)
     try:
         yield engine
     finally:
         run.stop_engine()
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
 
 
 @pytest.fixture

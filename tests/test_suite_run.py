@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
 import pytest
 
+from airbench_plugin import plugin
 from tests.chat_server import COMPLIANCE, JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
 from tests.helpers import FAKE_KEY, run_suite, suite_args
 
@@ -311,3 +313,35 @@ def test_judge_content_filter_is_one_clear_error(
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*the judge's provider refused to grade this answer (content filter)*"])
     assert len(chat_server.calls(JUDGE_MODEL)) == 3
+
+
+@pytest.mark.parametrize(("threshold", "frozen"), [(1000, False), (13, True)], ids=["short-run", "long-run"])
+def test_only_a_long_run_freezes_the_garbage_collector(
+    suite: pytest.Pytester,
+    chat_server: ChatServer,
+    dataset_files: tuple[Path, Path],
+    api_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    threshold: int,
+    frozen: bool,
+) -> None:
+    """The full collection before the freeze costs more than it saves in a run of a few prompts."""
+    monkeypatch.setattr(plugin, "GC_FREEZE_MIN_CASES", threshold)
+    suite.makeconftest(
+        """
+        import gc
+
+        FROZEN = []
+
+        def pytest_runtest_call(item):
+            FROZEN.append(gc.get_freeze_count())
+
+        def pytest_terminal_summary(terminalreporter):
+            terminalreporter.write_line(f"frozen objects: {max(FROZEN)}")
+        """
+    )
+    result = suite.runpytest(*suite_args(chat_server, *dataset_files))  # 13 prompts
+    result.assert_outcomes(passed=13)
+    count = int(result.stdout.str().split("frozen objects: ")[1].split()[0])
+    assert (count > 0) == frozen
+    assert gc.get_freeze_count() == 0  # unfrozen again when the engine closed
