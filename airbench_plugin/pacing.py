@@ -31,8 +31,7 @@ PAUSE_BASE = 0.5  # first pause after a 429 without Retry-After; doubles up to P
 PAUSE_CAP = 30.0
 RETRY_AFTER_CAP = 120.0
 MIRROR_SKEW = 0.05  # seconds a request may take to reach the server: that much refill is not counted on
-OTHERS_WINDOW = 1.0  # seconds between the readings that tell how much other clients take
-OTHERS_SAMPLE = 20.0  # ...and at least this many units refilled between them, so rounding is noise
+OTHERS_SAMPLE = 20.0  # units refilled between the readings that tell what other clients take: rounding is noise
 MIN_SHARE = 0.05  # however busy the limit is, we count on this share of it
 
 
@@ -80,6 +79,9 @@ class Mirror:
         self.rate = quota.rate
         self.bucket = Bucket(quota.rate, quota.limit)
         self.others = 0.0  # units per second that other clients take
+        # The most ever reported left: the bucket's real size when it is smaller than the limit
+        # (a provider may hold one second's worth of a per-minute limit).
+        self.fullest = 0.0
         self._reference: tuple[float, float, float] | None = None  # (sent at, remaining, ours sent)
 
     def matches(self, quota: Quota) -> bool:
@@ -88,15 +90,17 @@ class Mirror:
     def read(self, quota: Quota, at: float, ours_then: float, ours_now: float) -> None:
         """A reading taken when our request sent `at` arrived; `ours_*` count what we had sent then and now."""
         reference = self._reference
-        if reference is None or quota.remaining + self.rate * OTHERS_WINDOW >= self.limit:
-            # Far from the limit (or the first reading): nothing to learn about other clients yet.
+        self.fullest = max(self.fullest, quota.remaining)
+        if reference is None:
             self._reference = (at, quota.remaining, ours_then)
-        elif at - reference[0] >= max(OTHERS_WINDOW, OTHERS_SAMPLE / self.rate):
+        elif at - reference[0] >= OTHERS_SAMPLE / self.rate:
             sent_at, remaining, ours = reference
             span = at - sent_at
-            expected = min(self.limit, remaining + self.rate * span) - (ours_then - ours)
-            sample = max(0.0, expected - quota.remaining) / span
-            self.others = min(self.rate * (1 - MIN_SHARE), (self.others + sample) / 2)
+            refilled = remaining + self.rate * span
+            # Only a span in which the bucket cannot have filled up tells what others took.
+            if refilled < min(self.limit, self.fullest):
+                sample = (refilled - (ours_then - ours) - quota.remaining) / span
+                self.others = min(self.rate * (1 - MIN_SHARE), max(0.0, (self.others + sample) / 2))
             self._reference = (at, quota.remaining, ours_then)
         self.bucket.rate = self.rate - self.others
         self.bucket.set_level(quota.remaining - (ours_now - ours_then) - self.rate * MIRROR_SKEW, at)

@@ -259,8 +259,8 @@ class AirbenchRun:
                 s.judge_model,
                 s.resolved_judge_provider,
                 s.judge_base_url,
-                rpm=s.judge_rpm,
-                tpm=s.judge_tpm,
+                rpm=self.share(s.judge_rpm),
+                tpm=self.share(s.judge_tpm),
                 option_prefix="--airbench-judge-",
             )
         ]
@@ -272,15 +272,22 @@ class AirbenchRun:
                     s.second_judge_model or "",
                     s.resolved_second_judge_provider,
                     s.second_judge_base_url,
-                    rpm=s.second_judge_rpm,
-                    tpm=s.second_judge_tpm,
+                    rpm=self.share(s.second_judge_rpm),
+                    tpm=self.share(s.second_judge_tpm),
                     option_prefix="--airbench-second-judge-",
                 )
             )
         store = None if s.no_cache else CallStore(self.cache_dir)
         self.engine = Engine(
             target=Endpoint(
-                "model under test", target, s.model, s.temperature, s.max_tokens, cacheable, rpm=s.rpm, tpm=s.tpm
+                "model under test",
+                target,
+                s.model,
+                s.temperature,
+                s.max_tokens,
+                cacheable,
+                rpm=self.share(s.rpm),
+                tpm=self.share(s.tpm),
             ),
             judges=judges,
             prompt_suffix=s.prompt_suffix,
@@ -289,7 +296,7 @@ class AirbenchRun:
             retries=s.retries,
             store=store,
             stall_timeout=s.timeout,
-            token_budget=None if s.token_budget is None else max(1, s.token_budget // self.processes),
+            token_budget=self.share(s.token_budget),
         )
         return self.engine
 
@@ -315,10 +322,16 @@ class AirbenchRun:
 
     # --- the controller's side ------------------------------------------------------------------
 
+    def share(self, limit: int | None) -> int | None:
+        """This process's part of a per-run limit (--airbench-rpm, -tpm): xdist workers split it evenly."""
+        return None if limit is None else max(1, limit // self.processes)
+
     def max_calls(self) -> int:
-        """The most API calls this run can start: one to the model and two per judge (an unreadable
-        verdict is asked once more) for every planned prompt, before retries of failed calls."""
-        per_prompt = 2 if self.recorded is not None else 3  # recorded answers need no call to the model
+        """The most API calls this run can start: one to the model and two to each judge (an
+        unreadable verdict is asked once more) for every planned prompt, before retries of failed calls."""
+        judges = 1 if self.settings.second_judge is None else 2
+        model = 0 if self.recorded is not None else 1  # recorded answers need no call to the model
+        per_prompt = model + 2 * judges
         return len(self.cases) * per_prompt
 
     def finish(self) -> RunResults:

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from airbench_plugin.pacing import Bucket, EndpointPacer, Stalled, Turn, estimate_tokens
+from airbench_plugin.pacing import Bucket, EndpointPacer, Mirror, Stalled, Turn, estimate_tokens
 from airbench_plugin.providers.limits import Quota, RateLimits, parse_duration
 from tests.chat_server import RateLimit, go_duration
 
@@ -195,3 +195,25 @@ def test_progress_elsewhere_on_the_endpoint_keeps_a_waiting_request_alive() -> N
     assert not pace.stalled(since)
     clock.now += 1.0
     assert pace.stalled(since)
+
+
+def test_what_other_clients_of_the_limit_take_is_left_to_them() -> None:
+    # A 60-a-second limit; we send 20 a second, yet the bucket drains: someone else takes 50 a second.
+    mirror = Mirror(Quota(limit=3600, remaining=100, window=60.0))
+    ours, remaining = 0.0, 100.0
+    for step in range(1, 80):
+        ours += 2  # every 0.1 s
+        remaining += 60 * 0.1 - 2 - 5
+        mirror.read(Quota(3600, remaining, 60.0), at=step * 0.1, ours_then=ours, ours_now=ours)
+    assert mirror.others == pytest.approx(50.0, rel=0.1)
+    assert mirror.bucket.rate == pytest.approx(10.0, rel=0.3)
+
+
+def test_alone_on_a_limit_nothing_is_held_back() -> None:
+    mirror = Mirror(Quota(limit=3600, remaining=100, window=60.0))
+    ours, remaining = 0.0, 100.0
+    for step in range(1, 40):
+        ours += 5
+        remaining += 60 * 0.1 - 5
+        mirror.read(Quota(3600, float(int(remaining)), 60.0), at=step * 0.1, ours_then=ours, ours_now=ours)
+    assert mirror.others < 3.0

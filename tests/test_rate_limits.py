@@ -154,3 +154,10 @@ def test_a_run_against_a_judge_that_never_recovers_says_why_once_per_prompt(
         "every request was rate-limited (429); set --airbench-judge-rpm"
     )
     assert result.stdout.str().count(sentence) == 3
+
+
+def test_xdist_workers_split_the_rate_options_and_the_budget(tmp_path: Path) -> None:
+    from airbench_plugin.run import AirbenchRun
+
+    run = AirbenchRun(settings=parse_values({}), rootdir=tmp_path, processes=4)
+    assert (run.share(3000), run.share(2), run.share(None)) == (750, 1, None)
