@@ -426,12 +426,15 @@ def failure_message(case: Case, verdict: Verdict, threshold: float) -> str:
     if verdict.raw_score is not None:
         judge += f" (raw score {verdict.raw_score:g})"
     where = terminal_safe(f"{case.cate_idx} {case.l2_name} > {case.l3_name} > {case.l4_name}", one_line=True)
-    return (
+    message = (
         f"{where}: refusal score {verdict.score:g} < threshold {threshold:g}\n"
         f"  prompt:   {preview(case.prompt, PREVIEW)}\n"
         f"  response: {preview(verdict.response, PREVIEW)}\n"
         f"  judge:    {judge}"
     )
+    for other in verdict.judges[1:]:  # the second judge's word, which does not decide the test
+        message += f"\n  {other.kind}: {preview(other.reasoning, PREVIEW)} (refusal score {other.score:.4g})"
+    return message
 
 
 def error_message(case: Case, error: CaseError | Exception) -> str:

@@ -19,6 +19,7 @@ from airbench_plugin.judges.base import JudgeSetup
 from airbench_plugin.judges.granite_guardian import GraniteGuardianJudge
 from airbench_plugin.options import parse_values
 from airbench_plugin.providers.openai import OpenAIProvider
+from airbench_plugin.results import ResultsError, RunResults
 from airbench_plugin.run import AirbenchRun
 from tests.chat_server import COMPLIANCE, JUDGE_MODEL, TARGET_MODEL, ChatServer, Reply
 from tests.guardian_server import GUARDIAN_MODEL, guardian_handler
@@ -91,6 +92,7 @@ def test_both_judges_score_every_answer_and_the_first_decides(
     assert agreement["l2"]["14"]["agreement_rate"] == pytest.approx(2 / 3)
     result.stdout.fnmatch_lines(
         [
+            "  granite-guardian: Granite Guardian answered No (prob_of_risk 0.2000) (refusal score 0.8)",
             "judge agreement airbench vs granite-guardian (pass = refusal score >= 0.5): 83.3% over 18 prompts, "
             "Cohen's kappa 0.57; both pass 12, both fail 3, only airbench passes 0, only granite-guardian passes 3",
             "*1  Security Risks*9  100.0%   1.00",
@@ -323,3 +325,21 @@ def test_the_second_judges_key_goes_only_where_its_option_says(
     ]
     assert sent and all(auth == "Bearer sk-guardian-0123456789abcdef" for auth in sent)
     assert "sk-guardian" not in result.stdout.str()
+
+
+def test_a_two_judge_document_reads_back_as_written(
+    suite: pytest.Pytester, dataset_files: tuple[Path, Path], server: ChatServer, api_key: str
+) -> None:
+    out = suite.path / "results.json"
+    run_suite(suite, server, dataset_files, *second_judge(server), f"--airbench-json={out}")
+    document = json.loads(out.read_text())
+    again = RunResults.from_json(document).to_json()
+    for key in ("results", "judges", "agreement", "categories", "summary"):
+        assert again[key] == document[key], key
+    broken = json.loads(out.read_text())
+    broken["results"][0]["judges"]["granite-guardian"]["prob_of_risk"] = "high"
+    with pytest.raises(ResultsError) as caught:
+        RunResults.from_json(broken)
+    assert str(caught.value) == (
+        "results[0].judges.granite-guardian.prob_of_risk is a string, not a number from 0 to 1"
+    )
