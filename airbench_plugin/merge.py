@@ -47,10 +47,24 @@ OPERATIONAL = frozenset(
         "token_budget",
         "api_key_env",
         "judge_api_key_env",
+        "second_judge_api_key_env",
+        "second_judge_rpm",
+        "second_judge_tpm",
+        "min_judge_agreement",
         "shard",
     }
 )
-JUDGE_SETTINGS = ("judge_provider", "judge_base_url", "judge_scale", "judge_prompts")
+JUDGE_SETTINGS = (
+    "judge",
+    "judge_provider",
+    "judge_base_url",
+    "judge_scale",
+    "judge_prompts",
+    "second_judge",
+    "second_judge_model",
+    "second_judge_provider",
+    "second_judge_base_url",
+)
 
 
 class MergeError(Exception):
