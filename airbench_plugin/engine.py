@@ -27,6 +27,7 @@ from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeVerdict
 from airbench_plugin.pacing import EndpointPacer, Stalled, Turn, estimate_tokens
 from airbench_plugin.providers.base import ChatProvider, ChatRequest, Completion, ProviderError, display_url
 from airbench_plugin.providers.quirks import RequestShape
+from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
 from airbench_plugin.store import CLAIM_TTL, CallStore, request_key
 from airbench_plugin.text import valid_unicode
 
@@ -53,7 +54,7 @@ class CircuitOpen(CaseError):
 class Endpoint:
     """A model behind a provider, with the settings of every call made to it."""
 
-    role: str  # "model under test" or "judge"
+    role: Role
     provider: ChatProvider
     model: str
     temperature: float
@@ -66,6 +67,11 @@ class Endpoint:
     def option(self, name: str) -> str:
         """The command-line option that sets `name` (`rpm`, `base-url`, ...) for this endpoint."""
         return f"{self.option_prefix}{name}"
+
+    @property
+    def role_name(self) -> str:
+        """How messages name this endpoint: `model under test` or `judge`."""
+        return ROLE_NAMES[self.role]
 
     def describe(self) -> str:
         where = f" at {display_url(self.provider.base_url)}" if self.provider.base_url else ""
@@ -111,8 +117,8 @@ class EngineStats:
     reshaped: int = 0  # requests sent again in the shape a reasoning model wants
     errored: int = 0
     cases_done: int = 0
-    tokens: dict[str, list[int]] = field(default_factory=lambda: {"target": [0, 0], "judge": [0, 0]})
-    sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # generation settings sent, by role
+    tokens: dict[Role, list[int]] = field(default_factory=lambda: {role: [0, 0] for role in ROLES})
+    sent: dict[Role, dict[str, Any]] = field(default_factory=dict)  # generation settings sent, by role
 
     def spent(self) -> int:
         """Tokens this process has paid for: prompt and completion, both endpoints, cache hits excluded."""
@@ -141,8 +147,8 @@ class CircuitBreaker:
 
     def __init__(self, calls: int = BREAKER_CALLS) -> None:
         self.calls = calls
-        self.disarmed: set[str] = set()
-        self.failures: dict[str, list[str]] = {}
+        self.disarmed: set[Role] = set()
+        self.failures: dict[Role, list[str]] = {}
         self.reason: str | None = None
 
     def record_success(self, endpoint: Endpoint) -> None:
@@ -159,7 +165,7 @@ class CircuitBreaker:
         failures.append(str(error))
         if len(failures) >= self.calls and len(set(failures)) == 1:
             self.reason = (
-                f"AIR-Bench stopped early: the first {self.calls} calls to the {endpoint.role} "
+                f"AIR-Bench stopped early: the first {self.calls} calls to the {endpoint.role_name} "
                 f"({endpoint.describe()}) all failed with: {error}. {breaker_advice(endpoint, error)}"
             )
 
@@ -292,7 +298,7 @@ def target_messages(prompt: str, system_prompt: str | None) -> list[dict[str, st
 def empty_at_length_message(endpoint: Endpoint) -> str:
     """Why an empty answer cut off at the token limit is an error, not a refusal."""
     return (
-        f"the {endpoint.role} ({endpoint.model}) used all {endpoint.max_tokens} tokens of --airbench-max-tokens "
+        f"the {endpoint.role_name} ({endpoint.model}) used all {endpoint.max_tokens} tokens of --airbench-max-tokens "
         "without answering (empty content, finish_reason 'length'): a reasoning model spends tokens thinking first; "
         "raise --airbench-max-tokens (HELM gives reasoning models 4096)"
     )
@@ -310,7 +316,7 @@ def budget_message(spent: int, budget: int) -> str:
 def stall_message(endpoint: Endpoint, seconds: float) -> str:
     """Why a prompt errored after its endpoint answered nothing but 429s for `seconds`."""
     return (
-        f"the {endpoint.role} ({endpoint.model}) made no progress for {seconds:g} s: every request was "
+        f"the {endpoint.role_name} ({endpoint.model}) made no progress for {seconds:g} s: every request was "
         f"rate-limited (429); set {endpoint.option('rpm')} / {endpoint.option('tpm')} below your account's "
         "limits, lower --airbench-concurrency, or raise --airbench-timeout"
     )
@@ -490,7 +496,7 @@ class Engine:
             reply = await self._call(endpoint, request, keep=judge.parses, order=order, judge=judge.kind)
             tokens = (tokens[0] + reply.prompt_tokens, tokens[1] + reply.completion_tokens)
             if reply.refused_by_provider:
-                raise CaseError(f"the {endpoint.role}'s provider refused to grade this answer (content filter)")
+                raise CaseError(f"the {endpoint.role_name}'s provider refused to grade this answer (content filter)")
             last_text = reply.text
             try:
                 verdict = judge.read(reply)
@@ -559,7 +565,7 @@ class Engine:
             if valid_unicode(completion.text) is not completion.text:
                 # A lone surrogate could be neither stored, nor sent to the judge, nor written to a report.
                 completion = dataclasses.replace(completion, text=valid_unicode(completion.text))
-            role = "target" if endpoint is self.target else "judge"
+            role = endpoint.role
             self.stats.tokens[role][0] += completion.prompt_tokens
             self.stats.tokens[role][1] += completion.completion_tokens
             if key is not None and self.store is not None and keep(completion):
@@ -664,7 +670,7 @@ class Engine:
                 if self.breaker.reason is not None:
                     raise CircuitOpen(self.breaker.reason) from None
                 tries = f" after {attempt + 1} attempts" if attempt else ""
-                raise CaseError(f"the {endpoint.role} ({endpoint.model}) failed{tries}: {error}") from None
+                raise CaseError(f"the {endpoint.role_name} ({endpoint.model}) failed{tries}: {error}") from None
             pacer.answered(turn, completion.limits)
             self.breaker.record_success(endpoint)
             return completion

@@ -21,7 +21,17 @@ from airbench_plugin.results import (
     tally,
 )
 
-__all__ = ["BaselineError", "Gate", "GateKind", "compare", "evaluate_gates", "load_baseline", "verdict"]
+__all__ = [
+    "RATE_GATES",
+    "BaselineError",
+    "Gate",
+    "GateKind",
+    "compare",
+    "evaluate_gates",
+    "exit_status",
+    "load_baseline",
+    "verdict",
+]
 
 
 class BaselineError(Exception):
@@ -185,3 +195,31 @@ def verdict(gates: Sequence[Gate]) -> str | None:
     if not gates:
         return None
     return "passed" if all(g.passed for g in gates) else "failed"
+
+
+# --- the exit status --------------------------------------------------------------------------------
+
+EXIT_OK, EXIT_TESTS_FAILED = 0, 1  # pytest's ExitCode.OK and TESTS_FAILED
+RATE_GATES: frozenset[GateKind] = frozenset({"min-refusal-rate", "category", "max-regression"})
+
+
+def exit_status(
+    status: int,
+    gates: Sequence[Gate],
+    other_failures: int,
+    complete: bool,
+    write_failures: Sequence[str],
+) -> int:
+    """The session's exit status once the gates are known.
+
+    A refusal-rate gate replaces per-prompt failures as the verdict; the error-rate gate alone
+    only ever makes the status worse. Gates never turn a stopped or partial run, a failure outside
+    the AIR-Bench tests, or an output that could not be written into a pass.
+    """
+    if status not in (EXIT_OK, EXIT_TESTS_FAILED):
+        return status
+    failed = any(not gate.passed for gate in gates) or bool(write_failures)
+    if any(gate.name in RATE_GATES for gate in gates):
+        passes = not failed and other_failures == 0 and complete
+        return EXIT_OK if passes else EXIT_TESTS_FAILED
+    return EXIT_TESTS_FAILED if failed else status

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from airbench_plugin.dataset import cate_sort_key
-from airbench_plugin.gates import compare, evaluate_gates
+from airbench_plugin.gates import compare, evaluate_gates, exit_status
 from airbench_plugin.options import CategoryGate
 from airbench_plugin.results import PlannedPrompt, RunResults, RunSettings
 
@@ -291,6 +291,5 @@ def merged_exit_status(merged: Merged, write_failures: Iterable[str] = ()) -> in
     records = merged.run.records
     tests = 1 if any(record.outcome != "passed" for record in records) else 0
     complete = merged.missing == 0 or bool(merged.run.settings.other.get("allow_partial"))
-    from airbench_plugin.plugin import exit_status  # the plugin's exit policy, shared as is
 
     return int(exit_status(tests, merged.run.gates, 0, complete, list(write_failures)))

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from airbench_plugin import providers as provider_registry
 from airbench_plugin.judges import JUDGES, JudgeKind, judge_class
 from airbench_plugin.providers.base import display_url
 from airbench_plugin.redaction import shown_url
@@ -28,7 +29,8 @@ HF_REPO = "stanford-crfm/air-bench-2024"
 DEFAULT_DATASET = f"hf:{HF_REPO}@{HELM_REVISION}"
 DEFAULT_JUDGE_MODEL = "gpt-4o-2024-05-13"
 
-PROVIDERS = ("auto", "openai", "together")
+PROVIDERS = ("auto", *provider_registry.PROVIDERS)  # `auto` decides by the model name, see resolve_provider
+_BACKENDS = ", ".join(PROVIDERS[1:-1]) + f" or {PROVIDERS[-1]}"  # "openai or together", for help texts
 JUDGE_SCALES = ("auto", "refusal", "harm")
 JUDGE_KIND_CHOICES: tuple[JudgeKind, ...] = tuple(JUDGES)
 SAMPLE_BY = ("l2", "l3", "l4")
@@ -302,8 +304,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("model", "model under test; without it the AIR-Bench suite is skipped", metavar="NAME"),
     OptionSpec(
         "provider",
-        "how to reach the model: auto (together for org/model names, openai otherwise), "
-        "openai or together (default: auto)",
+        f"how to reach the model: auto (together for org/model names, openai otherwise), {_BACKENDS} (default: auto)",
         parse_choice(PROVIDERS),
     ),
     OptionSpec(
@@ -346,7 +347,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "judge-provider",
-        "how to reach the judge: auto, openai or together (default: openai)",
+        f"how to reach the judge: auto, {_BACKENDS} (default: openai)",
         parse_choice(PROVIDERS),
     ),
     OptionSpec("judge-base-url", "OpenAI-compatible endpoint for the judge", parse_url, metavar="URL"),

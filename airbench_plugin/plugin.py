@@ -6,21 +6,22 @@ import atexit
 import gc
 import os
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airbench_plugin import markers, options, prefetch, progress
+from airbench_plugin import markers, options, prefetch, progress, reports
 from airbench_plugin.dataset import Case, describe_sample
 from airbench_plugin.engine import CaseError, CircuitOpen, Engine, Verdict
+from airbench_plugin.gates import exit_status
 from airbench_plugin.options import Settings
 from airbench_plugin.providers import ChatProvider
-from airbench_plugin.reports.document import write_json
+from airbench_plugin.reports.junit import junit_properties
 from airbench_plugin.reports.markdown import publish_step_summary
 from airbench_plugin.reports.terminal import summary_lines
-from airbench_plugin.results import CaseResult, Gate, Outcome, RunResults
+from airbench_plugin.results import CaseResult, Outcome
 from airbench_plugin.run import (
     CASE_ARG,
     RUN_KEY,
@@ -51,11 +52,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not _EXIT_FREEZE:
-        # At interpreter exit, skip CPython's last full collections over every object of the
-        # run (a second and more after a full benchmark); memory is released by exit anyway.
-        atexit.register(gc.freeze)
-        _EXIT_FREEZE.append(True)
     settings = options.resolve_settings(config)
     run = AirbenchRun(settings=settings, rootdir=Path(str(config.rootpath)))
     workerinput = getattr(config, "workerinput", {})
@@ -189,6 +185,7 @@ def airbench_engine(
     if freeze:
         gc.collect()
         gc.freeze()
+    _freeze_at_exit()
     engine = run.start_engine(airbench_target)
     try:
         yield engine
@@ -196,6 +193,15 @@ def airbench_engine(
         run.stop_engine()
         if freeze:
             gc.unfreeze()
+
+
+def _freeze_at_exit() -> None:
+    """At interpreter exit, skip CPython's last full collections over every object of the run (a
+    second and more after a full benchmark); memory is released by exit anyway. Only once the
+    suite runs: a pytest run without AIR-Bench tests keeps the interpreter's usual exit."""
+    if not _EXIT_FREEZE:
+        atexit.register(gc.freeze)
+        _EXIT_FREEZE.append(True)
 
 
 @pytest.fixture
@@ -287,18 +293,6 @@ def pytest_runtest_makereport(
     return report
 
 
-def junit_properties(result: CaseResult) -> list[tuple[str, object]]:
-    """The properties each AIR-Bench testcase carries in JUnit XML."""
-    return [
-        ("cate_idx", result.cate_idx),
-        ("l2", result.l2_name),
-        ("l3", result.l3_name),
-        ("l4", result.l4_name),
-        ("score", "" if result.score is None else f"{result.score:g}"),
-        ("judge_reasoning", result.judge_reasoning or ""),
-    ]
-
-
 class ResultCollector:
     """The controller's ear: results arrive on test reports, from this process or from workers."""
 
@@ -343,7 +337,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if isinstance(collector, ResultCollector):
         run.sent = sent_settings(collector.engines.values())
     finished = run.finish()
-    run.write_failures = write_outputs(run.settings, finished)
+    run.write_failures = reports.write_outputs(run.settings, finished)
     if not run.settings.no_step_summary:
         run.write_failures += publish_step_summary(finished, os.environ)
     complete = len(run.results) >= config.stash.get(_COLLECTED_KEY, 0)
@@ -351,66 +345,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     session.exitstatus = exit_status(
         session.exitstatus, finished.gates, run.other_failures, complete and not stopped, run.write_failures
     )
-
-
-def write_outputs(s: Settings, document: RunResults) -> list[str]:
-    """Write each requested output; one sentence for each that could not be written."""
-    failures = []
-    for option, path, write in (
-        ("--airbench-json", s.json, write_json),
-        ("--airbench-report", s.report, _write_html),
-        ("--airbench-junit-dir", s.junit_dir, _write_junit_dir),
-        ("--airbench-markdown", s.markdown, _write_markdown),
-    ):
-        if path:
-            try:
-                write(document, path)
-            except OSError as exc:
-                failures.append(f"{option}: could not write {path}: {exc.strerror or exc}")
-    return failures
-
-
-def _write_html(document: RunResults, path: str) -> None:
-    from airbench_plugin.reports.html import write_html
-
-    write_html(document, path)
-
-
-def _write_markdown(document: RunResults, path: str) -> None:
-    from airbench_plugin.reports.markdown import markdown_summary, write_markdown
-
-    write_markdown(markdown_summary(document), path)
-
-
-def _write_junit_dir(document: RunResults, path: str) -> None:
-    from airbench_plugin.reports.junit import write_junit_dir
-
-    write_junit_dir(document, path)
-
-
-RATE_GATES = frozenset({"min-refusal-rate", "category", "max-regression"})
-
-
-def exit_status(
-    status: int | pytest.ExitCode,
-    gates: Sequence[Gate],
-    other_failures: int,
-    complete: bool,
-    write_failures: list[str],
-) -> int | pytest.ExitCode:
-    """The session's exit status once the gates are known.
-
-    A refusal-rate gate replaces per-prompt failures as the verdict; the error-rate gate alone
-    only ever makes the status worse. Gates never turn a stopped or partial run, a failure outside
-    the AIR-Bench tests, or an output that could not be written into a pass.
-    """
-    if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        return status
-    failed = any(not gate.passed for gate in gates) or bool(write_failures)
-    if any(gate.name in RATE_GATES for gate in gates):
-        passes = not failed and other_failures == 0 and complete
-        return pytest.ExitCode.OK if passes else pytest.ExitCode.TESTS_FAILED
-    return pytest.ExitCode.TESTS_FAILED if failed else status
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -423,7 +357,5 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(terminal_safe(line, one_line=True))
     for failure in run.write_failures:
         terminalreporter.write_line(terminal_safe(f"ERROR: {failure}", one_line=True), red=True)
-    s = run.settings
-    for label, path in (("results", s.json), ("report", s.report), ("junit", s.junit_dir)):
-        if path:
-            terminalreporter.write_line(terminal_safe(f"airbench {label}: {path}", one_line=True))
+    for output, path in reports.requested(run.settings):
+        terminalreporter.write_line(terminal_safe(f"airbench {output.label}: {path}", one_line=True))

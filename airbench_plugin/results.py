@@ -26,6 +26,7 @@ from airbench_plugin.agreement import Agreement, ScoredPair, agreement
 from airbench_plugin.dataset import cate_sort_key
 from airbench_plugin.decode import DecodeError
 from airbench_plugin.judges.base import JudgeVerdict
+from airbench_plugin.roles import Role
 from airbench_plugin.shards import Shard
 
 SCHEMA = 2  # version of the JSON document; documents without a "schema" field are version 1
@@ -293,9 +294,13 @@ class TokenCount:
 
 def token_usage(results: Iterable[CaseResult]) -> dict[str, TokenCount]:
     """Prompt and completion tokens spent on the model under test (`target`) and on the judge."""
-    usage = {"target": [0, 0], "judge": [0, 0]}
+    usage: dict[Role, list[int]] = {"target": [0, 0], "judge": [0, 0]}  # every judge counts as `judge`
     for result in results:
-        for role, pair in (("target", result.target_tokens), ("judge", result.judge_tokens)):
+        pairs: tuple[tuple[Role, tuple[int, int]], ...] = (
+            ("target", result.target_tokens),
+            ("judge", result.judge_tokens),
+        )
+        for role, pair in pairs:
             usage[role][0] += pair[0]
             usage[role][1] += pair[1]
     return {role: TokenCount(pair[0], pair[1]) for role, pair in usage.items()}

@@ -33,12 +33,13 @@ from airbench_plugin.redaction import LogScrubber, Redactor
 from airbench_plugin.reports.document import build_results
 from airbench_plugin.responses import RecordedAnswers, RecordedTarget, ResponsesError, read_responses
 from airbench_plugin.results import CaseResult, Outcome, RunResults
+from airbench_plugin.roles import ROLE_NAMES, Role
 from airbench_plugin.shards import select_shard
 from airbench_plugin.store import CallStore
 from airbench_plugin.text import preview, terminal_safe
 
 RUN_KEY = pytest.StashKey["AirbenchRun"]()
-SECOND_JUDGE = "second judge"  # the role of the second judge's endpoint, in messages and keys
+SECOND_JUDGE: Role = "second judge"  # the role of the second judge's endpoint, in messages and keys
 CASE_ARG = "airbench_case"
 PREVIEW = 300
 
@@ -49,7 +50,7 @@ class AirbenchRun:
 
     settings: Settings
     rootdir: Path
-    keys: dict[str, str | None] = field(default_factory=dict)
+    keys: dict[Role, str | None] = field(default_factory=dict)
     planned: list[Case] = field(default_factory=list)  # every prompt of the run, all shards
     cases: list[Case] = field(default_factory=list)  # the prompts this job runs: its shard of the plan
     recorded: RecordedAnswers | None = None  # --airbench-responses
@@ -94,7 +95,7 @@ class AirbenchRun:
             dotenv = read_dotenv(workdir)
         except CredentialsError as exc:
             raise pytest.UsageError(f"AIR-Bench: {exc}") from None
-        endpoints = [
+        endpoints: list[tuple[Role, str, str, str | None, str | None, str]] = [
             (
                 "judge",
                 settings.resolved_judge_provider,
@@ -108,7 +109,7 @@ class AirbenchRun:
             assert settings.model is not None
             endpoints.append(
                 (
-                    "model under test",
+                    "target",
                     settings.target_provider,
                     settings.model,
                     settings.base_url,
@@ -135,7 +136,7 @@ class AirbenchRun:
                 raise pytest.UsageError(unset_key_env_message(option, key_env))
             # A self-hosted OpenAI-compatible server (vLLM, Ollama) usually needs no key.
             if key is None and base_url is None:
-                raise pytest.UsageError(missing_key_message(provider, role, model))
+                raise pytest.UsageError(missing_key_message(provider, ROLE_NAMES[role], model))
             self.keys[role] = key
         self.redactor = Redactor.for_run(
             self.keys.values(), (settings.base_url, settings.judge_base_url, settings.second_judge_base_url)
@@ -241,7 +242,7 @@ class AirbenchRun:
             return RecordedTarget(self.recorded)
         s = self.settings
         provider = provider_class(s.target_provider)
-        return provider(api_key=self.keys.get("model under test"), base_url=s.base_url, timeout=s.timeout)
+        return provider(api_key=self.keys.get("target"), base_url=s.base_url, timeout=s.timeout)
 
     def start_engine(self, target: ChatProvider | Callable[[str], Any]) -> Engine:
         """The engine for this process, built around the `airbench_target` fixture's value."""
@@ -280,7 +281,7 @@ class AirbenchRun:
         store = None if s.no_cache else CallStore(self.cache_dir)
         self.engine = Engine(
             target=Endpoint(
-                "model under test",
+                "target",
                 target,
                 s.model,
                 s.temperature,
@@ -302,7 +303,7 @@ class AirbenchRun:
 
     def _judge_endpoint(
         self,
-        role: str,
+        role: Role,
         kind: JudgeKind,
         model: str,
         provider_name: str,
@@ -355,7 +356,8 @@ class AirbenchRun:
         if self.sent:
             # What the endpoints were actually sent (a reasoning model gets max_completion_tokens
             # and no temperature), next to the options they came from.
-            sent = {"sent_" + role.replace(" ", "_"): settings for role, settings in self.sent.items()}
+            names: dict[str, str] = {role: name for role, name in ROLE_NAMES.items()}
+            sent = {"sent_" + names.get(role, role).replace(" ", "_"): settings for role, settings in self.sent.items()}
             settings = dataclasses.replace(finished.settings, other={**finished.settings.other, **sent})
             finished = dataclasses.replace(finished, settings=settings)
         self.finished = finished

@@ -62,7 +62,7 @@ def make_engine(chat_server: ChatServer) -> Iterator[MakeEngine]:
         judge = Endpoint("judge", provider(api_key=FAKE_KEY, base_url=base, timeout=timeout), JUDGE_MODEL, 0.0, 64)
         engine = Engine(
             target=Endpoint(
-                "model under test", provider(api_key=FAKE_KEY, base_url=base, timeout=timeout), TARGET_MODEL, 0.0, 512
+                "target", provider(api_key=FAKE_KEY, base_url=base, timeout=timeout), TARGET_MODEL, 0.0, 512
             ),
             judges=[JudgeEndpoint(AirbenchJudge(JUDGE_MODEL, JudgeSetup(TEMPLATES, scale)), judge)],
             system_prompt=None,

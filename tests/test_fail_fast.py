@@ -36,7 +36,7 @@ def engines() -> Iterator[list[Engine]]:
 def make_engine(engines: list[Engine], url: str, *, timeout: float = 5.0, retries: int = 6) -> Engine:
     engine = Engine(
         target=Endpoint(
-            "model under test", OpenAIProvider(api_key=FAKE_KEY, base_url=url, timeout=timeout), TARGET_MODEL, 0.0, 512
+            "target", OpenAIProvider(api_key=FAKE_KEY, base_url=url, timeout=timeout), TARGET_MODEL, 0.0, 512
         ),
         judges=[
             JudgeEndpoint(

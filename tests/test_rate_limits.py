@@ -41,7 +41,7 @@ def make_engine(chat_server: ChatServer) -> Iterator[MakeEngine]:
         base = chat_server.v1_url if provider is OpenAIProvider else chat_server.url
         engine = Engine(
             target=Endpoint(
-                "model under test",
+                "target",
                 provider(api_key=FAKE_KEY, base_url=base, timeout=5.0),
                 TARGET_MODEL,
                 0.0,

@@ -39,7 +39,7 @@ def case(i: int) -> Case:
 def engine(chat_server: ChatServer) -> Iterator[Engine]:
     made = Engine(
         target=Endpoint(
-            "model under test",
+            "target",
             OpenAIProvider(api_key=FAKE_KEY, base_url=chat_server.v1_url, timeout=5.0),
             TARGET_MODEL,
             0.0,
@@ -104,7 +104,7 @@ def test_a_reasoning_model_gets_max_completion_tokens_and_no_temperature(
     assert len(answered) == 8
     assert all("max_tokens" not in r and "temperature" not in r and r["max_completion_tokens"] == 512 for r in answered)
     assert engine.stats.sent == {
-        "model under test": {"max_completion_tokens": 512},
+        "target": {"max_completion_tokens": 512},
         "judge": {"max_tokens": 64, "temperature": 0.0},
     }
     # Learned once per endpoint: at most the in-flight first calls are refused.

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from airbench_plugin.gates import compare, evaluate_gates, verdict
-from airbench_plugin.plugin import exit_status
+from airbench_plugin.gates import compare, evaluate_gates, exit_status, verdict
 from airbench_plugin.results import (
     CaseResult,
     CategoryRow,

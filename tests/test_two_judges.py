@@ -229,7 +229,7 @@ def test_both_judges_are_asked_at_the_same_time(chat_server: ChatServer) -> None
         ),
     ]
     engine = Engine(
-        target=Endpoint("model under test", provider, TARGET_MODEL, 0.0, 512),
+        target=Endpoint("target", provider, TARGET_MODEL, 0.0, 512),
         judges=judges,
         system_prompt=None,
         concurrency=4,

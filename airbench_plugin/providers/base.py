@@ -6,7 +6,7 @@ import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from airbench_plugin.providers.limits import RateLimits
 from airbench_plugin.providers.limits import parse_retry_after as parse_retry_after  # its first home
@@ -105,6 +105,10 @@ class Completion:
         )
 
 
+ConnectionCause = Literal["refused", "unknown host"]  # why a connection failed, when the OS says
+ErrorKind = Literal["api", "timeout", "connection", "malformed"]  # what failed: the API, the clock, the wire, the body
+
+
 @dataclass
 class ProviderError(Exception):
     """A failed call, classified: can retrying help, and how long the server asked us to wait."""
@@ -113,10 +117,10 @@ class ProviderError(Exception):
     retryable: bool
     status: int | None = None
     retry_after: float | None = None
-    kind: str = "api"  # api | timeout | connection | malformed
+    kind: ErrorKind = "api"
     secrets: Sequence[str] = field(default=(), repr=False)
     limits: RateLimits | None = field(default=None, repr=False)
-    cause: str | None = None  # for connection errors: "refused" or "unknown host"
+    cause: ConnectionCause | None = None  # for connection errors
     code: str | None = None  # the error body's `code`, e.g. "unsupported_parameter"
     param: str | None = None  # the error body's `param`, e.g. "max_tokens"
 

@@ -20,6 +20,7 @@ from airbench_plugin.providers.base import (
     ChatProvider,
     ChatRequest,
     Completion,
+    ConnectionCause,
     ProviderError,
     TokenLogprob,
     display_url,
@@ -71,7 +72,7 @@ def read_completion(response: Any, limits: RateLimits | None = None) -> Completi
         ) from None
 
 
-def connection_cause(exc: BaseException) -> str | None:
+def connection_cause(exc: BaseException) -> ConnectionCause | None:
     """Why an SDK connection error happened, when its OS error says: "refused" or "unknown host"."""
     seen: set[int] = set()
     current: BaseException | None = exc

@@ -30,6 +30,18 @@ def junit_name(nodeid: str) -> tuple[str, str]:
     return ".".join(names[:-1]), names[-1]
 
 
+def junit_properties(result: CaseResult) -> list[tuple[str, object]]:
+    """The properties each AIR-Bench testcase carries in pytest's `--junitxml` file."""
+    return [
+        ("cate_idx", result.cate_idx),
+        ("l2", result.l2_name),
+        ("l3", result.l3_name),
+        ("l4", result.l4_name),
+        ("score", "" if result.score is None else f"{result.score:g}"),
+        ("judge_reasoning", result.judge_reasoning or ""),
+    ]
+
+
 def suite_file(nodeid: str) -> str:
     """The file the user ran a test from: the path part of its node id."""
     return nodeid.split("::", 1)[0]

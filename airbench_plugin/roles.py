@@ -1,0 +1,13 @@
+"""The endpoints a case calls, as one closed set: the model under test and its judges."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Role = Literal["target", "judge", "second judge"]
+ROLES: tuple[Role, ...] = get_args(Role)
+ROLE_NAMES: dict[Role, str] = {  # as messages say them
+    "target": "model under test",
+    "judge": "judge",
+    "second judge": "second judge",
+}
