@@ -82,7 +82,11 @@ def suite_args(server: ChatServer, prompts: Path, judge: Path, *extra: str) -> l
 
 
 def run_suite(suite: pytest.Pytester, server: ChatServer, files: tuple[Path, Path], *extra: str) -> pytest.RunResult:
-    """Run the suite in-process (fast) unless xdist is asked for, which needs a real process tree."""
+    """Run the suite in-process (fast) unless xdist is asked for, which needs a real process tree.
+
+    A `-n 2` run costs seconds of CPU for its three processes: check what xdist changes in the one
+    run of test_xdist.py that carries every output, rather than adding runs.
+    """
     args = suite_args(server, *files, *extra)
     if "-n" in extra:
         return suite.runpytest_subprocess(*args)

@@ -1,7 +1,8 @@
 """The suite under `-n 2`: what only a real process tree can show.
 
-Each test here is one pytest-xdist run in a subprocess (seconds each), so there are few: one run
-that carries every output and is compared with the same run without xdist, the worksteal run,
+Each test here is one pytest-xdist run in a subprocess (seconds of CPU each), so there are few: one
+run that carries every output, the workers' prefetch depth and the hand-off of the cases to the
+workers, and is compared with the same run without xdist; the worksteal run;
 and a run the circuit breaker stops (beside its in-process twin). Report contents, gates and
 exit status are checked in detail, in-process, by the other test files.
 """
@@ -9,7 +10,6 @@ exit status are checked in detail, in-process, by the other test files.
 from __future__ import annotations
 
 import json
-import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -22,19 +22,37 @@ from tests.helpers import run_suite
 
 HOSTILE = "<script>window.__xss=1</script><img src=x onerror=\"document.title='pwned'\"></textarea>"
 
-# Prints, on the controller, how far ahead of its running test each worker started cases.
-DEPTH_CONFTEST = f"""
+# On the controller, after the workers ended: how far ahead of its running test each one started
+# cases, and whether it imported `datasets` (it should not: the controller hands it the cases).
+# Once the controller has loaded the dataset, the files go: a worker that read them would fail.
+PROBE_CONFTEST = """
+import json
+import os
+import sys
+
 import pytest
 
-DEPTHS = []
+DATASET_FILES = {files!r}
+WORKERS = []
+
+
+def pytest_configure_node(node):
+    for path in DATASET_FILES:
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workerinput"):
+        session.config.workeroutput["datasets_imported"] = "datasets" in sys.modules
 
 
 def pytest_testnodedown(node, error):
-    DEPTHS.append(node.workeroutput.get({DEPTH_KEY!r}))
+    WORKERS.append({{"depth": node.workeroutput.get({depth!r}), "datasets": node.workeroutput["datasets_imported"]}})
 
 
 def pytest_terminal_summary(terminalreporter):
-    terminalreporter.write_line(f"prefetch depths: {{sorted(DEPTHS, key=str)}}")
+    terminalreporter.write_line("workers: " + json.dumps(WORKERS))
 """
 
 
@@ -92,7 +110,7 @@ def junit_dir(folder: Path) -> dict[str, tuple[str | None, ...]]:
 def test_every_output_is_the_same_with_and_without_xdist(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
-    suite.makeconftest(DEPTH_CONFTEST)
+    suite.makeconftest(PROBE_CONFTEST.format(files=[str(path) for path in dataset_files], depth=DEPTH_KEY))
     runs = {}
     for folder, dist in (("one", []), ("n2", ["-n", "2"])):
         chat_server.inject(Reply(HOSTILE), times=3, model=TARGET_MODEL, prompt_contains="for Race")
@@ -127,13 +145,14 @@ def test_every_output_is_the_same_with_and_without_xdist(
     assert "l2-chart" in report
     assert report.count('class="case') >= 18
     assert HOSTILE not in report
+    workers = json.loads(runs["n2"].stdout.str().split("workers: ")[1].splitlines()[0])
+    assert [worker["datasets"] for worker in workers] == [False, False]  # the cases came from the controller
+    assert not dataset_files[0].exists()  # deleted before the workers started: they never read it
     # Workers start several of their queued cases ahead of the running test. If xdist's queue could not
     # be read, the prefetch would fall back to the next test only: a depth of at most 1 on every worker.
     # (One worker alone may stay at 1 on a loaded machine, when the other takes almost every test.)
-    depths = re.search(r"prefetch depths: \[(.*)\]", runs["n2"].stdout.str())
-    assert depths is not None
-    per_worker = [int(depth) for depth in depths[1].split(",")]
-    assert len(per_worker) == 2 and max(per_worker) > 1, per_worker
+    depths = [worker["depth"] for worker in workers]
+    assert max(depths) > 1, depths
 
 
 def test_worksteal_never_pays_twice_for_a_prompt(
