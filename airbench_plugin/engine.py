@@ -100,9 +100,11 @@ class Verdict:
     judge_raw: str | None = None
     raw_score: float | None = None
     refused_by_provider: bool = False
-    target_tokens: tuple[int, int] = (0, 0)
+    target_tokens: tuple[int, int] = (0, 0)  # what the calls cost, from the cache or not
     judge_tokens: tuple[int, int] = (0, 0)
     judges: tuple[JudgeVerdict, ...] = ()
+    target_cached: bool = False  # the answer was read from the cache: its tokens were paid before
+    judge_cached: bool = False  # every judge call was read from the cache
 
 
 @dataclass
@@ -457,14 +459,26 @@ class Engine:
         request = target_request(self.target, case.prompt + self.prompt_suffix, self.system_prompt)
         answer = await self._call(self.target, request, order=order)
         target_tokens = (answer.prompt_tokens, answer.completion_tokens)
+        cached = answer.from_cache
         if answer.refused_by_provider:
             return Verdict(
-                answer.text, 1.0, PROVIDER_REFUSAL_REASONING, refused_by_provider=True, target_tokens=target_tokens
+                answer.text,
+                1.0,
+                PROVIDER_REFUSAL_REASONING,
+                refused_by_provider=True,
+                target_tokens=target_tokens,
+                target_cached=cached,
             )
         if not answer.text.strip() and answer.finish_reason == "length":
             raise CaseError(empty_at_length_message(self.target))
         if not answer.text.strip():
-            return Verdict(answer.text, EMPTY_RESPONSE_SCORE, EMPTY_RESPONSE_REASONING, target_tokens=target_tokens)
+            return Verdict(
+                answer.text,
+                EMPTY_RESPONSE_SCORE,
+                EMPTY_RESPONSE_REASONING,
+                target_tokens=target_tokens,
+                target_cached=cached,
+            )
         # Every judge scores the answer at once; a failure is reported in judge order.
         outcomes = await asyncio.gather(
             *(self._judge(judging, case, answer.text, order) for judging in self.judges), return_exceptions=True
@@ -484,6 +498,8 @@ class Engine:
             target_tokens=target_tokens,
             judge_tokens=(sum(v.tokens[0] for v in verdicts), sum(v.tokens[1] for v in verdicts)),
             judges=tuple(verdicts),
+            target_cached=cached,
+            judge_cached=all(v.from_cache for v in verdicts),
         )
 
     async def _judge(self, judging: JudgeEndpoint, case: Case, answer: str, order: int) -> JudgeVerdict:
@@ -492,9 +508,11 @@ class Engine:
         request = judge.request(case, answer)
         last_text = ""
         tokens = (0, 0)
+        from_cache = True
         for _attempt in range(2):
             reply = await self._call(endpoint, request, keep=judge.parses, order=order, judge=judge.kind)
             tokens = (tokens[0] + reply.prompt_tokens, tokens[1] + reply.completion_tokens)
+            from_cache = from_cache and reply.from_cache
             if reply.refused_by_provider:
                 raise CaseError(f"the {endpoint.role_name}'s provider refused to grade this answer (content filter)")
             last_text = reply.text
@@ -502,7 +520,7 @@ class Engine:
                 verdict = judge.read(reply)
             except JudgeParseError:
                 continue
-            return dataclasses.replace(verdict, tokens=tokens)
+            return dataclasses.replace(verdict, tokens=tokens, from_cache=from_cache)
         raise CaseError(judge.unparseable(last_text))
 
     async def _call(
@@ -520,8 +538,9 @@ class Engine:
             cached = await self._stored_or_claim(self.store, key, keep)
             if cached is not None:
                 self.stats.cached += 1
-                # Token counts say what this run spent: a call read from the cache cost nothing.
-                return dataclasses.replace(cached, prompt_tokens=0, completion_tokens=0)
+                # The counts stay what the answer cost when it was made; the flag says this run did
+                # not pay them (the progress line's counters only add calls actually made).
+                return dataclasses.replace(cached, from_cache=True)
         if key is None:
             return await self._call_and_store(endpoint, request, None, keep, order)
         call = asyncio.ensure_future(self._call_and_store(endpoint, request, key, keep, order))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from airbench_plugin.agreement import Agreement
 from airbench_plugin.results import (
+    LEVELS,
     CaseResult,
     Comparison,
     DeltaRow,
@@ -20,6 +21,7 @@ from airbench_plugin.results import (
     select_prefix,
     tally,
 )
+from airbench_plugin.wording import plural
 
 __all__ = [
     "RATE_GATES",
@@ -56,10 +58,22 @@ def error_rate_gate(results: Sequence[CaseResult], threshold: float) -> Gate:
     """The share of errored prompts must be at most `threshold`, so an outage never passes."""
     total = len(results)
     errors = sum(1 for r in results if r.outcome == "error")
-    rate = errors / total if total else 1.0
-    ok = total > 0 and rate <= threshold
-    detail = f"{errors} of {total} prompts errored ({_pct(rate)}; at most {_pct(threshold)} allowed)"
-    return Gate("max-error-rate", "overall", threshold, rate, ok, detail)
+    allowed = f"at most {_pct(threshold)} allowed"
+    if total == 0:
+        # Nothing ran: the gate fails, since no run can show its error rate is low enough.
+        return Gate("max-error-rate", "overall", threshold, 1.0, False, f"no prompt was run ({allowed})")
+    rate = errors / total
+    detail = f"{errors:,} of {plural(total, 'prompt')} errored ({_pct(rate)}; {allowed})"
+    return Gate("max-error-rate", "overall", threshold, rate, rate <= threshold, detail)
+
+
+def category_label(results: Sequence[CaseResult], prefix: str) -> str:
+    """`2 Operational Misuses` for the gate on `2`: the prefix and the name of its category, as
+    regression gates say it; the bare prefix when no result lies under it."""
+    depth = prefix.count(".")
+    if not results or depth >= len(LEVELS):
+        return prefix
+    return f"{prefix} {results[0].name(LEVELS[depth])}"
 
 
 def agreement_gate(agreement: Agreement | None, threshold: float) -> Gate:
@@ -181,7 +195,8 @@ def evaluate_gates(
     if min_refusal_rate is not None:
         gates.append(min_rate_gate("min-refusal-rate", "overall", results, min_refusal_rate))
     for prefix, threshold in category_gates:
-        gates.append(min_rate_gate("category", prefix, select_prefix(results, prefix), threshold))
+        members = select_prefix(results, prefix)
+        gates.append(min_rate_gate("category", category_label(members, prefix), members, threshold))
     gates.append(error_rate_gate(results, max_error_rate or 0.0))
     if max_regression is not None and comparison is not None:
         gates.extend(regression_gates(comparison, max_regression))

@@ -74,9 +74,11 @@ class CaseResult:
     outcome: Outcome
     error: str | None = None
     refused_by_provider: bool = False
-    target_tokens: tuple[int, int] = (0, 0)
+    target_tokens: tuple[int, int] = (0, 0)  # what the answer cost, also when read from the cache
     judge_tokens: tuple[int, int] = (0, 0)
     judges: tuple[JudgeVerdict, ...] = ()  # one entry per judge that scored the answer, first judge first
+    target_cached: bool = False  # the answer came from the response cache: paid by an earlier run
+    judge_cached: bool = False  # every judgement came from the response cache
 
     def key(self, level: Level) -> str:
         """This result's category key at `level`."""
@@ -131,6 +133,8 @@ class CaseResult:
                 JudgeVerdict.from_json(kind, entry, f"{where}.judges.{kind}")
                 for kind, entry in decode.obj(raw.get("judges", {}), f"{where}.judges").items()
             ),
+            target_cached=decode.boolean(raw.get("target_cached", False), f"{where}.target_cached"),
+            judge_cached=decode.boolean(raw.get("judge_cached", False), f"{where}.judge_cached"),
         )
 
 
@@ -285,25 +289,33 @@ def select_prefix(results: Iterable[CaseResult], prefix: str) -> list[CaseResult
 
 @dataclass(frozen=True)
 class TokenCount:
+    """What the answers of a run cost; the `cached_` part was read from the cache, paid by an earlier run."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
 
     def to_json(self) -> dict[str, int]:
         return dataclasses.asdict(self)
 
 
 def token_usage(results: Iterable[CaseResult]) -> dict[str, TokenCount]:
-    """Prompt and completion tokens spent on the model under test (`target`) and on the judge."""
-    usage: dict[Role, list[int]] = {"target": [0, 0], "judge": [0, 0]}  # every judge counts as `judge`
+    """Prompt and completion tokens of the model under test (`target`) and of the judges (`judge`)."""
+    usage: dict[Role, list[int]] = {"target": [0, 0, 0, 0], "judge": [0, 0, 0, 0]}  # every judge counts as `judge`
     for result in results:
-        pairs: tuple[tuple[Role, tuple[int, int]], ...] = (
-            ("target", result.target_tokens),
-            ("judge", result.judge_tokens),
+        pairs: tuple[tuple[Role, tuple[int, int], bool], ...] = (
+            ("target", result.target_tokens, result.target_cached),
+            ("judge", result.judge_tokens, result.judge_cached),
         )
-        for role, pair in pairs:
-            usage[role][0] += pair[0]
-            usage[role][1] += pair[1]
-    return {role: TokenCount(pair[0], pair[1]) for role, pair in usage.items()}
+        for role, pair, cached in pairs:
+            counts = usage[role]
+            counts[0] += pair[0]
+            counts[1] += pair[1]
+            if cached:
+                counts[2] += pair[0]
+                counts[3] += pair[1]
+    return {role: TokenCount(*counts) for role, counts in usage.items()}
 
 
 def order_results(results: Iterable[CaseResult]) -> list[CaseResult]:

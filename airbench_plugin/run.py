@@ -419,6 +419,8 @@ def record(nodeid: str, case: Case, verdict: Verdict | None, outcome: Outcome, e
         target_tokens=verdict.target_tokens if verdict else (0, 0),
         judge_tokens=verdict.judge_tokens if verdict else (0, 0),
         judges=verdict.judges if verdict else (),
+        target_cached=verdict.target_cached if verdict else False,
+        judge_cached=verdict.judge_cached if verdict else False,
     )
 
 

@@ -33,6 +33,31 @@ def test_a_rerun_and_a_new_threshold_make_no_calls(
     assert len(chat_server.calls()) == 72
 
 
+def test_a_fully_cached_rerun_shows_what_its_answers_cost(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    """The same counts as the run that paid for them, marked as read from the cache, not zeros."""
+    args = suite_args(chat_server, *dataset_files, "--airbench-json=r.json")
+    first = suite.runpytest(*args)
+    paid = [line for line in first.outlines if line.startswith("tokens: ")]
+    assert len(paid) == 1 and "from cache" not in paid[0]
+    usage = json.loads((suite.path / "r.json").read_text())["usage"]
+    assert usage["target"]["prompt_tokens"] > 0 and usage["target"]["cached_prompt_tokens"] == 0
+    again = suite.runpytest(*args)
+    assert len(chat_server.calls()) == 26  # the rerun made no call
+    target, judge = paid[0].removeprefix("tokens: ").split("; ")
+    again.stdout.fnmatch_lines([f"tokens: {target} (all from cache); {judge} (all from cache)"])
+    cached = json.loads((suite.path / "r.json").read_text())["usage"]["target"]
+    assert (
+        (cached["prompt_tokens"], cached["completion_tokens"])
+        == (
+            cached["cached_prompt_tokens"],
+            cached["cached_completion_tokens"],
+        )
+        == (usage["target"]["prompt_tokens"], usage["target"]["completion_tokens"])
+    )
+
+
 def test_cache_directory_option(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, tmp_path: Path
 ) -> None:

@@ -245,8 +245,11 @@ def test_completed_calls_are_cached_and_never_repeated(
     first.close()
     second = make_engine(store=CallStore(tmp_path / "cache"))
     replayed = [second.verdict(case(i)) for i in range(3)]
-    # The same verdicts; tokens say what this run spent, and a cached call cost nothing.
-    assert [dataclasses.replace(v, target_tokens=(0, 0), judge_tokens=(0, 0)) for v in verdicts] == replayed
+    # The same verdicts, with what the answers cost when they were made, marked as read from the cache.
+    assert not any(v.target_cached or v.judge_cached for v in verdicts)
+    assert [dataclasses.replace(v, target_cached=True, judge_cached=True) for v in verdicts] == replayed
+    assert replayed[0].target_tokens == verdicts[0].target_tokens != (0, 0)
+    assert replayed[0].judge_tokens == verdicts[0].judge_tokens != (0, 0)
     assert len(chat_server.calls()) == 6
     assert second.stats.cached == 6
 

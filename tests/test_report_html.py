@@ -337,7 +337,7 @@ def test_header_fields(dom: Node) -> None:
     details = squash(dom.find("dl", id="run-details").text())
     assert "Temperature 0" in details
     assert "Max tokens 512" in details
-    assert "Tokens (target) 1,100 prompt / 2,200 completion" in details  # summed over the 11 records
+    assert "Tokens (target) 1,100 prompt + 2,200 completion" in details  # summed over the 11 records
     assert "Plugin version 0.1.0" in details
 
 

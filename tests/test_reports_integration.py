@@ -146,7 +146,10 @@ def test_category_gates_from_the_ini_file(
     result = run(suite, chat_server, dataset_files, "-c", str(ini))
     assert result.ret == 1
     result.stdout.fnmatch_lines(
-        ["*[[]PASS] category: 1 refusal rate 100.0% >= 95.0%", "*[[]FAIL] category: 14 refusal rate 0.0% < 90.0%"]
+        [
+            "*[[]PASS] category: 1 Security Risks refusal rate 100.0% >= 95.0%",
+            "*[[]FAIL] category: 14 Discrimination/Bias refusal rate 0.0% < 90.0%",
+        ]
     )
 
 
@@ -186,9 +189,7 @@ def test_baseline_regression_and_flipped_prompts(
     assert sorted(f["cate_idx"] for f in baseline["flipped"]) == ["14.3940.21"] * 3
     failed = [g for g in document["gates"] if not g["passed"]]
     assert {g["target"] for g in failed} == {"overall", "14 Discrimination/Bias"}
-    result.stdout.fnmatch_lines(
-        ["*against baseline old.json: overall -16.7%, 3 prompt(s) flipped from passed to failed"]
-    )
+    result.stdout.fnmatch_lines(["*against baseline old.json: overall -16.7%, 3 prompts flipped from passed to failed"])
     assert "flipped" in (suite.path / "report.html").read_text().lower()
 
 

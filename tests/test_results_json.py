@@ -133,9 +133,14 @@ def test_a_document_without_schema_from_version_0_1_reads_with_its_meaning_kept(
     assert run.aggregates.categories_json() == document["categories"]
     assert [g.to_json() for g in run.gates] == document["gates"]
     assert run.gate_verdict == document["gate_verdict"] == "failed"
-    assert {k: v.to_json() for k, v in run.usage.items()} == document["usage"]
-    # Records from before the judge layer have no per-judge entries, and say so.
-    assert [r.to_json() for r in run.records] == [{**r, "judges": {}} for r in document["results"]]
+    # Records from before the judge layer have no per-judge entries, and version 0.1 knew nothing
+    # of the cache: every count reads as paid by that run.
+    no_cache = {"cached_prompt_tokens": 0, "cached_completion_tokens": 0}
+    assert {k: v.to_json() for k, v in run.usage.items()} == {
+        k: {**v, **no_cache} for k, v in document["usage"].items()
+    }
+    not_cached = {"target_cached": False, "judge_cached": False}
+    assert [r.to_json() for r in run.records] == [{**r, "judges": {}, **not_cached} for r in document["results"]]
     assert run.settings.other["category_gates"] == {"1": 0.9}
     # Without a recorded plan, the plan is exactly the prompts it has results for.
     assert [(p.test_id, p.status) for p in run.plan] == [
@@ -155,9 +160,11 @@ def test_a_document_without_schema_from_version_0_1_reads_with_its_meaning_kept(
         "categories",
         "gates",
         "gate_verdict",
-        "usage",
     ):
         assert rewritten[key] == document[key], key
+    # Fields added since, with the meaning the old file had: nothing was read from the cache.
+    assert rewritten["usage"] == {k: {**v, **no_cache} for k, v in document["usage"].items()}
+    assert rewritten["results"] == [{**r, "judges": {}, **not_cached} for r in document["results"]]
 
 
 def test_a_document_from_a_newer_version_is_refused_in_one_sentence() -> None:

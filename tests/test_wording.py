@@ -1,7 +1,19 @@
-"""Counted nouns in every report."""
+"""Words and numbers in every report: counted nouns, token counts, gate and summary lines."""
 
 from __future__ import annotations
 
+from airbench_plugin.reports.pytest_html_hooks import summary_table
+from airbench_plugin.reports.terminal import overall_text, summary_lines, tokens_text
+from airbench_plugin.results import (
+    CaseResult,
+    Comparison,
+    DatasetInfo,
+    FlippedPrompt,
+    RunResults,
+    RunSettings,
+    Tally,
+    TokenCount,
+)
 from airbench_plugin.wording import plural
 
 
@@ -11,3 +23,76 @@ def test_plural() -> None:
     assert plural(5694, "prompt") == "5,694 prompts"
     assert plural(1, "category", "categories") == "1 category"
     assert plural(2, "category", "categories") == "2 categories"
+
+
+def test_overall_text() -> None:
+    assert (
+        overall_text(Tally(1, 1.0, 1, 0, 1)) == "refusal rate 100.0% over 1 scored prompt (1 passed, 0 failed, 1 error)"
+    )
+    assert overall_text(Tally(1234, 0.5, 617, 617, 2)) == (
+        "refusal rate 50.0% over 1,234 scored prompts (617 passed, 617 failed, 2 errors)"
+    )
+    assert overall_text(Tally(0, None, 0, 0, 3)) == "no prompt was scored (0 passed, 0 failed, 3 errors)"
+
+
+def test_tokens_text_shows_what_cached_answers_cost() -> None:
+    assert tokens_text(TokenCount(1234, 567)) == "1,234 prompt + 567 completion"
+    assert tokens_text(TokenCount(1234, 567, 1234, 567)) == "1,234 prompt + 567 completion (all from cache)"
+    assert tokens_text(TokenCount(1234, 567, 1000, 500)) == "1,234 prompt + 567 completion (1,000 + 500 from cache)"
+    assert tokens_text(TokenCount()) == "0 prompt + 0 completion"
+
+
+def _record(cate: str, outcome: str, cached: bool) -> CaseResult:
+    names = {"1": "Security Risks", "2": "Operational Misuses"}
+    return CaseResult.from_json(
+        {
+            "nodeid": f"t.py::test_airbench[{cate}-x-0]",
+            "cate_idx": cate,
+            "l2_name": names[cate.split(".")[0]],
+            "l3_name": "L3",
+            "l4_name": "L4",
+            "prompt": "p",
+            "response": "r",
+            "judge_reasoning": "j",
+            "judge_raw": None,
+            "score": {"passed": 1.0, "failed": 0.0, "error": None}[outcome],
+            "outcome": outcome,
+            "error": "boom" if outcome == "error" else None,
+            "target_tokens": [1200, 500],
+            "judge_tokens": [34, 67],
+            "target_cached": cached,
+            "judge_cached": cached,
+        }
+    )
+
+
+def _run(records: list[CaseResult], comparison: Comparison | None = None) -> RunResults:
+    return RunResults.build(
+        model="m",
+        judge_model="j",
+        dataset=DatasetInfo("hf:x/y@1", "1", "default"),
+        settings=RunSettings(),
+        records=records,
+        comparison=comparison,
+        created="2026-01-01T00:00:00+00:00",
+    )
+
+
+def test_a_fully_cached_rerun_says_what_its_answers_cost() -> None:
+    lines = summary_lines(_run([_record("1.1.1", "passed", cached=True), _record("2.5.1", "error", cached=True)]))
+    assert lines[0] == "model m  judge j  refusal rate 100.0% over 1 scored prompt (1 passed, 0 failed, 1 error)"
+    assert lines[-1] == (
+        "tokens: model under test 2,400 prompt + 1,000 completion (all from cache); "
+        "judge 68 prompt + 134 completion (all from cache)"
+    )
+
+
+def test_one_flipped_prompt_is_singular() -> None:
+    comparison = Comparison("old.json", "m", 1, -1.0, {}, (FlippedPrompt("t.py::x", "1.1.1", "p"),))
+    lines = summary_lines(_run([_record("1.1.1", "failed", cached=False)], comparison))
+    assert "against baseline old.json: overall -100.0%, 1 prompt flipped from passed to failed" in lines
+
+
+def test_pytest_html_summary_sentence() -> None:
+    html = summary_table(_run([_record("1.1.1", "passed", cached=False), _record("2.5.1", "error", cached=False)]))
+    assert "<p>Refusal rate 100.0% over 1 scored prompt (1 passed, 0 failed, 1 error).</p>" in html

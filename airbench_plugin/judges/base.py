@@ -48,6 +48,7 @@ class JudgeVerdict:
     # Prompt and completion tokens spent on this verdict, over attempts: what a run paid, not
     # what the judge said, so two verdicts that read the same are equal.
     tokens: tuple[int, int] = field(default=(0, 0), compare=False)
+    from_cache: bool = field(default=False, compare=False)  # every attempt was read from the cache
 
     def to_json(self) -> dict[str, Any]:
         """This judge's entry in a result's `judges`: the documented keys of its kind."""

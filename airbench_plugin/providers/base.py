@@ -79,6 +79,9 @@ class Completion:
     logprobs: tuple[TokenLogprob, ...] | None = None  # None: the server returned none
     # What the answer's headers said about the endpoint's rate limits; never cached or compared.
     limits: RateLimits | None = field(default=None, compare=False, repr=False)
+    # Read from the response cache: the token counts are what the answer cost when it was made,
+    # not what this run paid. Set by the engine, never stored.
+    from_cache: bool = field(default=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -20,6 +20,7 @@ from typing import Any
 
 import jinja2
 
+from airbench_plugin.reports.terminal import tokens_text
 from airbench_plugin.results import (
     LEVELS,
     CaseResult,
@@ -487,8 +488,7 @@ def _build_meta(run: RunResults) -> list[tuple[str, str, bool]]:
         ("Pass threshold", _fmt_setting(s.threshold), False),
     ]
     for role, tokens in run.usage.items():
-        value = f"{_fmt_number(tokens.prompt_tokens)} prompt / {_fmt_number(tokens.completion_tokens)} completion"
-        rows.append((f"Tokens ({role})", value, False))
+        rows.append((f"Tokens ({role})", tokens_text(tokens), False))
     rows.append(("Plugin version", run.plugin_version or _DASH, False))
     return rows
 
@@ -545,6 +545,9 @@ def render_html(run: RunResults) -> str:
         "passed": _fmt_number(summary.passed),
         "failed": _fmt_number(summary.failed),
         "errors": _fmt_number(summary.errors),
+        # A count is coloured only when there is something to see: zero failures or errors stay neutral.
+        "has_failed": summary.failed > 0,
+        "has_errors": summary.errors > 0,
         "verdict": run.gate_verdict,
         "gates": _build_gates(run.gates),
         "baseline": _build_baseline(run.comparison),

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from airbench_plugin.reports.terminal import overall_text
 from airbench_plugin.results import CaseResult, RunResults
 
 
@@ -37,21 +38,34 @@ def result_extras(result: CaseResult) -> list[dict[str, Any]]:
     return [extras.html(html)]
 
 
+# pytest-html styles its own tables only; without this the summary's cells touch ("10Deception").
+SUMMARY_STYLE = (
+    "<style>#airbench-summary{border-collapse:collapse;margin:6px 0 12px}"
+    "#airbench-summary th,#airbench-summary td{padding:3px 12px;border-bottom:1px solid #e2e2e2;text-align:left}"
+    "#airbench-summary .num{text-align:right;font-variant-numeric:tabular-nums}</style>"
+)
+
+
 def summary_table(run: RunResults) -> str:
     """The per-level-2 table, as escaped HTML."""
-    overall = run.summary
-    rate = "-" if overall.refusal_rate is None else f"{overall.refusal_rate:.1%}"
+
+    def num(value: object) -> str:
+        return f'<td class="num">{value}</td>'
+
     rows = [
-        f"<tr><td>{escape(key)}</td><td>{escape(row.name)}</td><td>{row.tally.n}</td>"
-        f"<td>{'-' if row.tally.refusal_rate is None else format(row.tally.refusal_rate, '.1%')}</td>"
-        f"<td>{row.tally.failed}</td><td>{row.tally.errors}</td></tr>"
+        f"<tr>{num(escape(key))}<td>{escape(row.name)}</td>{num(f'{row.tally.n:,}')}"
+        f"{num('-' if row.tally.refusal_rate is None else format(row.tally.refusal_rate, '.1%'))}"
+        f"{num(f'{row.tally.failed:,}')}{num(f'{row.tally.errors:,}')}</tr>"
         for key, row in run.aggregates.levels["l2"].items()
     ]
+    head = "".join(
+        f'<th class="num">{name}</th>' if name != "category" else f"<th>{name}</th>"
+        for name in ("l2", "category", "n", "refusal rate", "failed", "errors")
+    )
+    overall = overall_text(run.summary)
     return (
-        f"<h2>AIR-Bench 2024</h2><p>Overall refusal rate {rate} over {overall.n} scored prompts "
-        f"({overall.passed} passed, {overall.failed} failed, {overall.errors} errors).</p>"
-        '<table id="airbench-summary"><thead><tr><th>l2</th><th>category</th><th>n</th><th>refusal rate</th>'
-        "<th>failed</th><th>errors</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        f"{SUMMARY_STYLE}<h2>AIR-Bench 2024</h2><p>{escape(overall[0].upper() + overall[1:])}.</p>"
+        f'<table id="airbench-summary"><thead><tr>{head}</tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
     )
 
 

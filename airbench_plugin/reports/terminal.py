@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 from airbench_plugin.agreement import Agreement
-from airbench_plugin.results import RunResults
+from airbench_plugin.results import RunResults, Tally, TokenCount
+from airbench_plugin.wording import plural
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
+
+
+def overall_text(summary: Tally) -> str:
+    """`refusal rate 94.4% over 18 scored prompts (17 passed, 1 failed, 0 errors)`."""
+    counts = f"{summary.passed:,} passed, {summary.failed:,} failed, {plural(summary.errors, 'error')}"
+    if summary.n == 0:
+        return f"no prompt was scored ({counts})"
+    return f"refusal rate {_pct(summary.refusal_rate)} over {plural(summary.n, 'scored prompt')} ({counts})"
+
+
+def tokens_text(count: TokenCount) -> str:
+    """`1,234 prompt + 567 completion`, saying which part was read from the cache (paid by an earlier run)."""
+    text = f"{count.prompt_tokens:,} prompt + {count.completion_tokens:,} completion"
+    cached = (count.cached_prompt_tokens, count.cached_completion_tokens)
+    if cached == (0, 0):
+        return text
+    if cached == (count.prompt_tokens, count.completion_tokens):
+        return f"{text} (all from cache)"
+    return f"{text} ({cached[0]:,} + {cached[1]:,} from cache)"
 
 
 def _kappa(value: float | None) -> str:
@@ -63,13 +83,7 @@ def agreement_lines(agreement: Agreement) -> list[str]:
 
 def summary_lines(run: RunResults) -> list[str]:
     """Plain-text lines for the end of the pytest run."""
-    summary = run.summary
-    lines = [
-        f"model {run.model}  judge {run.judge_model}  "
-        f"refusal rate {_pct(summary.refusal_rate)} over {summary.n} scored prompts  "
-        f"({summary.passed} passed, {summary.failed} failed, {summary.errors} errors)",
-        "",
-    ]
+    lines = [f"model {run.model}  judge {run.judge_model}  {overall_text(run.summary)}", ""]
     rows = [("l2", "category", "n", "refusal", "failed", "errors")]
     for key, category in run.aggregates.levels["l2"].items():
         t = category.tally
@@ -84,10 +98,11 @@ def summary_lines(run: RunResults) -> list[str]:
     lines += judge_lines(run)
     baseline = run.comparison
     if baseline is not None and baseline.overall_delta is not None:
+        flipped = len(baseline.flipped)
         lines += [
             "",
             f"against baseline {baseline.source}: overall {baseline.overall_delta:+.1%}, "
-            f"{len(baseline.flipped)} prompt(s) flipped from passed to failed",
+            f"{plural(flipped, 'prompt')} flipped from passed to failed",
         ]
     if run.gates and run.gate_verdict is not None:
         lines += ["", f"gates: {run.gate_verdict.upper()}"]
@@ -95,9 +110,5 @@ def summary_lines(run: RunResults) -> list[str]:
             mark = "PASS" if gate.passed else "FAIL"
             lines.append(f"  [{mark}] {gate.name}: {gate.detail}")
     usage = run.usage
-    lines += [
-        "",
-        f"tokens: model under test {usage['target'].prompt_tokens} prompt + {usage['target'].completion_tokens} "
-        f"completion; judge {usage['judge'].prompt_tokens} prompt + {usage['judge'].completion_tokens} completion",
-    ]
+    lines += ["", f"tokens: model under test {tokens_text(usage['target'])}; judge {tokens_text(usage['judge'])}"]
     return lines
