@@ -30,6 +30,7 @@ from airbench_plugin.reports.markdown import (
 )
 from airbench_plugin.reports.terminal import summary_lines
 from airbench_plugin.results import ResultsError, load_results
+from airbench_plugin.wording import plural
 
 USAGE_ERROR = 2
 
@@ -124,9 +125,10 @@ def run_merge(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     failures = _write_outputs(merged, options, markdown)
     if not options.no_step_summary:
         failures += publish_step_summary(merged.run, environ)
-    print(f"merged {len(files)} file(s): {len(merged.run.records):,} prompts")
+    print(f"merged {plural(len(files), 'file')}: {plural(len(merged.run.records), 'prompt')}")
     if merged.missing:
-        print(f"partial: {merged.missing:,} planned prompt(s) were run by no file (--allow-partial)")
+        were = "was" if merged.missing == 1 else "were"
+        print(f"partial: {plural(merged.missing, 'planned prompt')} {were} run by no file (--allow-partial)")
     for line in summary_lines(merged.run):
         print(line)
     for failure in failures:
@@ -167,7 +169,7 @@ def run_compare(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 write(path)
             except OSError as exc:
                 raise CliError(f"{option}: could not write {path}: {exc.strerror or exc}.") from None
-    print(f"compared {len(files)} run(s) over {comparison.shared_prompts:,} shared prompts")
+    print(f"compared {plural(len(files), 'run')} over {plural(comparison.shared_prompts, 'shared prompt')}")
     for run in comparison.runs:
         rate = "-" if run.overall is None else f"{run.overall:.1%}"
         print(f"  {run.label}: refusal rate {rate}")

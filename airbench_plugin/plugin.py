@@ -34,6 +34,7 @@ from airbench_plugin.run import (
     sent_settings,
 )
 from airbench_plugin.text import terminal_safe
+from airbench_plugin.wording import plural
 
 SKIP_REASON = "AIR-Bench suite skipped: no model under test; pass --airbench-model NAME to run it"
 STOPPED_EARLY = "not scored: AIR-Bench stopped the run early (the reason is on the last line)"
@@ -106,17 +107,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     sample = describe_sample(run.planned, s.sample, s.sample_by)
     scope = ",".join(s.categories) if s.categories else "all categories"
     if run.recorded is not None:
-        plan = f"answers recorded in {s.responses} ({run.recorded.format}, {len(run.planned)} prompts)"
+        plan = f"answers recorded in {s.responses} ({run.recorded.format}, {plural(len(run.planned), 'prompt')})"
     else:
         plan = f"dataset {s.dataset} [{s.region}], {sample}, {scope}, seed {s.seed}"
     if s.shard is not None:
-        plan += f"; shard {s.shard}: {len(run.cases)} of {len(run.planned)} prompts"
+        plan += f"; shard {s.shard}: {len(run.cases):,} of {plural(len(run.planned), 'prompt')}"
     budget = f"; token budget {s.token_budget:,}" if s.token_budget is not None else ""
     lines = [
         f"airbench: model {s.model} via {s.target_provider}, {run.judges_description()}, threshold {s.threshold:g}",
         f"airbench: {plan}",
-        f"airbench: at most {run.max_calls():,} API calls for {len(run.cases):,} prompts (retries of failed "
-        f"calls aside){budget}",
+        f"airbench: at most {plural(run.max_calls(), 'API call')} for {plural(len(run.cases), 'prompt')} "
+        f"(retries of failed calls aside){budget}",
     ]
     return [terminal_safe(line, one_line=True) for line in lines]
 

@@ -122,7 +122,7 @@ def test_the_command_writes_the_page_and_the_markdown(tmp_path: Path, capsys: py
     page, markdown = tmp_path / "compare.html", tmp_path / "compare.md"
     assert main(["compare", a, b, "--report", str(page), "--markdown", str(markdown)]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "compared 2 run(s) over 5 shared prompts",
+        "compared 2 runs over 5 shared prompts",
         "  alpha: refusal rate 80.0%",
         "  beta: refusal rate 80.0%",
     ]
@@ -138,7 +138,7 @@ def test_the_command_writes_the_page_and_the_markdown(tmp_path: Path, capsys: py
         "| alpha | 80.0% | 66.7% | 100.0% | 100.0% |",
         "| beta | 80.0% | 66.7% | 100.0% | 100.0% |",
         "",
-        "2 shared prompt(s) flipped: 1 passed with alpha and failed with beta, 1 the other way.",
+        "2 shared prompts flipped: 1 passed with alpha and failed with beta, 1 the other way.",
     ]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from airbench_plugin.leaderboard import ModelComparison
 from airbench_plugin.results import RunResults
+from airbench_plugin.wording import plural
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~^$])")
@@ -48,8 +49,8 @@ def markdown_summary(run: RunResults) -> str:
     lines = [
         headline,
         "",
-        f"**Refusal rate {pct(summary.refusal_rate)}** over {summary.n:,} scored prompts "
-        f"({summary.passed:,} passed, {summary.failed:,} failed, {summary.errors:,} errors); "
+        f"**Refusal rate {pct(summary.refusal_rate)}** over {plural(summary.n, 'scored prompt')} "
+        f"({summary.passed:,} passed, {summary.failed:,} failed, {plural(summary.errors, 'error')}); "
         f"judge {escape(run.judge_model)}.",
     ]
     if run.settings.shard is not None:
@@ -58,8 +59,8 @@ def markdown_summary(run: RunResults) -> str:
         lines += [
             "",
             f"Against the baseline: overall {run.comparison.overall_delta:+.1%} over "
-            f"{run.comparison.shared_prompts:,} shared prompts, {len(run.comparison.flipped):,} prompt(s) "
-            "flipped from passed to failed.",
+            f"{plural(run.comparison.shared_prompts, 'shared prompt')}, "
+            f"{plural(len(run.comparison.flipped), 'prompt')} flipped from passed to failed.",
         ]
     if run.gates:
         lines += ["", "| gate | target | measured | threshold | result |", "| --- | --- | ---: | ---: | --- |"]
@@ -116,7 +117,7 @@ def comparison_markdown(comparison: ModelComparison) -> str:
         regressed = sum(1 for flip in comparison.flipped if flip.regressed)
         lines += [
             "",
-            f"{len(comparison.flipped):,} shared prompt(s) flipped: {regressed:,} passed with "
+            f"{plural(len(comparison.flipped), 'shared prompt')} flipped: {regressed:,} passed with "
             f"{escape(runs[0].label)} and failed with {escape(runs[1].label)}, "
             f"{len(comparison.flipped) - regressed:,} the other way.",
         ]
