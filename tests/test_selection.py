@@ -93,12 +93,16 @@ def test_a_level_2_marker_selects_all_its_children_and_markers_combine(
     )
 
 
+@pytest.mark.parametrize("dist", [pytest.param([], id="no-xdist"), pytest.param(["-n", "2"], id="n2")])
 def test_only_the_selected_prompts_are_sent_and_markers_are_listed(
-    suite: pytest.Pytester, chat_server: ChatServer, nested_files: tuple[Path, Path], api_key: str
+    suite: pytest.Pytester, chat_server: ChatServer, nested_files: tuple[Path, Path], api_key: str, dist: list[str]
 ) -> None:
     args = suite_args(chat_server, *nested_files, "--airbench-sample=all", "--strict-markers")
-    result = suite.runpytest(*args, "-m", "airbench_l3_1_1")
-    result.assert_outcomes(passed=4, deselected=6)
+    run = suite.runpytest_subprocess if dist else suite.runpytest  # workers register the markers too
+    result = run(*args, "-m", "airbench_l3_1_1", *dist)
+    result.assert_outcomes(passed=4, deselected=None if dist else 6)  # xdist deselects on its workers
     assert len(chat_server.calls(TARGET_MODEL)) == 4
+    if dist:
+        return
     listed = suite.runpytest(*args, "--markers")
     listed.stdout.fnmatch_lines(["@pytest.mark.airbench_l3_1_1: AIR-Bench level-3 category 1.1 Confidentiality"])
