@@ -106,6 +106,12 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chrome]:
 
 
 @pytest.fixture(autouse=True)
-def _no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Runs inside these tests never append to the CI job's own GitHub summary."""
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+def _runs_inside_tests_ignore_the_outer_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs inside these tests look the same on a laptop and on CI.
+
+    They never append to the CI job's own GitHub summary, and pytest does not switch them to its CI
+    output (`CI` or `BUILD_NUMBER` set: untruncated short-summary lines, which repeat each error's
+    message and would double any count of it).
+    """
+    for name in ("GITHUB_STEP_SUMMARY", "CI", "BUILD_NUMBER"):
+        monkeypatch.delenv(name, raising=False)

@@ -301,7 +301,9 @@ def test_a_bad_judge_key_stops_the_run(
     chat_server.inject(Reply("Incorrect API key provided", status=401), times=1000, model=JUDGE_MODEL)
     result = run_suite(suite, chat_server, dataset_files, "--airbench-sample=all", "--airbench-concurrency=2")
     assert "AIR-Bench stopped early: the first 3 calls to the judge" in result.stdout.str()
-    assert len(chat_server.calls(TARGET_MODEL)) < 18
+    # No call starts once the breaker is open: the 3 failures plus at most the one other call that
+    # was in flight at concurrency 2. (How many model calls ran first depends on scheduling.)
+    assert len(chat_server.calls(JUDGE_MODEL)) <= 3 + 1
     assert result.ret == pytest.ExitCode.INTERRUPTED
 
 
