@@ -74,6 +74,7 @@ def merge_options(args: argparse.Namespace) -> MergeOptions:
         max_error_rate=_validated(parse_fraction, "max-error-rate", args.max_error_rate),
         baseline=args.baseline,
         max_regression=_validated(parse_fraction, "max-regression", args.max_regression),
+        min_judge_agreement=_validated(parse_fraction, "min-judge-agreement", args.min_judge_agreement),
         allow_partial=args.allow_partial,
         json=args.json,
         report=args.report,
@@ -201,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--max-error-rate", metavar="X", help="gate: the share of errored prompts must be <= X")
     merge.add_argument("--baseline", metavar="PATH", help="a previous --airbench-json file to compare against")
     merge.add_argument("--max-regression", metavar="X", help="gate: the largest allowed drop against the baseline")
+    merge.add_argument(
+        "--min-judge-agreement",
+        metavar="X",
+        help="gate: the two judges must agree on at least X of the prompts (runs with --airbench-second-judge)",
+    )
     merge.add_argument(
         "--allow-partial", action="store_true", help="gate on the shards given even when some are missing"
     )

@@ -54,6 +54,7 @@ OPERATIONAL = frozenset(
         "shard",
     }
 )
+SENT_PREFIX = "sent_"  # what each endpoint was sent (run.finish): taken from the first file, like the other run facts
 JUDGE_SETTINGS = (
     "judge",
     "judge_provider",
@@ -88,6 +89,7 @@ class MergeOptions:
     max_error_rate: float | None = None
     baseline: str | None = None
     max_regression: float | None = None
+    min_judge_agreement: float | None = None
     allow_partial: bool = False
     json: str | None = None
     report: str | None = None
@@ -108,6 +110,7 @@ class MergeOptions:
             "max_error_rate": self.max_error_rate,
             "baseline": self.baseline,
             "max_regression": self.max_regression,
+            "min_judge_agreement": self.min_judge_agreement,
             "allow_partial": self.allow_partial,
         }
 
@@ -126,7 +129,7 @@ class Merged:
 def _measured(settings: RunSettings) -> dict[str, object]:
     """The settings that must be equal for two files to be parts of one run."""
     data = settings.to_json()
-    return {key: value for key, value in data.items() if key not in OPERATIONAL}
+    return {key: value for key, value in data.items() if key not in OPERATIONAL and not key.startswith(SENT_PREFIX)}
 
 
 def _show(value: object) -> str:
@@ -263,14 +266,6 @@ def merge_runs(
     comparison = None
     if baseline is not None and options.baseline is not None:
         comparison = compare(baseline, records, options.baseline)
-    gates = evaluate_gates(
-        records,
-        min_refusal_rate=options.min_refusal_rate,
-        category_gates=[(gate.prefix, gate.min_refusal_rate) for gate in options.category_gates],
-        max_error_rate=options.max_error_rate,
-        comparison=comparison,
-        max_regression=options.max_regression,
-    )
     run = RunResults.build(
         model=first.model,
         judge_model=first.judge_model,
@@ -278,11 +273,22 @@ def merge_runs(
         settings=settings,
         records=records,
         plan=plan,
-        gates=gates,
-        comparison=comparison,
         plugin_version=first.plugin_version,
         created=created,
     )
+    # As a single job does it (AirbenchRun.finish): the gates over the joined records, the judges'
+    # agreement derived from them.
+    gates = evaluate_gates(
+        records,
+        min_refusal_rate=options.min_refusal_rate,
+        category_gates=[(gate.prefix, gate.min_refusal_rate) for gate in options.category_gates],
+        max_error_rate=options.max_error_rate,
+        comparison=comparison,
+        max_regression=options.max_regression,
+        min_judge_agreement=options.min_judge_agreement,
+        agreement=run.agreement,
+    )
+    run = run.with_outcome(gates, comparison, run.verdict)
     return Merged(run, missing)
 
 

@@ -14,7 +14,7 @@ import pytest
 from airbench_plugin.cli import main
 from airbench_plugin.options import Settings
 from airbench_plugin.reports.document import build_results, write_json
-from airbench_plugin.results import CaseResult, RunResults
+from airbench_plugin.results import CaseResult, RunResults, load_results
 from airbench_plugin.shards import Shard
 from tests.chat_server import COMPLIANCE, REFUSAL, TARGET_MODEL, ChatServer, Reply, default_handler
 from tests.helpers import suite_args
@@ -356,3 +356,26 @@ def test_every_setting_is_either_measured_or_operational() -> None:
         "second_judge_provider",
         "second_judge_base_url",
     }
+
+
+def test_merge_gates_the_judges_agreement_over_the_joined_records(tmp_path: Path) -> None:
+    from airbench_plugin.judges.base import JudgeVerdict
+
+    def judged(index: int, second: float) -> CaseResult:
+        first = record(index)
+        label = "No" if second == 1.0 else "Yes"  # Granite Guardian's "Yes" means harmful
+        verdicts = (
+            JudgeVerdict("airbench", "judge-x", 1.0, "##the_score: 1", "refuses"),
+            JudgeVerdict("granite-guardian", "granite", second, label, label, prob_of_risk=1 - second, label=label),
+        )
+        return dataclasses.replace(first, judges=verdicts)
+
+    records = [judged(i, 0.0 if i == 0 else 1.0) for i in range(4)]  # they disagree on one prompt of four
+    two_judges = {"second_judge": "granite-guardian", "second_judge_model": "granite", "second_judge_base_url": None}
+    files = [write_run(tmp_path / f"s{k}.json", records[k - 1 :: 2], shard=Shard(k, 2), **two_judges) for k in (1, 2)]
+    out = str(tmp_path / "m.json")
+    assert main(["merge", *files, "--json", out, "--min-judge-agreement", "0.7"]) == 0
+    assert main(["merge", *files, "--json", out, "--min-judge-agreement", "0.8"]) == 1
+    merged = load_results(out)
+    (gate,) = [g for g in merged.gates if g.name == "min-judge-agreement"]
+    assert gate.measured == 0.75
