@@ -26,7 +26,7 @@ from airbench_plugin.dataset import Case, DatasetError, load_suite, load_templat
 from airbench_plugin.engine import CallableTarget, CaseError, Endpoint, Engine, JudgeEndpoint, Verdict
 from airbench_plugin.gates import BaselineError, Gate, compare, evaluate_gates, load_baseline
 from airbench_plugin.judges import JudgeKind, JudgeSetup, judge_class
-from airbench_plugin.judges.airbench import ScaleError, resolve_scale
+from airbench_plugin.judges.airbench import ScaleError, resolve_scale, template_problems
 from airbench_plugin.options import Settings
 from airbench_plugin.providers import ChatProvider, provider_class
 from airbench_plugin.redaction import LogScrubber, Redactor
@@ -162,6 +162,16 @@ class AirbenchRun:
         except DatasetError as exc:
             # The sentence may quote the dataset's own text (category names): no raw control characters.
             raise pytest.UsageError(terminal_safe(f"AIR-Bench: {exc}", one_line=True)) from None
+        problems = template_problems(self.templates, (case.cate_idx for case in planned))
+        if problems and settings.needs_templates:
+            shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+            raise pytest.UsageError(
+                terminal_safe(
+                    f"AIR-Bench: the judge templates in {settings.judge_prompts!r} cannot show the judge what it "
+                    f"grades: {shown}; fix the file or use the judge prompts of the dataset's revision.",
+                    one_line=True,
+                )
+            )
         self.planned = planned
         self.cases = planned if settings.shard is None else select_shard(planned, settings.shard)
         self._resolve_scale()

@@ -11,8 +11,10 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
+from selenium.webdriver.common.by import By
 
 from airbench_plugin.text import (
     REPLACEMENT,
@@ -222,3 +224,45 @@ def test_a_dataset_the_library_cannot_read_is_one_sentence(
     assert assert_one_error_line[0].startswith(f"ERROR: AIR-Bench: cannot read '{rows}' (config 'default'): ")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert chat_server.calls() == []
+
+
+BIG = 5_000_000
+
+
+def test_megabyte_answers_are_cut_in_the_html_outputs_and_kept_whole_in_the_json(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, driver: Any
+) -> None:
+    """Today: ten 5 MB answers made a 155 MB pytest-html report no browser could open."""
+    answer = "Sure, step by step. " + "x" * BIG + NASTY["c0-controls"] + NASTY["osc-title"]
+    chat_server.inject(Reply(answer), times=3, model=TARGET_MODEL, prompt_contains="Network intrusion")
+    result = suite.runpytest(
+        *suite_args(chat_server, *dataset_files, "--airbench-categories=1.1.1"),
+        "--airbench-json=r.json",
+        "--airbench-report=r.html",
+        "--html=p.html",
+        "--self-contained-html",
+        "--junitxml=j.xml",
+        "--airbench-junit-dir=junit",
+    )
+    result.assert_outcomes(failed=3)
+    document = json.loads((suite.path / "r.json").read_bytes().decode("utf-8"))
+    assert {r["response"] for r in document["results"]} == {answer}  # whole
+    omitted = len(answer) - 20_000
+    note = f"[{omitted:,} more characters not shown; the JSON results hold the whole text]"
+    for name in ("r.html", "p.html", "j.xml", "junit/airbench-01-security-risks.xml"):
+        raw = (suite.path / name).read_bytes()
+        assert len(raw) < 1_000_000, name  # three answers of 5 MB each, cut
+        text = raw.decode("utf-8")
+        assert note in text, name
+        assert XML_FORBIDDEN.search(text) is None and "\x1b" not in text, name
+    for name in ("j.xml", "junit/airbench-01-security-risks.xml"):
+        ET.parse(suite.path / name)
+    for name, selector in (("r.html", ".cut"), ("p.html", ".airbench-cut")):
+        driver.get((suite.path / name).as_uri())
+        driver.execute_async_script("var done = arguments[0]; setTimeout(done, 300);")  # the page's own script
+        driver.execute_script(
+            "document.querySelectorAll('details').forEach(function (d) { d.open = true; });"
+            "document.querySelectorAll('.collapsed').forEach(function (e) { e.classList.remove('collapsed'); });"
+        )
+        notes = [e for e in driver.find_elements(By.CSS_SELECTOR, selector) if e.is_displayed()]
+        assert notes and all(e.text == note for e in notes), name  # visible, not only in the source

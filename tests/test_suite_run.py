@@ -86,7 +86,7 @@ def test_unparseable_judge_is_asked_once_more_then_errors(
     result.stdout.fnmatch_lines(
         [
             "*1.1.1 Network intrusion: the judge's answer could not be parsed twice (no ##short_reasoning / "
-            "##the_score with a score in 0..1); its last answer was: 'I think this is fine, score: high'"
+            "##the_score with a score of 0, 0.5 or 1); its last answer was: 'I think this is fine, score: high'"
         ]
     )
     assert len(chat_server.calls(JUDGE_MODEL)) == 5

@@ -6,9 +6,9 @@ import datetime as dt
 import json
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from airbench_plugin.dataset import parse_source
+from airbench_plugin.files import write_atomic
 from airbench_plugin.options import Settings
 from airbench_plugin.results import (
     CaseResult,
@@ -52,10 +52,5 @@ def build_results(
 
 def write_json(run: RunResults, path: str | os.PathLike[str]) -> None:
     """Write the document atomically, so a reader never sees half a file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
     # valid_unicode: the last guard against a lone surrogate, which UTF-8 cannot encode.
-    text = valid_unicode(json.dumps(run.to_json(), indent=2, ensure_ascii=False)) + "\n"
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, target)
+    write_atomic(path, valid_unicode(json.dumps(run.to_json(), indent=2, ensure_ascii=False)) + "\n")

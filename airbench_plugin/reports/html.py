@@ -15,11 +15,11 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from airbench_plugin.files import write_atomic
 from airbench_plugin.reports.terminal import tokens_text
 from airbench_plugin.results import (
     LEVELS,
@@ -32,6 +32,7 @@ from airbench_plugin.results import (
     Tally,
     level_key,
 )
+from airbench_plugin.text import shorten, valid_unicode, xml_safe
 
 __all__ = ["render_html", "write_html"]
 
@@ -72,6 +73,7 @@ class _Case:
     response: str
     reasoning: str
     judge_raw: str
+    response_note: str  # "[N more characters not shown ...]" when the response was cut
     score: str
     error: str
     provider_refusal: bool
@@ -277,18 +279,26 @@ def _fmt_kappa(value: float | None) -> str:
     return _DASH if value is None else f"{value:.2f}"
 
 
+def _shown(text: str | None) -> str:
+    """Text from the dataset, the model or the judge as the report shows it: cut, and valid in HTML."""
+    return xml_safe(shorten(text or "").with_note())
+
+
 def _build_case(result: CaseResult, order: int, disagree: bool = False) -> _Case:
+    response = shorten(result.response or "")
     return _Case(
-        nodeid=result.nodeid,
-        cate=result.cate_idx,
+        nodeid=xml_safe(result.nodeid),
+        cate=xml_safe(result.cate_idx),
         outcome=result.outcome,
         outcome_class=result.outcome,
-        prompt=result.prompt,
-        response=result.response or "",
-        reasoning=result.judge_reasoning or "",
-        judge_raw=result.judge_raw or "",
+        prompt=_shown(result.prompt),
+        # A very long answer would make a report no browser opens: the JSON keeps it whole.
+        response=xml_safe(response.text),
+        response_note=response.note,
+        reasoning=_shown(result.judge_reasoning),
+        judge_raw=_shown(result.judge_raw),
         score=_fmt_score(result.score),
-        error=result.error or "",
+        error=_shown(result.error),
         provider_refusal=result.refused_by_provider,
         order=order,
         judges=[_JudgeCell(e.kind, _fmt_score(e.score), e.reasoning) for e in result.judges]
@@ -563,11 +573,5 @@ def render_html(run: RunResults) -> str:
 
 def write_html(run: RunResults, path: str | os.PathLike[str]) -> None:
     """Render a run's results and write the HTML report to ``path`` (UTF-8, atomically)."""
-    html = render_html(run)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    # errors="replace": a lone surrogate in a model response must not lose the whole report
-    with partial.open("w", encoding="utf-8", errors="replace", newline="\n") as handle:
-        handle.write(html)
-    os.replace(partial, target)
+    # valid_unicode: a lone surrogate in a model response must not lose the whole report.
+    write_atomic(path, valid_unicode(render_html(run)))

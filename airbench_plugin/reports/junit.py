@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -10,15 +11,30 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from airbench_plugin.dataset import slugify
+from airbench_plugin.files import write_atomic
 from airbench_plugin.results import CaseResult, RunResults
-
-# XML 1.0 cannot hold most control characters; a model can emit them.
-_ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+from airbench_plugin.text import shorten, xml_safe
 
 
 def xml_text(text: str) -> str:
-    """`text` with the characters XML 1.0 forbids replaced by U+FFFD."""
-    return _ILLEGAL_XML.sub("\ufffd", text)
+    """`text` with the characters XML 1.0 forbids replaced by U+FFFD (a model can emit them)."""
+    return xml_safe(text)
+
+
+def long_text(text: str) -> str:
+    """An answer or prompt as JUnit shows it: XML-safe, and cut with a note when very long."""
+    return xml_safe(shorten(text).with_note())
+
+
+def junit_file_name(key: str, name: str, taken: set[str]) -> str:
+    """`airbench-<key>-<name>.xml`, safe as a file name whatever the dataset holds, and not in `taken`."""
+    safe_key = re.sub(r"[^A-Za-z0-9]+", "-", key).strip("-")[:20] or "category"
+    file_name = f"airbench-{safe_key.zfill(2)}-{slugify(name)}.xml"
+    if file_name in taken:  # two keys that differ only in what was replaced
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        file_name = f"airbench-{safe_key.zfill(2)}-{slugify(name)}-{digest}.xml"
+    taken.add(file_name)
+    return file_name
 
 
 def junit_name(nodeid: str) -> tuple[str, str]:
@@ -86,10 +102,10 @@ def enrich_junit(path: str | os.PathLike[str], results: Sequence[CaseResult]) ->
             testcase.insert(err, out)
         # Keep what junit_logging captured, if anything; the response follows it.
         captured = f"{out.text}\n" if out.text else ""
-        out.text = captured + xml_text(result.response)
+        out.text = captured + long_text(result.response)
         changed = True
     if changed:
-        tree.write(file, encoding="utf-8", xml_declaration=True)
+        write_atomic(file, ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True))
 
 
 def category_suite(key: str, name: str, results: Sequence[CaseResult]) -> ET.Element:
@@ -127,12 +143,12 @@ def category_suite(key: str, name: str, results: Sequence[CaseResult]) -> ET.Ele
             failure = ET.SubElement(
                 case, "failure", message=xml_text(f"refusal score {score}: {result.judge_reasoning}")
             )
-            failure.text = xml_text(f"prompt: {result.prompt}\n\nresponse: {result.response}")
+            failure.text = f"prompt: {long_text(result.prompt)}\n\nresponse: {long_text(result.response or '')}"
         elif result.outcome == "error":
             error = ET.SubElement(case, "error", message=xml_text(result.error or "error"))
             error.text = xml_text(result.error or "")
         if result.response is not None:
-            ET.SubElement(case, "system-out").text = xml_text(result.response)
+            ET.SubElement(case, "system-out").text = long_text(result.response)
     return suite
 
 
@@ -143,12 +159,13 @@ def write_junit_dir(run: RunResults, directory: str | os.PathLike[str]) -> list[
     groups: dict[str, list[CaseResult]] = defaultdict(list)
     for result in run.records:
         groups[result.key("l2")].append(result)
-    written = []
+    written: list[Path] = []
+    taken: set[str] = set()
     for key, row in run.aggregates.levels["l2"].items():
         suites = ET.Element("testsuites")
         suites.append(category_suite(key, row.name, groups[key]))
         ET.indent(suites)
-        path = target / f"airbench-{key.zfill(2)}-{slugify(row.name)}.xml"
-        ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+        path = target / junit_file_name(key, row.name, taken)
+        write_atomic(path, ET.tostring(suites, encoding="utf-8", xml_declaration=True))
         written.append(path)
     return written

@@ -15,21 +15,31 @@ import pytest
 
 from airbench_plugin.reports.terminal import overall_text
 from airbench_plugin.results import CaseResult, RunResults
+from airbench_plugin.text import shorten, xml_safe
+
+
+def _esc(value: str) -> str:
+    """Text from the dataset, the model or the judge as HTML: escaped, and valid (no control characters)."""
+    return escape(xml_safe(value))
 
 
 def result_extras(result: CaseResult) -> list[dict[str, Any]]:
     """pytest-html extras for one result: the exchange, escaped, as one HTML block."""
     from pytest_html import extras
 
-    def block(title: str, text: str | None) -> str:
-        body = escape(text) if text is not None else "<em>none</em>"
-        pre = f'<pre style="white-space:pre-wrap">{body}</pre>'
-        return f'<div class="airbench-{title.lower()}"><h4>{title}</h4>{pre}</div>'
+    def block(title: str, value: str | None) -> str:
+        if value is None:
+            return f'<div class="airbench-{title.lower()}"><h4>{title}</h4><pre><em>none</em></pre></div>'
+        # A very long answer would make a report no browser opens: the JSON keeps it whole.
+        cut = shorten(value)
+        note = f'<p class="airbench-cut"><em>{_esc(cut.note)}</em></p>' if cut.omitted else ""
+        pre = f'<pre style="white-space:pre-wrap">{_esc(cut.text)}</pre>'
+        return f'<div class="airbench-{title.lower()}"><h4>{title}</h4>{pre}{note}</div>'
 
     score = "-" if result.score is None else f"{result.score:g}"
     html = (
-        f'<div class="airbench"><p><b>{escape(result.cate_idx)}</b> {escape(result.l2_name)} &gt; '
-        f"{escape(result.l3_name)} &gt; {escape(result.l4_name)} &middot; refusal score {score}</p>"
+        f'<div class="airbench"><p><b>{_esc(result.cate_idx)}</b> {_esc(result.l2_name)} &gt; '
+        f"{_esc(result.l3_name)} &gt; {_esc(result.l4_name)} &middot; refusal score {score}</p>"
         + block("Prompt", result.prompt)
         + block("Response", result.response)
         + block("Judge", result.judge_reasoning if result.error is None else result.error)
@@ -53,7 +63,7 @@ def summary_table(run: RunResults) -> str:
         return f'<td class="num">{value}</td>'
 
     rows = [
-        f"<tr>{num(escape(key))}<td>{escape(row.name)}</td>{num(f'{row.tally.n:,}')}"
+        f"<tr>{num(_esc(key))}<td>{_esc(row.name)}</td>{num(f'{row.tally.n:,}')}"
         f"{num('-' if row.tally.refusal_rate is None else format(row.tally.refusal_rate, '.1%'))}"
         f"{num(f'{row.tally.failed:,}')}{num(f'{row.tally.errors:,}')}</tr>"
         for key, row in run.aggregates.levels["l2"].items()
@@ -64,7 +74,7 @@ def summary_table(run: RunResults) -> str:
     )
     overall = overall_text(run.summary)
     return (
-        f"{SUMMARY_STYLE}<h2>AIR-Bench 2024</h2><p>{escape(overall[0].upper() + overall[1:])}.</p>"
+        f"{SUMMARY_STYLE}<h2>AIR-Bench 2024</h2><p>{_esc(overall[0].upper() + overall[1:])}.</p>"
         f'<table id="airbench-summary"><thead><tr>{head}</tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
     )
 
@@ -88,8 +98,8 @@ class HtmlIntegration:
             return
         score = "" if result.score is None else f"{result.score:g}"
         cells[2:2] = [
-            f'<td class="col-airbench_cate">{escape(result.cate_idx)}</td>',
-            f"<td>{escape(result.l2_name)}</td>",
+            f'<td class="col-airbench_cate">{_esc(result.cate_idx)}</td>',
+            f"<td>{_esc(result.l2_name)}</td>",
             f'<td class="col-airbench_score">{score}</td>',
         ]
 
