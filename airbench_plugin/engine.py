@@ -18,7 +18,7 @@ import inspect
 import itertools
 import random
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from airbench_plugin.pacing import EndpointPacer, Stalled, Turn, estimate_tokens
 from airbench_plugin.providers.base import ChatProvider, ChatRequest, Completion, ProviderError, display_url
 from airbench_plugin.providers.quirks import RequestShape
 from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
-from airbench_plugin.store import CLAIM_TTL, CallStore, request_key
+from airbench_plugin.store import CLAIM_TTL, CallStore, StoreProblems, request_key
 from airbench_plugin.text import valid_unicode
 
 BREAKER_CALLS = 3  # identical fatal failures, before any success, that stop the run
@@ -121,6 +121,7 @@ class EngineStats:
     cases_done: int = 0
     tokens: dict[Role, list[int]] = field(default_factory=lambda: {role: [0, 0] for role in ROLES})
     sent: dict[Role, dict[str, Any]] = field(default_factory=dict)  # generation settings sent, by role
+    store: StoreProblems = field(default_factory=StoreProblems)  # the engine's store's, shared
 
     def spent(self) -> int:
         """Tokens this process has paid for: prompt and completion, both endpoints, cache hits excluded."""
@@ -128,6 +129,7 @@ class EngineStats:
 
     def snapshot(self) -> dict[str, Any]:
         return {
+            "store": self.store.to_json(),
             "sent": {role: dict(settings) for role, settings in self.sent.items()},
             "calls": self.calls,
             "cached": self.cached,
@@ -367,6 +369,8 @@ class Engine:
         self.store = store
         self.backoff_base = backoff_base
         self.stats = EngineStats()
+        if store is not None:
+            self.stats.store = store.problems  # counted by the store, published with the stats
         self.breaker = CircuitBreaker()
         self.stall_timeout = stall_timeout
         self.token_budget = token_budget
@@ -579,16 +583,16 @@ class Engine:
     ) -> Completion:
         """Make the call and store a kept answer; with a `key`, hold its claim until then."""
         renewal = None if key is None else asyncio.ensure_future(self._renew_claim(key))
+
+        async def store(completion: Completion) -> None:
+            if key is not None and self.store is not None and keep(completion):
+                await asyncio.to_thread(self.store.put, key, completion)
+
         try:
-            completion = await self._call_with_retries(endpoint, request, order)
-            if valid_unicode(completion.text) is not completion.text:
-                # A lone surrogate could be neither stored, nor sent to the judge, nor written to a report.
-                completion = dataclasses.replace(completion, text=valid_unicode(completion.text))
+            completion = await self._call_with_retries(endpoint, request, order, on_answer=store)
             role = endpoint.role
             self.stats.tokens[role][0] += completion.prompt_tokens
             self.stats.tokens[role][1] += completion.completion_tokens
-            if key is not None and self.store is not None and keep(completion):
-                await asyncio.to_thread(self.store.put, key, completion)
             return completion
         finally:
             if renewal is not None and key is not None and self.store is not None:
@@ -622,9 +626,20 @@ class Engine:
             self._pacers[id(endpoint)] = pacer
         return pacer
 
-    async def _call_with_retries(self, endpoint: Endpoint, request: ChatRequest, order: int = 0) -> Completion:
+    async def _call_with_retries(
+        self,
+        endpoint: Endpoint,
+        request: ChatRequest,
+        order: int = 0,
+        on_answer: Callable[[Completion], Awaitable[None]] | None = None,
+    ) -> Completion:
         """One call, retried: a 429 waits for the endpoint's pace and costs no attempt, as long as
-        the endpoint makes progress; other retryable failures use up the `retries` budget."""
+        the endpoint makes progress; other retryable failures use up the `retries` budget.
+
+        `on_answer` (the cache write) runs before the call's slot is freed: an answer is paid for
+        when it arrives, so it is on disk before any call that waited for the slot starts, and a
+        run killed at any moment has at most `concurrency` answers received but not stored.
+        """
         pacer = self.pacer(endpoint)
         shape = self.shape(endpoint)
         tokens = estimate_tokens(request.messages, request.max_tokens)
@@ -647,7 +662,9 @@ class Engine:
                     self.stats.calls += 1
                     try:
                         sent = shape.apply(request)
-                        completion = await endpoint.provider.complete(sent)
+                        completion = valid_text(await endpoint.provider.complete(sent))
+                        if on_answer is not None:
+                            await on_answer(completion)
                     finally:
                         self.stats.in_flight -= 1
                 finally:
@@ -693,6 +710,13 @@ class Engine:
             pacer.answered(turn, completion.limits)
             self.breaker.record_success(endpoint)
             return completion
+
+
+def valid_text(completion: Completion) -> Completion:
+    """`completion` with valid Unicode text: a lone surrogate could be neither stored, nor sent to
+    the judge, nor written to a report."""
+    text = valid_unicode(completion.text)
+    return completion if text is completion.text else dataclasses.replace(completion, text=text)
 
 
 def _forget(pending: set[asyncio.Future[Completion]]) -> Callable[[asyncio.Future[Completion]], None]:

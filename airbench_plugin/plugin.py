@@ -33,6 +33,7 @@ from airbench_plugin.run import (
     record,
     sent_settings,
 )
+from airbench_plugin.store import StoreProblems
 from airbench_plugin.text import terminal_safe
 from airbench_plugin.wording import plural
 
@@ -350,6 +351,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
+    collector = config.pluginmanager.get_plugin("airbench-results")
+    if run is not None and isinstance(collector, ResultCollector):
+        # Storage that failed in any process: one line per kind for the whole run.
+        problems = StoreProblems.merged(snapshot.get("store", {}) for snapshot in collector.engines.values())
+        for line in problems.warnings(run.cache_dir):
+            terminalreporter.write_line(terminal_safe(line, one_line=True), yellow=True)
     if run is None or run.finished is None or not run.finished.records:
         return
     terminalreporter.write_sep("=", "AIR-Bench 2024")

@@ -253,6 +253,9 @@ class ChatServer:
         self.faults: list[Fault] = []
         self.answered: list[dict[str, Any]] = []  # requests whose full answer was written
         self.hold_after: int | None = None  # requests past this many wait until `release()`
+        # Called with the number of requests received so far, as each one arrives (a test can
+        # kill its client at an exact point of the run).
+        self.on_request: Callable[[int], None] | None = None
         self.rate_limit: RateLimit | None = None
         self.closed = False
         self._released = threading.Event()
@@ -294,6 +297,8 @@ class ChatServer:
         with self._lock:
             self.requests.append(request)
             self.authorizations.append(authorization)
+            if self.on_request is not None:
+                self.on_request(len(self.requests))
             limit_headers: dict[str, str] = {}
             if self.rate_limit is not None:
                 model = str(request.get("model", ""))
