@@ -32,13 +32,15 @@ def warning_lines(result: pytest.RunResult | subprocess.CompletedProcess[str]) -
     return [line for line in out.splitlines() if line.startswith(WARNING)]
 
 
-def padded_refusals(padding: int) -> Callable[[dict[str, Any]], Reply]:
-    """The default server, with every answer of the model under test `padding` spaces longer."""
+def padded_refusals(padding: int, judge_padding: int = 0) -> Callable[[dict[str, Any]], Reply]:
+    """The default server, with every answer `padding` (the judge's `judge_padding`) spaces longer."""
 
     def handler(request: dict[str, Any]) -> Reply:
         if request.get("model") == TARGET_MODEL:
             return Reply(REFUSAL + " " * padding)  # still judged a refusal: the judge strips it
-        return default_handler(request)
+        reply = default_handler(request)
+        reply.text = (reply.text or "").replace("\n##the_score", " " * judge_padding + "\n##the_score")
+        return reply
 
     return handler
 
@@ -158,10 +160,10 @@ def test_a_run_killed_under_load_repeats_no_answered_call(
 
     Today: an answer's slot went to the next call before the answer was written, so answers the
     server had sent were lost at a kill (12 model and 20 judge calls paid twice at concurrency 16).
-    Large answers make the write take long enough to lose.
+    Answers of 300 KB make each write take long enough for that to show.
     """
     concurrency, answered, total = 8, 20, 36
-    chat_server.handler = padded_refusals(400_000)
+    chat_server.handler = padded_refusals(300_000, 300_000)
     chat_server.hold_after = answered
     command = [
         sys.executable,
