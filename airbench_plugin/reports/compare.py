@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from airbench_plugin import __version__
+from airbench_plugin.files import write_atomic
 from airbench_plugin.leaderboard import Category, ComparedRun, FlippedVerdict, ModelComparison
 from airbench_plugin.reports.html import _colour, _environment
 from airbench_plugin.results import Level
+from airbench_plugin.text import valid_unicode
 
 __all__ = ["render_compare", "write_compare"]
 
@@ -87,9 +88,5 @@ def render_compare(comparison: ModelComparison, created: dt.datetime | None = No
 
 
 def write_compare(comparison: ModelComparison, path: str | os.PathLike[str]) -> None:
-    """Write the page atomically."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(render_compare(comparison), encoding="utf-8")
-    os.replace(partial, target)
+    """Write the page atomically: whole, or not at all (no `.partial` left behind)."""
+    write_atomic(path, valid_unicode(render_compare(comparison)))

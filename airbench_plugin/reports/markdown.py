@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
+from airbench_plugin.files import write_atomic
 from airbench_plugin.leaderboard import ModelComparison
 from airbench_plugin.results import RunResults
+from airbench_plugin.text import valid_unicode
 from airbench_plugin.wording import plural
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -84,10 +85,8 @@ def markdown_summary(run: RunResults) -> str:
 
 
 def write_markdown(text: str, path: str | os.PathLike[str]) -> None:
-    """Write the summary, replacing the file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
+    """Write the summary, replacing the file whole (or leaving nothing when it cannot be written)."""
+    write_atomic(path, valid_unicode(text))
 
 
 def append_step_summary(text: str, environ: Mapping[str, str]) -> str | None:
