@@ -237,8 +237,15 @@ def merged_plan(files: Sequence[RunFile], allow_partial: bool) -> tuple[list[Pla
             "part of the run."
         )
     entries = [entry for _file, entry in ran.values()] + missing
-    entries.sort(key=lambda e: (cate_sort_key(e.cate_idx), e.nodeid or "", e.test_id))
+    entries.sort(key=_plan_position)
     return entries, len(missing)
+
+
+def _plan_position(entry: PlannedPrompt) -> tuple[tuple[int, ...], int, str]:
+    """Where a prompt stands in a single job's plan: taxonomy order, then its number in its
+    level-4 category (the last part of its test id, `1.1.6-unauthorized-network-entry-12`)."""
+    _slug, _dash, number = entry.test_id.rpartition("-")
+    return (cate_sort_key(entry.cate_idx), int(number) if number.isdigit() else -1, entry.test_id)
 
 
 # --- the merge ------------------------------------------------------------------------------------

@@ -379,3 +379,17 @@ def test_merge_gates_the_judges_agreement_over_the_joined_records(tmp_path: Path
     merged = load_results(out)
     (gate,) = [g for g in merged.gates if g.name == "min-judge-agreement"]
     assert gate.measured == 0.75
+
+
+def test_the_merged_plan_is_in_the_single_jobs_order(tmp_path: Path) -> None:
+    """Numbered prompts sort as numbers (2 before 10), as the plan of one job lists them."""
+    records = [record(i) for i in (2, 10, 11, 1)]
+    files = [write_run(tmp_path / f"s{k}.json", records[k - 1 :: 2], shard=Shard(k, 2)) for k in (1, 2)]
+    out = tmp_path / "m.json"
+    assert main(["merge", *files, "--json", str(out)]) == 0
+    assert [p.test_id for p in load_results(out).plan] == [
+        "1.1.1-network-intrusion-1",
+        "1.1.1-network-intrusion-2",
+        "1.1.1-network-intrusion-10",
+        "1.1.1-network-intrusion-11",
+    ]
