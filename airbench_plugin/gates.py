@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from airbench_plugin.agreement import Agreement
@@ -10,12 +11,17 @@ from airbench_plugin.results import (
     LEVELS,
     CaseResult,
     Comparison,
+    DecidedBy,
     DeltaRow,
     FlippedPrompt,
     Gate,
     GateKind,
+    NotRunReason,
+    PlanCounts,
     ResultsError,
     RunResults,
+    RunStatus,
+    RunVerdict,
     categories,
     load_results,
     select_prefix,
@@ -91,7 +97,17 @@ def agreement_gate(agreement: Agreement | None, threshold: float) -> Gate:
 
 
 def regression_gates(comparison: Comparison, max_drop: float) -> list[Gate]:
-    """The overall and every level-2 refusal rate may drop by at most `max_drop` from the baseline."""
+    """The overall and every level-2 refusal rate may drop by at most `max_drop` from the baseline.
+
+    Rates are compared over the prompts both runs scored; a baseline that shares none cannot
+    show a regression, so the gate fails rather than vanish.
+    """
+    if comparison.shared_prompts == 0:
+        detail = (
+            f"the baseline {comparison.source} shares no scored prompt with this run, so no regression can be "
+            "measured; compare with a run of the same dataset, sample and seed"
+        )
+        return [Gate("max-regression", "overall", max_drop, None, False, detail)]
     gates = []
     overall = comparison.overall_delta
     if overall is not None:
@@ -212,10 +228,84 @@ def verdict(gates: Sequence[Gate]) -> str | None:
     return "passed" if all(g.passed for g in gates) else "failed"
 
 
-# --- the exit status --------------------------------------------------------------------------------
+# --- the verdict and the exit status ---------------------------------------------------------------
 
-EXIT_OK, EXIT_TESTS_FAILED = 0, 1  # pytest's ExitCode.OK and TESTS_FAILED
+EXIT_OK, EXIT_TESTS_FAILED, EXIT_INTERRUPTED = 0, 1, 2  # pytest's ExitCode values
 RATE_GATES: frozenset[GateKind] = frozenset({"min-refusal-rate", "category", "max-regression"})
+_ACCIDENTS: tuple[NotRunReason, ...] = ("stopped", "crashed")  # not run by accident, never by choice
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """Everything the verdict depends on, as plain values (pytest's status is an int)."""
+
+    pytest_status: int  # the session's exit status before the plugin's say
+    gates: Sequence[Gate]
+    counts: PlanCounts
+    stopped: bool = False  # -x / --maxfail, the circuit breaker, the token budget, Ctrl-C
+    allow_partial: bool = False  # --airbench-allow-partial
+    other_failures: int = 0  # failed tests and errors outside the AIR-Bench prompts
+    write_failures: Sequence[str] = ()  # outputs that could not be written
+
+
+def _not_run(counts: PlanCounts) -> str:
+    reasons = ", ".join(f"{n:,} {reason}" for reason, n in sorted(counts.not_run.items()))
+    verb = "was" if counts.missing == 1 else "were"
+    return f"{counts.missing:,} of {counts.planned:,} planned prompts {verb} not run ({reasons})."
+
+
+def decide(facts: RunFacts) -> RunVerdict:
+    """The run's verdict and its exit status, decided together so they can never disagree.
+
+    - A run that did not run its whole plan is INCOMPLETE (exit status non-zero), unless
+      --airbench-allow-partial accepts prompts left out on purpose (deselected or skipped); a run
+      that was stopped or lost a worker is never accepted.
+    - With a refusal-rate gate, the gates decide instead of individual prompt failures: PASSED
+      (exit 0) only when every gate held, nothing outside the suite failed and every output was
+      written. Without one, the tests decide as pytest does, and a failing error-rate or agreement
+      gate can only make it worse.
+    - pytest's own non-test statuses (interrupted, internal or usage error, no tests) are kept.
+    """
+    counts, gates = facts.counts, facts.gates
+    decided_by: DecidedBy = "gates" if any(g.name in RATE_GATES for g in gates) else "tests"
+    accident = facts.stopped or any(counts.not_run.get(reason) for reason in _ACCIDENTS)
+    partial = not counts.complete and facts.allow_partial and not accident
+    reasons: list[str] = []
+    if not counts.complete:
+        reasons.append(_not_run(counts))
+    failed_gates = [g for g in gates if not g.passed]
+    if failed_gates:
+        reasons.append(f"{len(failed_gates)} of {len(gates)} release gates failed.")
+    if facts.other_failures:
+        reasons.append(f"{facts.other_failures:,} test(s) outside the AIR-Bench prompts failed or errored.")
+    reasons += [f"{failure}." for failure in facts.write_failures]
+    status: RunStatus
+    if facts.pytest_status not in (EXIT_OK, EXIT_TESTS_FAILED):
+        status = "incomplete" if facts.pytest_status == EXIT_INTERRUPTED or not counts.complete else "failed"
+        ended = (
+            "The run was interrupted."
+            if facts.pytest_status == EXIT_INTERRUPTED
+            else f"pytest ended with exit status {facts.pytest_status}."
+        )
+        return RunVerdict(status, facts.pytest_status, decided_by, False, (ended, *reasons))
+    if facts.stopped:
+        reasons.append("The run was stopped early, so no gate passes it.")
+    if not counts.complete and not partial:
+        if not accident:
+            reasons.append(
+                "Pass --airbench-allow-partial to judge part of the plan, or --airbench-categories / "
+                "--airbench-sample to plan fewer prompts."
+            )
+        return RunVerdict("incomplete", EXIT_TESTS_FAILED, decided_by, False, tuple(reasons))
+    if partial:
+        ran = counts.scored + counts.errored
+        reasons.append(f"--airbench-allow-partial: judged on {ran:,} of {counts.planned:,} planned prompts.")
+    passes = not failed_gates and not facts.other_failures and not facts.write_failures and not facts.stopped
+    if decided_by == "tests":
+        passes = passes and facts.pytest_status == EXIT_OK
+    return RunVerdict(
+        "passed" if passes else "failed", EXIT_OK if passes else EXIT_TESTS_FAILED, decided_by, partial, tuple(reasons)
+    )
 
 
 def exit_status(
@@ -225,16 +315,14 @@ def exit_status(
     complete: bool,
     write_failures: Sequence[str],
 ) -> int:
-    """The session's exit status once the gates are known.
+    """The exit status `decide` gives a run that is complete or not (for callers without a plan)."""
+    counts = PlanCounts(1, 1, 0, {}) if complete else PlanCounts(1, 0, 0, {"stopped": 1})
+    facts = RunFacts(status, gates, counts, other_failures=other_failures, write_failures=write_failures)
+    return decide(facts).exit_status
 
-    A refusal-rate gate replaces per-prompt failures as the verdict; the error-rate gate alone
-    only ever makes the status worse. Gates never turn a stopped or partial run, a failure outside
-    the AIR-Bench tests, or an output that could not be written into a pass.
-    """
-    if status not in (EXIT_OK, EXIT_TESTS_FAILED):
-        return status
-    failed = any(not gate.passed for gate in gates) or bool(write_failures)
-    if any(gate.name in RATE_GATES for gate in gates):
-        passes = not failed and other_failures == 0 and complete
-        return EXIT_OK if passes else EXIT_TESTS_FAILED
-    return EXIT_TESTS_FAILED if failed else status
+
+def check_category_gates(prefixes: Sequence[str], cate_idxs: Sequence[str]) -> str | None:
+    """The first gate prefix no planned prompt falls under, or None when every gate can be measured."""
+    present = set(cate_idxs)
+    keys = {".".join(c.split(".")[:depth]) for c in present for depth in (1, 2, 3)}
+    return next((prefix for prefix in prefixes if prefix not in keys), None)

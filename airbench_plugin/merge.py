@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from airbench_plugin.dataset import cate_sort_key
-from airbench_plugin.gates import compare, evaluate_gates, exit_status
+from airbench_plugin.gates import RunFacts, compare, decide, evaluate_gates
 from airbench_plugin.options import CategoryGate
-from airbench_plugin.results import PlannedPrompt, RunResults, RunSettings
+from airbench_plugin.results import PlannedPrompt, RunResults, RunSettings, RunVerdict
 
 # Settings that say how a job ran or what it wrote, not what was measured: they may differ
 # between shards, and the merged run takes the merge's own (outputs, gates) or the first file's.
@@ -295,14 +295,20 @@ def merge_runs(
         min_judge_agreement=options.min_judge_agreement,
         agreement=run.agreement,
     )
-    run = run.with_outcome(gates, comparison, run.verdict)
+    run = run.with_outcome(gates, comparison, None)
+    run = dataclasses.replace(run, verdict=merged_verdict(run, options.allow_partial))
     return Merged(run, missing)
+
+
+def merged_verdict(run: RunResults, allow_partial: bool, write_failures: Iterable[str] = ()) -> RunVerdict:
+    """The verdict a single job would have had, by the plugin's own `decide`: pytest's status is
+    the tests' outcomes (a prompt below the threshold or errored fails it)."""
+    tests = 1 if any(record.outcome != "passed" for record in run.records) else 0
+    facts = RunFacts(tests, run.gates, run.counts, allow_partial=allow_partial, write_failures=tuple(write_failures))
+    return decide(facts)
 
 
 def merged_exit_status(merged: Merged, write_failures: Iterable[str] = ()) -> int:
     """The exit status a single job would have had: the gates' verdict, else the tests' outcomes."""
-    records = merged.run.records
-    tests = 1 if any(record.outcome != "passed" for record in records) else 0
-    complete = merged.missing == 0 or bool(merged.run.settings.other.get("allow_partial"))
-
-    return int(exit_status(tests, merged.run.gates, 0, complete, list(write_failures)))
+    allow_partial = bool(merged.run.settings.other.get("allow_partial"))
+    return merged_verdict(merged.run, allow_partial, write_failures).exit_status

@@ -102,6 +102,7 @@ class Settings:
     markdown: str | None = None
     no_step_summary: bool = False
     responses: str | None = None  # judge-only: recorded answers instead of a model
+    allow_partial: bool = False  # gates may judge a run whose plan was filtered
 
     @property
     def active(self) -> bool:
@@ -504,6 +505,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "judge the answers recorded in FILE instead of calling a model: the authors' pipeline-1 JSON or "
         "pipeline-2 CSV, a HELM run directory, or an --airbench-json file",
         metavar="FILE",
+    ),
+    OptionSpec(
+        "allow-partial",
+        "let the gates judge a run that left planned prompts out on purpose (-k, -m, --lf, --deselect, "
+        "skips); the reports then say the run was partial. A stopped or crashed run never passes",
+        flag=True,
     ),
 )
 

@@ -6,7 +6,7 @@ import atexit
 import gc
 import os
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +15,12 @@ import pytest
 from airbench_plugin import markers, options, prefetch, progress, reports
 from airbench_plugin.dataset import Case, describe_sample
 from airbench_plugin.engine import CaseError, CircuitOpen, Engine, Verdict
-from airbench_plugin.gates import exit_status
 from airbench_plugin.options import Settings
 from airbench_plugin.providers import ChatProvider
 from airbench_plugin.reports.junit import junit_properties
 from airbench_plugin.reports.markdown import publish_step_summary
-from airbench_plugin.reports.terminal import summary_lines
-from airbench_plugin.results import CaseResult, Outcome
+from airbench_plugin.reports.terminal import summary_lines, verdict_lines
+from airbench_plugin.results import CaseResult, Outcome, param_id
 from airbench_plugin.run import (
     CASE_ARG,
     RUN_KEY,
@@ -90,10 +89,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if is_worker(config) or run.finished is None:
         return
     xmlpath = getattr(config.option, "xmlpath", None)
-    if xmlpath and run.finished.records:
+    if xmlpath:
         from airbench_plugin.reports.junit import enrich_junit
 
-        enrich_junit(xmlpath, run.finished.records)
+        enrich_junit(xmlpath, run.finished)
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -145,11 +144,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     session.config.stash[_COLLECTED_KEY] = sum(1 for _ in iter_cases(session.items))
+    run = session.config.stash[RUN_KEY]
+    for item in session.items:
+        case = case_of(item)
+        if case is not None:
+            run.seen.selected[item.nodeid] = case.test_id
+
+
+def pytest_deselected(items: Sequence[pytest.Item]) -> None:
+    """Planned prompts left out by -k, -m, --lf or --deselect: the run will say so."""
+    for item in items:
+        case = case_of(item)
+        if case is not None:
+            item.config.stash[RUN_KEY].seen.deselected[item.nodeid] = case.test_id
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     node.config.stash[_COLLECTED_KEY] = len(ids)
+    # The controller sees no items, only the node ids its workers selected.
+    run = node.config.stash[RUN_KEY]
+    planned = {case.test_id for case in run.cases}
+    for nodeid in ids:
+        if param_id(nodeid) in planned:
+            run.seen.selected[nodeid] = param_id(nodeid)
 
 
 # --- fixtures -------------------------------------------------------------------------------------
@@ -306,9 +324,14 @@ class ResultCollector:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "airbench", None)
+        seen = self.run.seen
         if isinstance(data, dict):
             self.run.results.append(CaseResult.from_json(data))
             self._progress(report)
+        elif report.nodeid in seen.selected and report.failed and report.when not in ("setup", "call", "teardown"):
+            seen.crashed.add(report.nodeid)  # xdist reports a test whose worker died with when="???"
+        elif report.nodeid in seen.selected and report.skipped and report.when == "setup":
+            seen.skipped.add(report.nodeid)
         elif report.failed:
             # Anything else that failed (another test, a teardown error) must fail the run too.
             self.run.other_failures += 1
@@ -338,15 +361,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     collector = config.pluginmanager.get_plugin("airbench-results")
     if isinstance(collector, ResultCollector):
         run.sent = sent_settings(collector.engines.values())
-    finished = run.finish()
-    run.write_failures = reports.write_outputs(run.settings, finished)
+    if config.option.collectonly:
+        return  # nothing ran: no verdict to give and no outputs to write
+    status = int(session.exitstatus)
+    stopped = bool(session.shouldfail or session.shouldstop) or status == pytest.ExitCode.INTERRUPTED
+    finished = run.finish(status, stopped)
+    failures = reports.write_outputs(run.settings, finished)
     if not run.settings.no_step_summary:
-        run.write_failures += publish_step_summary(finished, os.environ)
-    complete = len(run.results) >= config.stash.get(_COLLECTED_KEY, 0)
-    stopped = bool(session.shouldfail or session.shouldstop)
-    session.exitstatus = exit_status(
-        session.exitstatus, finished.gates, run.other_failures, complete and not stopped, run.write_failures
-    )
+        failures += publish_step_summary(finished, os.environ)
+    if failures:
+        # The files that could be written must not claim a verdict the exit status contradicts.
+        finished = run.finished = run.conclude(finished, status, stopped, failures)
+        reports.write_outputs(run.settings, finished)
+    run.write_failures = failures
+    assert finished.verdict is not None
+    session.exitstatus = finished.verdict.exit_status
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -357,7 +386,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         problems = StoreProblems.merged(snapshot.get("store", {}) for snapshot in collector.engines.values())
         for line in problems.warnings(run.cache_dir):
             terminalreporter.write_line(terminal_safe(line, one_line=True), yellow=True)
-    if run is None or run.finished is None or not run.finished.records:
+    if run is None or run.finished is None:
         return
     terminalreporter.write_sep("=", "AIR-Bench 2024")
     # Category names, gate details and paths come from files and the command line: no raw controls.
@@ -367,3 +396,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(terminal_safe(f"ERROR: {failure}", one_line=True), red=True)
     for output, path in reports.requested(run.settings):
         terminalreporter.write_line(terminal_safe(f"airbench {output.label}: {path}", one_line=True))
+    verdict = verdict_lines(run.finished)
+    for line in verdict[:-1]:
+        terminalreporter.write_line(terminal_safe(line, one_line=True))
+    if verdict:
+        passed = run.finished.verdict is not None and run.finished.verdict.status == "passed"
+        terminalreporter.write_line(verdict[-1], bold=True, green=passed, red=not passed)

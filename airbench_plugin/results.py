@@ -478,6 +478,64 @@ def plan_from_records(records: Iterable[CaseResult]) -> tuple[PlannedPrompt, ...
 
 
 @dataclass(frozen=True)
+class PlannedCase:
+    """A prompt of the sample as the plan knows it: its parametrize id and category."""
+
+    test_id: str
+    cate_idx: str
+
+
+@dataclass
+class Sightings:
+    """What the controller saw of the plan's test items, by node id (filled by pytest hooks)."""
+
+    selected: dict[str, str] = field(default_factory=dict)  # node id -> test id, in collection order
+    deselected: dict[str, str] = field(default_factory=dict)  # -k, -m, --lf, --deselect
+    skipped: set[str] = field(default_factory=set)  # skipped before it ran (a skip mark, a skipping fixture)
+    crashed: set[str] = field(default_factory=set)  # its xdist worker died while running it
+
+
+def settle_plan(
+    planned: Sequence[PlannedCase], seen: Sightings, records: Iterable[CaseResult]
+) -> tuple[PlannedPrompt, ...]:
+    """Every planned prompt with what became of it: scored, errored, or not run and why.
+
+    A prompt is matched to its test items by its id (several when more than one test function
+    runs the suite). One that was never seen gets the node id its siblings' items suggest (xdist's
+    controller never sees deselected items), and counts as deselected. Anything neither reported
+    nor deselected, skipped or crashed was cut off: the run stopped before it.
+    """
+    done = {record.nodeid: record for record in records}
+    items: dict[str, list[tuple[str | None, bool]]] = defaultdict(list)
+    for seen_id, test_id in seen.selected.items():
+        items[test_id].append((seen_id, True))
+    for seen_id, test_id in seen.deselected.items():
+        items[test_id].append((seen_id, False))
+    prefixes = {seen_id.partition("[")[0] for seen_id in (*seen.selected, *seen.deselected)}
+    prefix = prefixes.pop() if len(prefixes) == 1 else None
+    plan: list[PlannedPrompt] = []
+    for case in planned:
+        sightings = items.get(case.test_id) or [(f"{prefix}[{case.test_id}]" if prefix else None, False)]
+        for nodeid, selected in sightings:
+            record = done.get(nodeid) if nodeid is not None else None
+            if record is not None:
+                status: PlanStatus = "errored" if record.outcome == "error" else "scored"
+                plan.append(PlannedPrompt(case.test_id, case.cate_idx, nodeid, status))
+                continue
+            reason: NotRunReason
+            if nodeid in seen.crashed:
+                reason = "crashed"
+            elif not selected:
+                reason = "deselected"
+            elif nodeid in seen.skipped:
+                reason = "skipped"
+            else:
+                reason = "stopped"
+            plan.append(PlannedPrompt(case.test_id, case.cate_idx, nodeid, "not_run", reason))
+    return tuple(plan)
+
+
+@dataclass(frozen=True)
 class PlanCounts:
     """How much of the plan was run."""
 

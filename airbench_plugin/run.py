@@ -24,7 +24,16 @@ from airbench_plugin.credentials import (
 )
 from airbench_plugin.dataset import Case, DatasetError, load_suite, load_templates, require_templates
 from airbench_plugin.engine import CallableTarget, CaseError, Endpoint, Engine, JudgeEndpoint, Verdict
-from airbench_plugin.gates import BaselineError, Gate, compare, evaluate_gates, load_baseline
+from airbench_plugin.gates import (
+    BaselineError,
+    Gate,
+    RunFacts,
+    check_category_gates,
+    compare,
+    decide,
+    evaluate_gates,
+    load_baseline,
+)
 from airbench_plugin.judges import JudgeKind, JudgeSetup, judge_class
 from airbench_plugin.judges.airbench import ScaleError, resolve_scale, template_problems
 from airbench_plugin.options import Settings
@@ -32,7 +41,7 @@ from airbench_plugin.providers import ChatProvider, provider_class
 from airbench_plugin.redaction import LogScrubber, Redactor
 from airbench_plugin.reports.document import build_results
 from airbench_plugin.responses import RecordedAnswers, RecordedTarget, ResponsesError, read_responses
-from airbench_plugin.results import CaseResult, Outcome, RunResults
+from airbench_plugin.results import CaseResult, Outcome, PlannedCase, RunResults, Sightings, settle_plan
 from airbench_plugin.roles import ROLE_NAMES, Role
 from airbench_plugin.shards import select_shard
 from airbench_plugin.store import CallStore
@@ -57,6 +66,7 @@ class AirbenchRun:
     templates: dict[str, str] = field(default_factory=dict)
     baseline: RunResults | None = None
     results: list[CaseResult] = field(default_factory=list)
+    seen: Sightings = field(default_factory=Sightings)  # which planned tests were selected, skipped, crashed
     other_failures: int = 0
     engine: Engine | None = None
     finished: RunResults | None = None  # the controller's typed results, once the run is over
@@ -174,6 +184,13 @@ class AirbenchRun:
             )
         self.planned = planned
         self.cases = planned if settings.shard is None else select_shard(planned, settings.shard)
+        unmeasurable = check_category_gates([g.prefix for g in settings.category_gates], [c.cate_idx for c in planned])
+        if unmeasurable is not None:
+            examples = ", ".join(dict.fromkeys(case.l2 for case in planned))
+            raise pytest.UsageError(
+                f"--airbench-category-gates: no planned prompt has a cate-idx under {unmeasurable!r}, so that gate "
+                f"could never be measured; gate categories this run plans (level 2: {examples})."
+            )
         self._resolve_scale()
 
     def _resolve_scale(self) -> None:
@@ -345,13 +362,15 @@ class AirbenchRun:
         per_prompt = model + 2 * judges
         return len(self.cases) * per_prompt
 
-    def finish(self) -> RunResults:
-        """Evaluate the gates and build the typed results."""
+    def finish(self, pytest_status: int, stopped: bool) -> RunResults:
+        """Settle the plan, evaluate the gates, decide the verdict and build the typed results."""
         s = self.settings
+        planned = [PlannedCase(case.test_id, case.cate_idx) for case in self.cases]
+        plan = settle_plan(planned, self.seen, self.results)
         comparison = None
         if self.baseline is not None and s.baseline is not None:
             comparison = compare(self.baseline, self.results, s.baseline)
-        results = build_results(s, self.results, (), comparison)
+        results = build_results(s, self.results, (), comparison, plan=plan)
         gates: list[Gate] = evaluate_gates(
             self.results,
             min_refusal_rate=s.min_refusal_rate,
@@ -370,8 +389,23 @@ class AirbenchRun:
             sent = {"sent_" + names.get(role, role).replace(" ", "_"): settings for role, settings in self.sent.items()}
             settings = dataclasses.replace(finished.settings, other={**finished.settings.other, **sent})
             finished = dataclasses.replace(finished, settings=settings)
-        self.finished = finished
+        self.finished = self.conclude(finished, pytest_status, stopped)
         return self.finished
+
+    def conclude(
+        self, run: RunResults, pytest_status: int, stopped: bool, write_failures: Sequence[str] = ()
+    ) -> RunResults:
+        """`run` with its verdict and exit status, decided by `gates.decide` from what happened."""
+        facts = RunFacts(
+            pytest_status=pytest_status,
+            gates=run.gates,
+            counts=run.counts,
+            stopped=stopped,
+            allow_partial=self.settings.allow_partial,
+            other_failures=self.other_failures,
+            write_failures=tuple(write_failures),
+        )
+        return dataclasses.replace(run, verdict=decide(facts))
 
 
 def sent_settings(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

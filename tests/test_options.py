@@ -72,6 +72,7 @@ PUBLIC_OPTIONS = [
     "--airbench-token-budget",
     "--airbench-shard",
     "--airbench-responses",
+    "--airbench-allow-partial",
 ]
 
 

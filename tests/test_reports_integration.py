@@ -263,3 +263,8 @@ def test_an_unwritable_output_is_reported_and_the_others_are_written(
     assert (suite.path / "report.html").is_file()
     assert result.ret == FAILED
     assert "Traceback" not in result.stdout.str()
+    # The report that was written agrees with the exit status, and says why.
+    page = (suite.path / "report.html").read_text()
+    assert 'data-verdict="failed" data-exit-status="1"' in page
+    assert "--airbench-json: could not write taken/r.json: " in page
+    assert result.outlines[-2].endswith("AIR-Bench tests FAILED (exit 1)")

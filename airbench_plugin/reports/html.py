@@ -475,6 +475,22 @@ def _build_baseline(baseline: Comparison | None) -> _Baseline | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _RunVerdict:
+    label: str
+    exit_status: int
+    partial: bool
+    reasons: tuple[str, ...]
+
+
+def _build_verdict(run: RunResults) -> _RunVerdict | None:
+    verdict = run.verdict
+    if verdict is None:
+        return None
+    label = "Release gates" if verdict.decided_by == "gates" else "Run verdict"
+    return _RunVerdict(label, verdict.exit_status, verdict.partial, verdict.reasons)
+
+
 def _build_meta(run: RunResults) -> list[tuple[str, str, bool]]:
     """Return the (label, value, monospace) rows of the run-details panel."""
     s = run.settings
@@ -558,7 +574,10 @@ def render_html(run: RunResults) -> str:
         # A count is coloured only when there is something to see: zero failures or errors stay neutral.
         "has_failed": summary.failed > 0,
         "has_errors": summary.errors > 0,
-        "verdict": run.gate_verdict,
+        # The run's verdict (it always agrees with the exit status); files written before it existed
+        # have only the gates' verdict.
+        "verdict": run.verdict.status if run.verdict is not None else run.gate_verdict,
+        "run_verdict": _build_verdict(run),
         "gates": _build_gates(run.gates),
         "baseline": _build_baseline(run.comparison),
         "judges": _build_judges(run),

@@ -112,3 +112,31 @@ def summary_lines(run: RunResults) -> list[str]:
     usage = run.usage
     lines += ["", f"tokens: model under test {tokens_text(usage['target'])}; judge {tokens_text(usage['judge'])}"]
     return lines
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def verdict_lines(run: RunResults) -> list[str]:
+    """The run's last lines: why, when it is not a plain pass, then which verdict decides the exit status.
+
+    For example `15 prompts below the threshold; release gates PASSED (exit 0)`.
+    """
+    verdict = run.verdict
+    if verdict is None:
+        return []
+    summary = run.summary
+    prompts = f"{_plural(summary.failed, 'prompt')} below the threshold"
+    if summary.errors:
+        prompts += f", {summary.errors:,} errored"
+    who = "release gates" if verdict.decided_by == "gates" else "AIR-Bench tests"
+    partial = " on part of the plan" if verdict.partial else ""
+    lines = ["", *verdict.reasons]
+    if verdict.decided_by == "gates" and verdict.status == "passed" and summary.failed:
+        lines.append(
+            "The release gates decide the exit status; the prompts below the threshold stay failed tests "
+            "in the test report and JUnit."
+        )
+    lines.append(f"{prompts}; {who} {verdict.status.upper()}{partial} (exit {verdict.exit_status})")
+    return lines
