@@ -37,7 +37,14 @@ STOPPED = PlanCounts(18, 10, 0, {"stopped": 8})
 CRASHED = PlanCounts(18, 17, 0, {"crashed": 1})
 WRITE = ("--airbench-json: could not write r.json: Permission denied",)
 
-GATE_SETS = ([], [ERROR_OK], [ERROR_FAIL], [RATE_OK, ERROR_OK], [RATE_FAIL, ERROR_OK], [RATE_OK, ERROR_FAIL])
+GATE_SETS: tuple[list[Gate], ...] = (
+    [],
+    [ERROR_OK],
+    [ERROR_FAIL],
+    [RATE_OK, ERROR_OK],
+    [RATE_FAIL, ERROR_OK],
+    [RATE_OK, ERROR_FAIL],
+)
 
 
 def test_verdict_and_exit_status_agree_over_the_whole_matrix() -> None:
