@@ -93,6 +93,16 @@ def test_a_filtered_run_is_incomplete_unless_partial_runs_are_allowed(
     assert "partial: judged on part of the plan" in (suite.path / "r.html").read_text()
 
 
+def test_collect_only_gives_no_verdict_and_writes_nothing(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    result = run_suite(suite, chat_server, dataset_files, "--collect-only", "-q", "--airbench-json=r.json")
+    assert result.ret == pytest.ExitCode.OK
+    assert not (suite.path / "r.json").exists()
+    assert "below the threshold;" not in result.stdout.str()
+    assert chat_server.calls() == []
+
+
 def test_the_allow_partial_ini_key(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:

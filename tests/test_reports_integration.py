@@ -102,6 +102,9 @@ def test_pytest_html_gets_columns_extras_and_the_summary_table(
     assert "airbench-summary" in page
     assert "Discrimination/Bias" in page
     assert "cate-idx" in page
+    # The verdict, as the terminal's last line says it.
+    assert "airbench-verdict" in page
+    assert "1 prompt below the threshold; AIR-Bench tests FAILED (exit 1)" in page
 
 
 def test_plugin_works_without_pytest_html(

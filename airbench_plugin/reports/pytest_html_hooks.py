@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airbench_plugin.reports.terminal import overall_text
+from airbench_plugin.reports.terminal import overall_text, verdict_lines
 from airbench_plugin.results import CaseResult, RunResults
 from airbench_plugin.text import shorten, xml_safe
 
@@ -75,7 +75,22 @@ def summary_table(run: RunResults) -> str:
     overall = overall_text(run.summary)
     return (
         f"{SUMMARY_STYLE}<h2>AIR-Bench 2024</h2><p>{_esc(overall[0].upper() + overall[1:])}.</p>"
-        f'<table id="airbench-summary"><thead><tr>{head}</tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
+        f'<table id="airbench-summary"><thead><tr>{head}</tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+        + verdict_block(run)
+    )
+
+
+def verdict_block(run: RunResults) -> str:
+    """The run's verdict, as the terminal's last lines say it (it agrees with the exit status)."""
+    lines = [line for line in verdict_lines(run) if line]
+    if not lines:
+        return ""
+    reasons = "".join(f"<li>{_esc(reason)}</li>" for reason in lines[:-1])
+    status = run.verdict.status if run.verdict is not None else "none"
+    return f'<p id="airbench-verdict" data-verdict="{status}"><b>{_esc(lines[-1])}</b></p>' + (
+        f"<ul>{reasons}</ul>" if reasons else ""
     )
 
 
@@ -105,7 +120,7 @@ class HtmlIntegration:
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
         run = self.results()
-        if run is not None and run.records:
+        if run is not None:
             prefix.append(summary_table(run))
 
 
