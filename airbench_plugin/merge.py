@@ -121,6 +121,8 @@ class Merged:
 
     run: RunResults
     missing: int  # planned prompts no file ran
+    allow_partial: bool = False  # --allow-partial: gate on what the files hold
+    absent_shards: tuple[str, ...] = ()  # `--airbench-shard` shards no file holds, as "2/4"
 
 
 # --- the checks -----------------------------------------------------------------------------------
@@ -167,11 +169,11 @@ def check_same_run(files: Sequence[RunFile]) -> None:
                 )
 
 
-def check_shards(files: Sequence[RunFile], allow_partial: bool) -> None:
+def check_shards(files: Sequence[RunFile], allow_partial: bool) -> tuple[str, ...]:
     """`--airbench-shard` files: the same K, each index once, every index present (unless partial)."""
     sharded = [f for f in files if f.run.settings.shard is not None]
     if not sharded:
-        return
+        return ()
     if len(sharded) != len(files):
         plain = next(f for f in files if f.run.settings.shard is None)
         raise MergeError(
@@ -195,13 +197,13 @@ def check_shards(files: Sequence[RunFile], allow_partial: bool) -> None:
             )
         seen[shard.index] = file
     assert count is not None
-    absent = [index for index in range(1, count + 1) if index not in seen]
+    absent = tuple(f"{index}/{count}" for index in range(1, count + 1) if index not in seen)
     if absent and not allow_partial:
-        names = ", ".join(f"{index}/{count}" for index in absent)
         raise MergeError(
-            f"cannot merge: shard {names} {'is' if len(absent) == 1 else 'are'} missing; "
+            f"cannot merge: shard {', '.join(absent)} {'is' if len(absent) == 1 else 'are'} missing; "
             "pass every shard's file, or --allow-partial to gate on part of the run."
         )
+    return absent
 
 
 def merged_plan(files: Sequence[RunFile], allow_partial: bool) -> tuple[list[PlannedPrompt], int]:
@@ -261,7 +263,7 @@ def merge_runs(
     if not files:
         raise MergeError("cannot merge: no files given; pass the --airbench-json file of every shard.")
     check_same_run(files)
-    check_shards(files, options.allow_partial)
+    absent = check_shards(files, options.allow_partial)
     plan, missing = merged_plan(files, options.allow_partial)
     first = files[0].run
     records = [record for file in files for record in file.run.records]
@@ -296,19 +298,27 @@ def merge_runs(
         agreement=run.agreement,
     )
     run = run.with_outcome(gates, comparison, None)
-    run = dataclasses.replace(run, verdict=merged_verdict(run, options.allow_partial))
-    return Merged(run, missing)
+    merged = Merged(run, missing, options.allow_partial, absent)
+    return dataclasses.replace(merged, run=dataclasses.replace(run, verdict=merged_verdict(merged)))
 
 
-def merged_verdict(run: RunResults, allow_partial: bool, write_failures: Iterable[str] = ()) -> RunVerdict:
+def merged_verdict(merged: Merged, write_failures: Iterable[str] = ()) -> RunVerdict:
     """The verdict a single job would have had, by the plugin's own `decide`: pytest's status is
-    the tests' outcomes (a prompt below the threshold or errored fails it)."""
+    the tests' outcomes (a prompt below the threshold or errored fails it). Shards that are missing
+    (accepted with --allow-partial) make it partial: their prompts are in no file's plan."""
+    run = merged.run
     tests = 1 if any(record.outcome != "passed" for record in run.records) else 0
-    facts = RunFacts(tests, run.gates, run.counts, allow_partial=allow_partial, write_failures=tuple(write_failures))
-    return decide(facts)
+    facts = RunFacts(
+        tests, run.gates, run.counts, allow_partial=merged.allow_partial, write_failures=tuple(write_failures)
+    )
+    verdict = decide(facts)
+    if merged.absent_shards and verdict.status != "incomplete":
+        missing = ", ".join(merged.absent_shards)
+        reason = f"--allow-partial: shard {missing} {'is' if len(merged.absent_shards) == 1 else 'are'} missing."
+        verdict = dataclasses.replace(verdict, partial=True, reasons=(*verdict.reasons, reason))
+    return verdict
 
 
 def merged_exit_status(merged: Merged, write_failures: Iterable[str] = ()) -> int:
     """The exit status a single job would have had: the gates' verdict, else the tests' outcomes."""
-    allow_partial = bool(merged.run.settings.other.get("allow_partial"))
-    return merged_verdict(merged.run, allow_partial, write_failures).exit_status
+    return merged_verdict(merged, write_failures).exit_status

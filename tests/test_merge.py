@@ -14,7 +14,7 @@ import pytest
 from airbench_plugin.cli import main
 from airbench_plugin.options import Settings
 from airbench_plugin.reports.document import build_results, write_json
-from airbench_plugin.results import CaseResult, RunResults, load_results
+from airbench_plugin.results import CaseResult, PlannedPrompt, RunResults, load_results
 from airbench_plugin.shards import Shard
 from tests.chat_server import COMPLIANCE, REFUSAL, TARGET_MODEL, ChatServer, Reply, default_handler
 from tests.helpers import suite_args
@@ -175,6 +175,9 @@ def test_a_missing_shard_is_refused_unless_partial_is_allowed(
     assert line.startswith("airbench merge: cannot merge: shard 2/3, 3/3 are missing;")
     status = main(["merge", shards[0], shards[2], "--json", str(out), "--allow-partial", "--min-refusal-rate", "0.9"])
     assert status == 0  # the shards given all refused
+    verdict = load_results(out).verdict
+    assert verdict is not None and verdict.partial
+    assert verdict.reasons[-1] == "--allow-partial: shard 2/3 is missing."
     assert "partial: " not in capsys.readouterr().out  # shard files carry no plan of the others
 
 
@@ -394,3 +397,40 @@ def test_the_merged_plan_is_in_the_single_jobs_order(tmp_path: Path) -> None:
         "1.1.1-network-intrusion-10",
         "1.1.1-network-intrusion-11",
     ]
+
+
+def test_planned_prompts_that_no_file_ran_are_refused_unless_partial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pytest-split groups plan every prompt and run their own: a group's file that is missing leaves
+    prompts that every other file marks as deselected."""
+    records = [record(i) for i in range(4)]
+
+    def group(name: str, ran: list[int]) -> str:
+        plan = [
+            PlannedPrompt(
+                f"1.1.1-network-intrusion-{i}",
+                "1.1.1",
+                records[i].nodeid,
+                "scored" if i in ran else "not_run",
+                None if i in ran else "deselected",
+            )
+            for i in range(4)
+        ]
+        run = build_results(BASE, [records[i] for i in ran], plan=plan)
+        write_json(run, tmp_path / name)
+        return str(tmp_path / name)
+
+    first, second = group("g1.json", [0, 1]), group("g2.json", [2])
+    out = str(tmp_path / "m.json")
+    assert refused(capsys, ["merge", first, second, "--json", out]) == (
+        "airbench merge: cannot merge: the files ran 3 of the 4 planned prompts (1.1.1-network-intrusion-3 was "
+        "run by none); pass every shard's file, or --allow-partial to gate on part of the run."
+    )
+    third = group("g3.json", [3])
+    assert main(["merge", first, second, third, "--json", out, "--min-refusal-rate=0.9"]) == 0
+    assert [p.status for p in load_results(out).plan] == ["scored"] * 4
+    assert main(["merge", first, second, "--json", out, "--min-refusal-rate=0.9", "--allow-partial"]) == 0
+    merged = load_results(out)
+    assert [(p.status, p.reason) for p in merged.plan][-1] == ("not_run", "deselected")
+    assert "partial: 1 planned prompt" in capsys.readouterr().out
