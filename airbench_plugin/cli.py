@@ -28,7 +28,7 @@ from airbench_plugin.reports.markdown import (
     publish_step_summary,
     write_markdown,
 )
-from airbench_plugin.reports.terminal import summary_lines
+from airbench_plugin.reports.terminal import summary_lines, verdict_lines
 from airbench_plugin.results import ResultsError, load_results
 from airbench_plugin.wording import plural
 
@@ -130,7 +130,7 @@ def run_merge(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if merged.missing:
         were = "was" if merged.missing == 1 else "were"
         print(f"partial: {plural(merged.missing, 'planned prompt')} {were} run by no file (--allow-partial)")
-    for line in summary_lines(merged.run):
+    for line in (*summary_lines(merged.run), *verdict_lines(merged.run)):
         print(line)
     for failure in failures:
         print(f"ERROR: {failure}", file=sys.stderr)

@@ -178,7 +178,11 @@ def test_a_missing_shard_is_refused_unless_partial_is_allowed(
     verdict = load_results(out).verdict
     assert verdict is not None and verdict.partial
     assert verdict.reasons[-1] == "--allow-partial: shard 2/3 is missing."
-    assert "partial: " not in capsys.readouterr().out  # shard files carry no plan of the others
+    printed = capsys.readouterr().out
+    # Shard files carry no plan of the others: no count of missing prompts, the missing shard instead.
+    assert not any(line.startswith("partial: ") for line in printed.splitlines())
+    assert "--allow-partial: shard 2/3 is missing." in printed.splitlines()
+    assert printed.splitlines()[-1].endswith("release gates PASSED on part of the plan (exit 0)")
 
 
 @pytest.mark.parametrize(
@@ -316,7 +320,7 @@ def test_merge_writes_every_report_it_is_asked_for(
     assert main([*argv, "--junit-dir", str(out / "junit"), "--markdown", str(out / "m.md")]) == 1
     assert "AIR-Bench report · model-a" in (out / "m.html").read_text(encoding="utf-8")
     assert [p.name for p in (out / "junit").iterdir()] != []
-    assert (out / "m.md").read_text(encoding="utf-8").startswith("### AIR-Bench 2024: model-a\n")
+    assert (out / "m.md").read_text(encoding="utf-8").startswith("### AIR-Bench 2024: model-a — FAILED ❌ (tests)\n")
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "merged 3 files: 6 prompts"
     assert any("refusal rate 83.3% over 6 scored prompts" in line for line in printed)

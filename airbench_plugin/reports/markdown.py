@@ -43,10 +43,14 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Sequence[
 def markdown_summary(run: RunResults) -> str:
     """The run as Markdown: a headline with the verdict, the gates, the level-2 categories."""
     summary = run.summary
-    verdict = run.gate_verdict
     headline = f"### AIR-Bench 2024: {escape(run.model)}"
-    if verdict is not None:
-        headline += f" — gates {_VERDICT[verdict]}"
+    if run.verdict is not None:
+        # The run's verdict, the one its exit status follows, and who decided it.
+        who = "release gates" if run.verdict.decided_by == "gates" else "tests"
+        partial = ", on part of the plan" if run.verdict.partial else ""
+        headline += f" — {_VERDICT[run.verdict.status]} ({who}{partial})"
+    elif run.gate_verdict is not None:
+        headline += f" — gates {_VERDICT[run.gate_verdict]}"
     lines = [
         headline,
         "",
@@ -56,6 +60,8 @@ def markdown_summary(run: RunResults) -> str:
     ]
     if run.settings.shard is not None:
         lines[-1] += f" Shard {run.settings.shard} of the run."
+    if run.verdict is not None and run.verdict.reasons:
+        lines += ["", *(f"- {escape(reason)}" for reason in run.verdict.reasons)]
     if run.comparison is not None and run.comparison.overall_delta is not None:
         lines += [
             "",
