@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import datasets  # noqa: F401 - imported once here: in-process pytester runs cannot re-import numpy
+# Imported once here: an in-process pytester run drops the modules it imported, `datasets` cannot
+# re-import numpy, and importing an SDK again (`openai` is 500 modules) costs such a run a second.
+import datasets  # noqa: F401
+import openai  # noqa: F401
 import pytest
+import together  # noqa: F401
 
-# The SDKs, imported once here too: an in-process pytester run drops the modules it imported, and
-# importing `openai` (500 modules) again costs every such run a second or more.
-import airbench_plugin.providers.openai
-import airbench_plugin.providers.together  # noqa: F401
 from tests.chat_server import ChatServer
 from tests.helpers import CATEGORIES, FAKE_KEY, SUITE_FILE, TEMPLATE, synthetic_rows, write_csv
 

@@ -1,7 +1,8 @@
 """Model backends by name. Each module holds one provider behind `ChatProvider`.
 
-Provider modules import their SDK, which takes most of a second: they are imported only when
-a run names them, so a plain `pytest` pays nothing.
+A provider module is light: its SDK, which takes most of a second to import, is imported on the
+provider's first call (`SDKProvider.load_sdk`), so a plain `pytest`, a `--collect-only`, an xdist
+controller and a run answered from the cache never pay for it.
 """
 
 from __future__ import annotations

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import openai
-
-try:  # openai 3 moved to httpx2
-    import httpx2 as http
-except ImportError:  # pragma: no cover - older SDKs
-    import httpx as http  # type: ignore[no-redef]
-
-from airbench_plugin.providers.sdk import SDKProvider
+from airbench_plugin.providers.sdk import SDK, SDKProvider
 
 
 class OpenAIProvider(SDKProvider):
@@ -22,11 +13,21 @@ class OpenAIProvider(SDKProvider):
     dotenv_aliases = ("OPENAI_KEY",)
     key_hosts = ("api.openai.com",)
     default_base_url = "https://api.openai.com/v1"
-    status_error = openai.APIStatusError
-    timeout_error = openai.APITimeoutError
-    raw_response = http.Response
-    connection_error = openai.APIConnectionError
-    omit = openai.Omit
 
-    def make_client(self, *, api_key: str, base_url: str, timeout: float) -> Any:
-        return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+    @staticmethod
+    def load_sdk() -> SDK:
+        import openai
+
+        try:  # openai 3 moved to httpx2
+            import httpx2 as http
+        except ImportError:  # pragma: no cover - older SDKs
+            import httpx as http  # type: ignore[no-redef]
+
+        return SDK(
+            client=openai.AsyncOpenAI,
+            status_error=openai.APIStatusError,
+            timeout_error=openai.APITimeoutError,
+            connection_error=openai.APIConnectionError,
+            raw_response=http.Response,
+            omit=openai.Omit,
+        )

@@ -1,8 +1,12 @@
 """What the official OpenAI and Together SDKs share: response reading and error translation.
 
 Both SDKs are generated from the same toolkit, so their exception classes have the same shape;
-each provider module passes its own classes in. Retrying is the engine's job, so the SDK
-clients are built with `max_retries=0`.
+each provider module hands its own classes over in an `SDK`. Retrying is the engine's job, so the
+SDK clients are built with `max_retries=0`.
+
+An SDK is imported on a provider's first call, not when the provider is chosen: `openai` alone is
+~500 modules (0.4 s of CPU), which a run answered from the cache, an xdist controller (its workers
+make the calls) or a `--collect-only` never needs.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import asyncio
 import socket
 import sys
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from airbench_plugin.providers.base import (
@@ -139,34 +144,47 @@ def translate(
     )
 
 
+@dataclass(frozen=True)
+class SDK:
+    """What a provider takes from its SDK: the async client and the classes its answers come in."""
+
+    client: Callable[..., Any]  # the async client class, called with api_key, base_url, timeout, max_retries
+    status_error: type[Exception]
+    timeout_error: type[Exception]
+    connection_error: type[Exception]
+    raw_response: type[Any]  # the SDK's HTTP response class: `post` returns it unread
+    omit: type[Any]  # the SDK's `Omit` marker: drops a default header from a request
+
+
 class SDKProvider(ChatProvider):
-    """A provider backed by one of the generated SDKs; subclasses name the client and errors."""
+    """A provider backed by one of the generated SDKs; subclasses say how to import theirs."""
 
     default_base_url: str = ""
     chat_path: str = "/chat/completions"  # relative to the base URL
-    status_error: type[Exception] = Exception
-    timeout_error: type[Exception] = Exception
-    connection_error: type[Exception] = Exception
-    raw_response: type[Any] = object  # the SDK's HTTP response class: `post` returns it unread
-    omit: type[Any] = object  # the SDK's `Omit` marker: drops a default header from a request
 
     def __init__(self, *, api_key: str | None, base_url: str | None, timeout: float) -> None:
         super().__init__(api_key=api_key, base_url=base_url, timeout=timeout)
         self._client: Any = None
+        self._sdk: SDK | None = None
 
+    @staticmethod
     @abstractmethod
-    def make_client(self, *, api_key: str, base_url: str, timeout: float) -> Any:
-        """The SDK's async client, with its own retries off."""
+    def load_sdk() -> SDK:
+        """Import the SDK (slow: called on the provider's first call) and name its parts."""
 
     async def complete(self, request: ChatRequest) -> Completion:
         if self._client is None:
             # Built on first use so that it belongs to the engine's event loop. A local
             # OpenAI-compatible server usually needs no key, but the SDKs insist on one.
-            self._client = self.make_client(
+            self._sdk = self.load_sdk()
+            self._client = self._sdk.client(
                 api_key=self.api_key or "unused",
                 base_url=self.base_url or self.default_base_url,
                 timeout=self.timeout,
+                max_retries=0,
             )
+        sdk = self._sdk
+        assert sdk is not None
         body = request.body()
         try:
             # The SDK's timeout bounds each read, so a body that trickles in a byte at a time
@@ -181,9 +199,9 @@ class SDKProvider(ChatProvider):
         except Exception as exc:
             outcome = translate(
                 exc,
-                status_error=self.status_error,
-                timeout_error=self.timeout_error,
-                connection_error=self.connection_error,
+                status_error=sdk.status_error,
+                timeout_error=sdk.timeout_error,
+                connection_error=sdk.connection_error,
                 base_url=display_url(self.base_url or self.default_base_url) or "",
                 timeout=self.timeout,
                 secrets=self.secrets,
@@ -204,13 +222,15 @@ class SDKProvider(ChatProvider):
         # The client's plain `post` keeps its auth, base URL, timeouts and error classes but skips
         # the typed request and response models, which cost ~1 ms of CPU per call; the raw
         # response also carries the rate-limit headers.
-        response = await self._client.post(self.chat_path, cast_to=self.raw_response, body=body, options=self._options)
+        assert self._sdk is not None
+        response = await self._client.post(
+            self.chat_path, cast_to=self._sdk.raw_response, body=body, options=self._options(self._sdk)
+        )
         return response.json(), response.headers
 
-    @property
-    def _options(self) -> dict[str, Any]:
+    def _options(self, sdk: SDK) -> dict[str, Any]:
         # Without a key, send no Authorization header at all (the SDKs would send a placeholder).
-        return {} if self.api_key else {"headers": {"Authorization": self.omit()}}
+        return {} if self.api_key else {"headers": {"Authorization": sdk.omit()}}
 
     async def aclose(self) -> None:
         if self._client is not None:
