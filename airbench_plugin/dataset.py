@@ -6,6 +6,7 @@ in the same order.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -75,6 +76,7 @@ class Source:
 SLUG_LIMIT = 40
 
 
+@functools.lru_cache(maxsize=1024)  # every test id asks again; the benchmark has 314 level-4 names
 def slugify(text: str, limit: int = SLUG_LIMIT) -> str:
     """Lower-case words joined by hyphens, safe in a test id, cut after a whole word near `limit`."""
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "category"

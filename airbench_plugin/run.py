@@ -76,6 +76,7 @@ class AirbenchRun:
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # generation settings sent, by role
     processes: int = 1  # pytest processes that call the APIs (xdist workers): they share the token budget
     scale_read: bool = False  # whether the judge scale was read from the templates (`auto`)
+    gc_frozen: bool = False  # the collector skips the run's long-lived objects until pytest's own last collection
 
     # --- start-up: everything that can fail does so here, before any request ------------------
 
