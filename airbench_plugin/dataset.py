@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airbench_plugin import rowcache
 from airbench_plugin.text import valid_unicode
 from airbench_plugin.wording import plural
 
@@ -145,6 +146,24 @@ def unreachable_hub_message(source: Source, endpoint: str) -> str:
 
 
 def load_rows(source: Source, config_name: str, columns: Sequence[str]) -> list[dict[str, str]]:
+    """Rows of one table, as `datasets` read them this run or an earlier one (see `rowcache`);
+    raises DatasetError with the reason."""
+    if source.repo is not None:
+        key = rowcache.hub_key(source.repo, source.revision, config_name, columns)
+    else:
+        assert source.path is not None
+        if not source.path.is_file():
+            raise DatasetError(f"cannot read {source.text!r}: no such file.")
+        key = rowcache.file_key(source.path, config_name, columns)
+    directory = rowcache.cache_dir()
+    rows = rowcache.read(directory, key, columns)
+    if rows is None:
+        rows = read_table(source, config_name, columns)
+        rowcache.write(directory, key, rows)
+    return rows
+
+
+def read_table(source: Source, config_name: str, columns: Sequence[str]) -> list[dict[str, str]]:
     """Rows of one table through the `datasets` library; raises DatasetError with the reason."""
     if source.repo is not None and not offline():
         endpoint = hub_endpoint()
@@ -159,8 +178,6 @@ def load_rows(source: Source, config_name: str, columns: Sequence[str]) -> list[
             table = datasets.load_dataset(source.repo, name=config_name, split="test", revision=source.revision)
         else:
             assert source.path is not None
-            if not source.path.is_file():
-                raise DatasetError(f"cannot read {source.text!r}: no such file.")
             builder = LOCAL_BUILDERS[source.path.suffix.lower()]
             table = datasets.load_dataset(builder, data_files=str(source.path), split="train")
     except DatasetError:

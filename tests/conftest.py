@@ -105,6 +105,18 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chrome]:
         browser.quit()
 
 
+@pytest.fixture(scope="session")
+def _rows_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("rows")
+
+
+@pytest.fixture(autouse=True)
+def _parsed_tables_stay_in_the_session(monkeypatch: pytest.MonkeyPatch, _rows_cache: Path) -> None:
+    """Tables read through `datasets` are kept for the session, not in the user's ~/.cache; the
+    runs of a test in a subprocess then skip importing `datasets` for a table already read."""
+    monkeypatch.setenv("AIRBENCH_ROWS_CACHE", str(_rows_cache))
+
+
 @pytest.fixture(autouse=True)
 def _runs_inside_tests_ignore_the_outer_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs inside these tests look the same on a laptop and on CI.

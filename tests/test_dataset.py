@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from airbench_plugin import rowcache
 from airbench_plugin.dataset import (
     CASE_COLUMNS,
     Case,
@@ -201,3 +202,57 @@ def test_the_header_says_what_was_drawn(
     result.stdout.fnmatch_lines(
         ["airbench: dataset * [[]default], all of each l2 group, 3 to 9 (asked 10; 18 prompts), all categories, seed 0"]
     )
+
+
+# --- the parsed copy of a table (rowcache) -----------------------------------------------------
+
+
+def test_an_unchanged_file_is_read_through_datasets_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    monkeypatch.setenv("AIRBENCH_ROWS_CACHE", str(tmp_path / "rows"))
+    path = write_csv(tmp_path / "prompts.csv", CASE_COLUMNS, synthetic_rows(2))
+    first = load_rows(parse_source(str(path)), "default", CASE_COLUMNS)
+
+    def no_datasets(*args: object, **kwargs: object) -> None:
+        raise AssertionError("datasets.load_dataset was called")
+
+    monkeypatch.setattr(datasets, "load_dataset", no_datasets)
+    assert load_rows(parse_source(str(path)), "default", CASE_COLUMNS) == first
+    copy = write_csv(tmp_path / "elsewhere.csv", CASE_COLUMNS, synthetic_rows(2))
+    assert load_rows(parse_source(str(copy)), "default", CASE_COLUMNS) == first  # the key is the content
+    write_csv(path, CASE_COLUMNS, synthetic_rows(3))  # an edited file is read again
+    with pytest.raises(DatasetError, match=r"datasets\.load_dataset was called"):
+        load_rows(parse_source(str(path)), "default", CASE_COLUMNS)
+
+
+def test_a_damaged_or_unwritable_copy_is_read_again_without_a_word(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows_dir = tmp_path / "rows"
+    monkeypatch.setenv("AIRBENCH_ROWS_CACHE", str(rows_dir))
+    path = write_csv(tmp_path / "prompts.csv", CASE_COLUMNS, synthetic_rows(1))
+    expected = load_rows(parse_source(str(path)), "default", CASE_COLUMNS)
+    (entry,) = rows_dir.glob("*.json")
+    for damage in ("{not json", json.dumps([{"cate-idx": 1}]), json.dumps({"rows": []})):
+        entry.write_text(damage)
+        assert load_rows(parse_source(str(path)), "default", CASE_COLUMNS) == expected
+        assert json.loads(entry.read_text()) == expected  # written again, whole
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("AIRBENCH_ROWS_CACHE", str(blocked / "rows"))  # cannot be a directory
+    assert load_rows(parse_source(str(path)), "default", CASE_COLUMNS) == expected
+    assert not [p for p in tmp_path.rglob("*.partial")]
+
+
+def test_which_tables_are_kept_and_where(tmp_path: Path) -> None:
+    commit = "976d9fbb0f52bce704dcbef5bd7a2652e65f2a21"
+    assert rowcache.hub_key("stanford-crfm/air-bench-2024", commit, "default", CASE_COLUMNS) is not None
+    for moving in ("main", "976d9fb", "v1.0", None):  # a branch, a short hash or a tag can move
+        assert rowcache.hub_key("stanford-crfm/air-bench-2024", moving, "default", CASE_COLUMNS) is None
+    path = write_csv(tmp_path / "p.csv", CASE_COLUMNS, synthetic_rows(1))
+    assert rowcache.file_key(path, "default", CASE_COLUMNS) != rowcache.file_key(path, "us", CASE_COLUMNS)
+    assert rowcache.file_key(tmp_path / "missing.csv", "default", CASE_COLUMNS) is None
+    assert rowcache.cache_dir({"AIRBENCH_ROWS_CACHE": "off"}) is None
+    assert rowcache.cache_dir({"AIRBENCH_ROWS_CACHE": "/x/rows"}) == Path("/x/rows")
+    assert rowcache.cache_dir({"XDG_CACHE_HOME": "/xdg"}) == Path("/xdg/pytest-airbench/rows")
