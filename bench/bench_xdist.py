@@ -8,7 +8,9 @@ A first run fills the response cache (loopback server, `bench/loopback.py`); eve
 answers all 80 prompts from the cache, so what is measured is pytest, the plugin and xdist: start-up,
 the dataset load (the controller only: workers receive the sampled cases through `workerinput`),
 collection and reporting. Each configuration runs `--repeat` times; the best wall time is printed,
-and its ratio to the run without `-n` (the goal for `-n 4` is at most 2).
+and its ratio to the run without `-n` (the goal for `-n 4` is at most 2). The same number of empty
+tests is then timed the same way: the floor that pytest, the installed plugins and xdist's worker
+start-up set on this machine, whatever the plugin does.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def run(directory: Path, url: str, prompts: Path, judge: Path, extra: list[str])
     cmd += [f"--airbench-judge-base-url={url}", f"--airbench-dataset={prompts}", f"--airbench-judge-prompts={judge}"]
     cmd += ["--airbench-sample=all", f"--airbench-cache={directory / 'cache'}", *extra]
     env = {**os.environ, "OPENAI_API_KEY": "dummy", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env["AIRBENCH_ROWS_CACHE"] = str(directory / "rows")  # filled by the first run, like the response cache
     started = time.monotonic()
     done = subprocess.run(cmd, cwd=directory, env=env, capture_output=True, text=True, check=False)
     wall = time.monotonic() - started
@@ -45,6 +48,17 @@ def run(directory: Path, url: str, prompts: Path, judge: Path, extra: list[str])
         print(done.stdout[-3000:], done.stderr[-3000:])
         raise SystemExit(f"pytest {' '.join(extra)} exited {done.returncode}")
     return wall
+
+
+def floor(directory: Path, prompts: int, extra: list[str]) -> float:
+    """The same number of empty tests, with every installed pytest plugin: what pytest and xdist cost."""
+    (directory / "test_empty.py").write_text(
+        f"import pytest\n\n\n@pytest.mark.parametrize('i', range({prompts}))\ndef test_empty(i):\n    pass\n"
+    )
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_empty.py", *extra]
+    started = time.monotonic()
+    subprocess.run(cmd, cwd=directory, capture_output=True, check=True)
+    return time.monotonic() - started
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +79,16 @@ def main(argv: list[str] | None = None) -> int:
         for workers in args.workers:
             wall = min(run(directory, server.v1_url, prompts, judge, ["-n", str(workers)]) for _ in range(args.repeat))
             print(f"{args.prompts} cached prompts, -n {workers}: wall {wall:.1f} s, ratio {wall / base:.2f} to no -n")
+    empty = directory / "empty"
+    empty.mkdir()
+    (empty / "pytest.ini").write_text("[pytest]\n")
+    bare = min(floor(empty, args.prompts, []) for _ in range(args.repeat))
+    for workers in args.workers:
+        wall = min(floor(empty, args.prompts, ["-n", str(workers)]) for _ in range(args.repeat))
+        print(
+            f"floor: {args.prompts} empty tests, -n {workers}: wall {wall:.1f} s against {bare:.1f} s without -n, "
+            f"ratio {wall / bare:.2f} (pytest, the installed plugins and xdist's workers alone)"
+        )
     stats = server.stats
     print(f"server: {stats['requests']} requests in all (the first run's {2 * args.prompts}; cached runs send none)")
     print(f"machine load after: {os.getloadavg()[0]:.1f}")
