@@ -127,3 +127,7 @@ def _runs_inside_tests_ignore_the_outer_ci(monkeypatch: pytest.MonkeyPatch) -> N
     """
     for name in ("GITHUB_STEP_SUMMARY", "CI", "BUILD_NUMBER"):
         monkeypatch.delenv(name, raising=False)
+    # A pytest in a subprocess compiles and assertion-rewrites the plugin's modules again unless it
+    # may keep them in __pycache__ (ignored by git): a second of CPU per process where the
+    # environment sets PYTHONDONTWRITEBYTECODE, as CI images often do.
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
