@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airbench_plugin.providers.sdk import SDK, SDKProvider
+from airbench_plugin.providers.sdk import SDK, SDKProvider, shared_tls_context
 
 
 class OpenAIProvider(SDKProvider):
@@ -25,6 +25,7 @@ class OpenAIProvider(SDKProvider):
 
         return SDK(
             client=openai.AsyncOpenAI,
+            http_client=lambda: openai.DefaultAsyncHttpxClient(verify=shared_tls_context(http)),
             status_error=openai.APIStatusError,
             timeout_error=openai.APITimeoutError,
             connection_error=openai.APIConnectionError,

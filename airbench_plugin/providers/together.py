@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airbench_plugin.providers.sdk import SDK, SDKProvider
+from airbench_plugin.providers.sdk import SDK, SDKProvider, shared_tls_context
 
 
 class TogetherProvider(SDKProvider):
@@ -22,6 +22,7 @@ class TogetherProvider(SDKProvider):
 
         return SDK(
             client=together.AsyncTogether,
+            http_client=lambda: together.DefaultAsyncHttpxClient(verify=shared_tls_context(httpx)),
             status_error=together.APIStatusError,
             timeout_error=together.APITimeoutError,
             connection_error=together.APIConnectionError,
