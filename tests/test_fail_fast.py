@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,9 @@ from airbench_plugin.engine import CaseError, CircuitOpen, Endpoint, Engine, Jud
 from airbench_plugin.judges.airbench import AirbenchJudge
 from airbench_plugin.judges.base import JudgeSetup
 from airbench_plugin.options import DEFAULT_DATASET
+from airbench_plugin.providers.base import ProviderError
 from airbench_plugin.providers.openai import OpenAIProvider
+from airbench_plugin.providers.sdk import translate
 from tests.chat_server import JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
 from tests.helpers import CATEGORIES, FAKE_KEY, TEMPLATE, assert_usage_error, run_suite, suite_args
 
@@ -156,3 +159,58 @@ def test_the_default_dataset_without_a_network_says_the_way_out_at_once(
         f"'{DEFAULT_DATASET}': pass local files with --airbench-dataset=FILE and --airbench-judge-prompts=FILE, "
         "or, if the datasets cache already holds this revision, set HF_HUB_OFFLINE=1 to use it.",
     )
+
+
+def _raised_as_aiohttp_does(os_error: OSError) -> Exception:
+    """The chain the SDK's aiohttp transport raises: APITimeoutError <- ConnectTimeout <- the OS error."""
+    import httpx2
+    import openai
+
+    request = httpx2.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    try:
+        try:
+            try:
+                raise os_error
+            except OSError as exc:
+                raise httpx2.ConnectTimeout(f"Cannot connect to host 127.0.0.1:9 [{exc}]") from exc
+        except httpx2.ConnectTimeout as exc:
+            raise openai.APITimeoutError(request=request) from exc
+    except openai.APITimeoutError as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("os_error", "said"),
+    [
+        (ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9)"), "(connection refused)"),
+        (socket.gaierror(-2, "Name or service not known"), "(unknown host)"),
+    ],
+)
+def test_a_refused_connection_is_said_so_even_when_the_transport_calls_it_a_timeout(
+    os_error: OSError, said: str
+) -> None:
+    import openai
+
+    error = translate(
+        _raised_as_aiohttp_does(os_error),
+        status_error=openai.APIStatusError,
+        timeout_error=openai.APITimeoutError,
+        connection_error=openai.APIConnectionError,
+        base_url="http://127.0.0.1:9/v1",
+        timeout=5.0,
+        secrets=(),
+    )
+    assert isinstance(error, ProviderError)
+    assert (error.kind, str(error)) == ("connection", f"cannot connect to http://127.0.0.1:9/v1 {said}")
+    timeout = translate(
+        openai.APITimeoutError(request=None),  # type: ignore[arg-type]
+        status_error=openai.APIStatusError,
+        timeout_error=openai.APITimeoutError,
+        connection_error=openai.APIConnectionError,
+        base_url="http://127.0.0.1:9/v1",
+        timeout=5.0,
+        secrets=(),
+    )
+    assert isinstance(timeout, ProviderError)
+    assert (timeout.kind, str(timeout)) == ("timeout", "no answer from http://127.0.0.1:9/v1 within 5 s")

@@ -132,10 +132,12 @@ def translate(
             code=code,
             param=error_param(body),
         )
-    if isinstance(exc, timeout_error):
+    # A refused connection or an unknown host is that, whatever the class: the SDKs' aiohttp
+    # transport raises it as a timeout, with the OS error further down the chain.
+    cause = connection_cause(exc) if isinstance(exc, (timeout_error, connection_error)) else None
+    if isinstance(exc, timeout_error) and cause is None:
         return ProviderError(f"no answer from {base_url} within {timeout:g} s", True, kind="timeout", secrets=secrets)
-    if isinstance(exc, connection_error):
-        cause = connection_cause(exc)
+    if isinstance(exc, (timeout_error, connection_error)):
         reason = {"refused": " (connection refused)", "unknown host": " (unknown host)"}.get(cause or "", "")
         where = f"cannot connect to {base_url}{reason}"
         return ProviderError(where, True, kind="connection", secrets=secrets, cause=cause)
