@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 import os
 import time
@@ -95,10 +96,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         enrich_junit(xmlpath, run.finished)
 
 
-@pytest.hookimpl(trylast=True, specname="pytest_unconfigure")
-def pytest_unconfigure_thaw(config: pytest.Config) -> None:
-    """Unfreeze after every other plugin's unconfigure, pytest's own full collection included
-    (which would otherwise walk every object of a long run again, 0.2 s per 2,000 prompts)."""
+@pytest.hookimpl(tryfirst=True, specname="pytest_configure")
+def pytest_configure_thaw_last(config: pytest.Config) -> None:
+    """Registered first, so it runs last: after every unconfigure hook and pytest's own cleanups,
+    which make full collections that would otherwise walk every object of a long run again
+    (0.2 s per 2,000 prompts), and also when one of them raises."""
+    config.add_cleanup(functools.partial(_thaw, config))
+
+
+def _thaw(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None and run.gc_frozen:
         gc.unfreeze()
@@ -214,7 +220,7 @@ def airbench_engine(
     if len(run.cases) >= GC_FREEZE_MIN_CASES:
         gc.collect()
         gc.freeze()
-        run.gc_frozen = True  # until pytest's last collection at unconfigure has run: see pytest_unconfigure_thaw
+        run.gc_frozen = True  # until pytest's last cleanup has run: see pytest_configure_thaw_last
     _freeze_at_exit()
     engine = run.start_engine(airbench_target)
     try:

@@ -348,3 +348,34 @@ def test_only_a_long_run_freezes_the_garbage_collector(
     during, at_the_end = map(int, result.stdout.str().split("frozen objects: ")[1].split()[:2])
     assert (during > 0) == frozen and (at_the_end > 0) == frozen
     assert gc.get_freeze_count() == 0  # unfrozen again once the run is over
+
+
+def test_a_long_run_is_unfrozen_even_when_an_unconfigure_hook_raises(
+    suite: pytest.Pytester,
+    chat_server: ChatServer,
+    dataset_files: tuple[Path, Path],
+    api_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pluggy stops at the first unconfigure hook that raises; the thaw is a cleanup, which always runs.
+    It runs after pytest's own cleanups, whose full collection then still skips the frozen objects."""
+    monkeypatch.setattr(plugin, "GC_FREEZE_MIN_CASES", 13)
+    suite.makeconftest(
+        """
+        import gc
+
+        import pytest
+
+        def pytest_configure(config):
+            seen = config.rootpath / "frozen-at-cleanup"
+            config.add_cleanup(lambda: seen.write_text(str(gc.get_freeze_count())))  # before the thaw
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_unconfigure(config):
+            raise RuntimeError("a plugin's unconfigure failed")
+        """
+    )
+    with pytest.raises(RuntimeError, match="a plugin's unconfigure failed"):
+        suite.inline_run(*suite_args(chat_server, *dataset_files))
+    assert gc.get_freeze_count() == 0
+    assert int((suite.path / "frozen-at-cleanup").read_text()) > 0
