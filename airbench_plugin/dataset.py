@@ -159,6 +159,8 @@ def load_rows(source: Source, config_name: str, columns: Sequence[str]) -> list[
     rows = rowcache.read(directory, key, columns)
     if rows is None:
         rows = read_table(source, config_name, columns)
+        if source.path is not None and rowcache.file_key(source.path, config_name, columns) != key:
+            return rows  # the file changed while `datasets` read it: keep nothing under the old key
         rowcache.write(directory, key, rows)
     return rows
 

@@ -36,7 +36,12 @@ def cache_dir(environ: Mapping[str, str] = os.environ) -> Path | None:
         return None
     if chosen:
         return Path(chosen)
-    base = environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    base = environ.get("XDG_CACHE_HOME", "").strip()
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no HOME and no passwd entry (a container run under an arbitrary uid)
+            return None
     return Path(base) / "pytest-airbench" / "rows"
 
 
@@ -53,8 +58,9 @@ def file_key(path: Path, config_name: str, columns: Sequence[str]) -> str | None
 
 
 def hub_key(repo: str, revision: str | None, config_name: str, columns: Sequence[str]) -> str | None:
-    """The key of a hub table at a commit; None for a branch, a tag or no revision (they move)."""
-    if revision is None or not _COMMIT.fullmatch(revision):
+    """The key of a hub table at a commit; None for a branch, a tag or no revision (they move), and
+    for a local folder named like a repository, which `datasets` reads as it is, whatever the commit."""
+    if revision is None or not _COMMIT.fullmatch(revision) or Path(repo).exists():
         return None
     return _key("hub", repo, revision, config_name, columns)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -250,9 +251,37 @@ def test_which_tables_are_kept_and_where(tmp_path: Path) -> None:
     assert rowcache.hub_key("stanford-crfm/air-bench-2024", commit, "default", CASE_COLUMNS) is not None
     for moving in ("main", "976d9fb", "v1.0", None):  # a branch, a short hash or a tag can move
         assert rowcache.hub_key("stanford-crfm/air-bench-2024", moving, "default", CASE_COLUMNS) is None
+    folder = make_hub_folder(tmp_path / "air-bench-2024", synthetic_rows(1), judge_rows())
+    assert rowcache.hub_key(str(folder), commit, "default", CASE_COLUMNS) is None  # read as it is
     path = write_csv(tmp_path / "p.csv", CASE_COLUMNS, synthetic_rows(1))
     assert rowcache.file_key(path, "default", CASE_COLUMNS) != rowcache.file_key(path, "us", CASE_COLUMNS)
     assert rowcache.file_key(tmp_path / "missing.csv", "default", CASE_COLUMNS) is None
     assert rowcache.cache_dir({"AIRBENCH_ROWS_CACHE": "off"}) is None
     assert rowcache.cache_dir({"AIRBENCH_ROWS_CACHE": "/x/rows"}) == Path("/x/rows")
     assert rowcache.cache_dir({"XDG_CACHE_HOME": "/xdg"}) == Path("/xdg/pytest-airbench/rows")
+
+
+def test_a_file_changed_while_it_is_read_is_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import airbench_plugin.dataset as dataset_module
+
+    rows_dir = tmp_path / "rows"
+    monkeypatch.setenv("AIRBENCH_ROWS_CACHE", str(rows_dir))
+    path = write_csv(tmp_path / "prompts.csv", CASE_COLUMNS, synthetic_rows(1))
+    read = dataset_module.read_table
+
+    def read_then_edit(*args: Any, **kwargs: Any) -> list[dict[str, str]]:
+        rows = read(*args, **kwargs)
+        write_csv(path, CASE_COLUMNS, synthetic_rows(2))  # another process rewrote it meanwhile
+        return rows
+
+    monkeypatch.setattr(dataset_module, "read_table", read_then_edit)
+    assert len(load_rows(parse_source(str(path)), "default", CASE_COLUMNS)) == 6
+    assert not rows_dir.exists() or not list(rows_dir.glob("*.json"))
+
+
+def test_no_home_folder_means_no_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert rowcache.cache_dir({}) is None
