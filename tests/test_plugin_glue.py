@@ -76,3 +76,16 @@ def test_the_exit_freeze_is_registered_once_the_suite_runs(
 ) -> None:
     run_suite(suite, chat_server, dataset_files, "--airbench-categories=1.1.1").assert_outcomes(passed=3)
     assert plugin._EXIT_FREEZE == [True]
+
+
+def test_choosing_a_provider_imports_no_sdk(tmp_path: Path) -> None:
+    """`openai` alone is ~500 modules: a provider imports its SDK on its first call, not when chosen."""
+    script = (
+        "import sys\n"
+        "import airbench_plugin.plugin\n"
+        "from airbench_plugin.providers import PROVIDERS, provider_class\n"
+        "chosen = [provider_class(name)(api_key='k', base_url=None, timeout=1.0) for name in PROVIDERS]\n"
+        "print('imported:', sorted(m for m in ('openai', 'together', 'datasets') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert "imported: []" in done.stdout
