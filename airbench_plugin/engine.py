@@ -25,7 +25,14 @@ from typing import Any
 from airbench_plugin.dataset import Case
 from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeVerdict
 from airbench_plugin.pacing import EndpointPacer, Stalled, Turn, estimate_tokens
-from airbench_plugin.providers.base import ChatProvider, ChatRequest, Completion, ProviderError, display_url
+from airbench_plugin.providers.base import (
+    SDK_IMPORT_FAILED,
+    ChatProvider,
+    ChatRequest,
+    Completion,
+    ProviderError,
+    display_url,
+)
 from airbench_plugin.providers.quirks import RequestShape
 from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
 from airbench_plugin.store import CLAIM_TTL, CallStore, StoreProblems, request_key
@@ -187,6 +194,9 @@ def breaker_advice(endpoint: Endpoint, error: ProviderError) -> str:
         )
     if error.cause == "unknown host":
         return f"That host name does not resolve: check {endpoint.option('base-url')} and the network, then run again."
+    if error.code == SDK_IMPORT_FAILED:
+        name = endpoint.provider.name
+        return f"Reinstall it (pip install --force-reinstall {name}), then run again."
     return "Check the API key, the model name and the base URL, then run again."
 
 

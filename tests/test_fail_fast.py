@@ -214,3 +214,29 @@ def test_a_refused_connection_is_said_so_even_when_the_transport_calls_it_a_time
     )
     assert isinstance(timeout, ProviderError)
     assert (timeout.kind, str(timeout)) == ("timeout", "no answer from http://127.0.0.1:9/v1 within 5 s")
+
+
+def test_an_sdk_that_cannot_be_imported_stops_the_run_with_one_sentence(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    """The SDK is imported on the first call: a broken install is a sentence, not a traceback per test."""
+    suite.makeconftest(
+        """
+        import sys
+
+        sys.modules["openai"] = None  # what a half-removed package looks like to `import openai`
+        """
+    )
+    result = suite.runpytest_subprocess(*suite_args(chat_server, *dataset_files, "--airbench-sample=all"))
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        [
+            "*Interrupted: AIR-Bench stopped early: the first 3 calls to the model under test (target-model via "
+            "openai at *) all failed with: the openai SDK cannot be imported (import of openai halted; None in "
+            "sys.modules). Reinstall it (pip install --force-reinstall openai), then run again.*"
+        ]
+    )
+    assert "Check the API key" not in text
+    assert "Traceback" not in text
+    assert chat_server.calls() == []

@@ -108,6 +108,7 @@ class Completion:
         )
 
 
+SDK_IMPORT_FAILED = "sdk_import_failed"  # ProviderError.code when a provider's SDK cannot be imported
 ConnectionCause = Literal["refused", "unknown host"]  # why a connection failed, when the OS says
 ErrorKind = Literal["api", "timeout", "connection", "malformed"]  # what failed: the API, the clock, the wire, the body
 

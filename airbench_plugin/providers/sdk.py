@@ -25,6 +25,7 @@ from typing import Any
 from airbench_plugin.providers.base import (
     CONTENT_FILTER_CODES,
     RETRYABLE_STATUS,
+    SDK_IMPORT_FAILED,
     ChatProvider,
     ChatRequest,
     Completion,
@@ -193,7 +194,12 @@ class SDKProvider(ChatProvider):
         if self._client is None:
             # Built on first use so that it belongs to the engine's event loop. A local
             # OpenAI-compatible server usually needs no key, but the SDKs insist on one.
-            self._sdk = self.load_sdk()
+            try:
+                self._sdk = self.load_sdk()
+            except ImportError as exc:  # a broken install: every call would fail the same way
+                raise ProviderError(
+                    f"the {self.name} SDK cannot be imported ({exc})", retryable=False, code=SDK_IMPORT_FAILED
+                ) from None
             self._client = self._sdk.client(
                 api_key=self.api_key or "unused",
                 base_url=self.base_url or self.default_base_url,
