@@ -6,6 +6,7 @@ import them from there, never from one another.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from collections.abc import Iterator
@@ -28,6 +29,33 @@ if TYPE_CHECKING:
 # Nothing in these tests may reach a hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "heavy: starts a process tree or runs for seconds; scheduled first")
+
+
+def _heavy(item: pytest.Item) -> bool:
+    """Marked heavy, or a parametrization that runs the suite under `-n`."""
+    callspec = getattr(item, "callspec", None)
+    under_xdist = callspec is not None and any(
+        isinstance(value, list) and "-n" in value[:-1] and value[value.index("-n") + 1] != "0"
+        for value in callspec.params.values()
+    )
+    return under_xdist or item.get_closest_marker("heavy") is not None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish() -> None:
+    """The process ends next: pytest's last full collections (at unconfigure and in its cleanup)
+    would walk every object that hundreds of in-process runs left behind, seconds per worker."""
+    gc.freeze()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Heavy tests first: xdist hands tests out in collection order, and a run of several seconds
+    collected last (test_xdist.py is) would otherwise finish alone while the other worker idles."""
+    items.sort(key=lambda item: not _heavy(item))
 
 
 @pytest.fixture

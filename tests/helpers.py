@@ -66,7 +66,8 @@ def suite_args(server: ChatServer, prompts: Path, judge: Path, *extra: str) -> l
     """Command-line arguments that point the suite at the loopback server and local files.
 
     `--option=value` throughout: pytest takes a bare path argument into account when it picks
-    the rootdir.
+    the rootdir. anyio's pytest plugin is left out: it imports trio (installed here for selenium)
+    in every pytest process these runs start, and the suite has no use for it.
     """
     return [
         f"--airbench-model={TARGET_MODEL}",
@@ -77,6 +78,8 @@ def suite_args(server: ChatServer, prompts: Path, judge: Path, *extra: str) -> l
         f"--airbench-judge-prompts={judge}",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "no:anyio",
         *extra,
     ]
 

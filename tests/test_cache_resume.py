@@ -69,6 +69,7 @@ def test_cache_directory_option(
     assert not (suite.path / ".airbench_cache").exists()
 
 
+@pytest.mark.heavy
 def test_a_killed_run_resumes_without_repeating_a_completed_call(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:

@@ -119,6 +119,7 @@ HANGING_TARGET = """
 """
 
 
+@pytest.mark.heavy
 def test_a_sync_target_that_never_returns_errors_its_prompt_and_the_process_exits(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
@@ -216,6 +217,7 @@ def test_a_refused_connection_is_said_so_even_when_the_transport_calls_it_a_time
     assert (timeout.kind, str(timeout)) == ("timeout", "no answer from http://127.0.0.1:9/v1 within 5 s")
 
 
+@pytest.mark.heavy
 def test_an_sdk_that_cannot_be_imported_stops_the_run_with_one_sentence(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:

@@ -229,6 +229,7 @@ def test_a_dataset_the_library_cannot_read_is_one_sentence(
 BIG = 5_000_000
 
 
+@pytest.mark.heavy
 def test_megabyte_answers_are_cut_in_the_html_outputs_and_kept_whole_in_the_json(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, driver: Any
 ) -> None:

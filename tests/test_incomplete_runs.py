@@ -180,6 +180,7 @@ def pytest_runtest_call(item):
 """
 
 
+@pytest.mark.heavy
 def test_a_crashed_xdist_worker_leaves_its_prompt_recorded_and_the_run_incomplete(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:

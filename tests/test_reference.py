@@ -33,6 +33,7 @@ def recorded_server(records: list[dict[str, Any]], raw_score: Any) -> ChatServer
     return ChatServer(handler)
 
 
+@pytest.mark.heavy
 def test_llama_3_8b_recorded_scores_and_means(pytester: pytest.Pytester, api_key: str) -> None:
     records = read_jsonl(DATA / "llama-3-8b_recorded_80.jsonl")
     pytester.makepyfile(test_suite=SUITE_FILE)

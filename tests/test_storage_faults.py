@@ -122,6 +122,7 @@ def _file_size_limit(limit: int) -> Callable[[], None]:
     return limit_writes
 
 
+@pytest.mark.heavy
 def test_a_cache_that_cannot_be_written_is_one_warning_and_the_run_goes_on(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
@@ -152,6 +153,7 @@ def test_a_cache_that_cannot_be_written_is_one_warning_and_the_run_goes_on(
 # --- a run killed under load ------------------------------------------------------------------
 
 
+@pytest.mark.heavy
 def test_a_run_killed_under_load_repeats_no_answered_call(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
@@ -212,6 +214,7 @@ def test_an_output_that_cannot_be_written_leaves_no_partial_file(
     assert "Traceback" not in result.stdout.str()
 
 
+@pytest.mark.heavy
 def test_an_output_cut_short_by_a_full_disk_leaves_no_partial_file(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:

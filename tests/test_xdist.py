@@ -107,6 +107,7 @@ def junit_dir(folder: Path) -> dict[str, tuple[str | None, ...]]:
     return summary
 
 
+@pytest.mark.heavy
 def test_every_output_is_the_same_with_and_without_xdist(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
@@ -155,6 +156,7 @@ def test_every_output_is_the_same_with_and_without_xdist(
     assert max(depths) > 1, depths
 
 
+@pytest.mark.heavy
 def test_worksteal_never_pays_twice_for_a_prompt(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
