@@ -193,27 +193,24 @@ def test_a_refused_connection_is_said_so_even_when_the_transport_calls_it_a_time
 ) -> None:
     import openai
 
-    error = translate(
-        _raised_as_aiohttp_does(os_error),
-        status_error=openai.APIStatusError,
-        timeout_error=openai.APITimeoutError,
-        connection_error=openai.APIConnectionError,
-        base_url="http://127.0.0.1:9/v1",
-        timeout=5.0,
-        secrets=(),
-    )
-    assert isinstance(error, ProviderError)
-    assert (error.kind, str(error)) == ("connection", f"cannot connect to http://127.0.0.1:9/v1 {said}")
-    timeout = translate(
-        openai.APITimeoutError(request=None),  # type: ignore[arg-type]
-        status_error=openai.APIStatusError,
-        timeout_error=openai.APITimeoutError,
-        connection_error=openai.APIConnectionError,
-        base_url="http://127.0.0.1:9/v1",
-        timeout=5.0,
-        secrets=(),
-    )
-    assert isinstance(timeout, ProviderError)
+    sdk = OpenAIProvider.load_sdk()
+
+    def translated(exc: Exception) -> ProviderError:
+        error = translate(
+            exc,
+            status_error=sdk.status_error,
+            timeout_error=sdk.timeout_error,
+            connection_error=sdk.connection_error,
+            base_url="http://127.0.0.1:9/v1",
+            timeout=5.0,
+            secrets=(),
+        )
+        assert isinstance(error, ProviderError)
+        return error
+
+    refused = translated(_raised_as_aiohttp_does(os_error))
+    assert (refused.kind, str(refused)) == ("connection", f"cannot connect to http://127.0.0.1:9/v1 {said}")
+    timeout = translated(openai.APITimeoutError(request=None))  # type: ignore[arg-type]
     assert (timeout.kind, str(timeout)) == ("timeout", "no answer from http://127.0.0.1:9/v1 within 5 s")
 
 
