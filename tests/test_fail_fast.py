@@ -6,8 +6,12 @@ import socket
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import httpx2
 
 from airbench_plugin.dataset import Case
 from airbench_plugin.engine import CaseError, CircuitOpen, Endpoint, Engine, JudgeEndpoint
@@ -162,12 +166,19 @@ def test_the_default_dataset_without_a_network_says_the_way_out_at_once(
     )
 
 
+def _request() -> httpx2.Request:
+    """A request to the unreachable endpoint, as the SDK's transport makes it."""
+    import httpx2
+
+    return httpx2.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+
+
 def _raised_as_aiohttp_does(os_error: OSError) -> Exception:
     """The chain the SDK's aiohttp transport raises: APITimeoutError <- ConnectTimeout <- the OS error."""
     import httpx2
     import openai
 
-    request = httpx2.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    request = _request()
     try:
         try:
             try:
@@ -210,7 +221,8 @@ def test_a_refused_connection_is_said_so_even_when_the_transport_calls_it_a_time
 
     refused = translated(_raised_as_aiohttp_does(os_error))
     assert (refused.kind, str(refused)) == ("connection", f"cannot connect to http://127.0.0.1:9/v1 {said}")
-    timeout = translated(openai.APITimeoutError(request=None))  # type: ignore[arg-type]
+    # A plain timeout, built as the SDK builds it (newer SDKs read the request's headers when they make one).
+    timeout = translated(openai.APITimeoutError(request=_request()))
     assert (timeout.kind, str(timeout)) == ("timeout", "no answer from http://127.0.0.1:9/v1 within 5 s")
 
 
