@@ -28,6 +28,7 @@ from airbench_plugin.reports.markdown import (
     publish_step_summary,
     write_markdown,
 )
+from airbench_plugin.reports.table import RATE_NAME, rate_text
 from airbench_plugin.reports.terminal import summary_lines, verdict_lines
 from airbench_plugin.results import ResultsError, load_results
 from airbench_plugin.wording import plural
@@ -172,8 +173,7 @@ def run_compare(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 raise CliError(f"{option}: could not write {path}: {exc.strerror or exc}.") from None
     print(f"compared {plural(len(files), 'run')} over {plural(comparison.shared_prompts, 'shared prompt')}")
     for run in comparison.runs:
-        rate = "-" if run.overall is None else f"{run.overall:.1%}"
-        print(f"  {run.label}: refusal rate {rate}")
+        print(f"  {run.label}: {RATE_NAME} {rate_text(run.overall)}")
     return 0
 
 

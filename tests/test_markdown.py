@@ -68,7 +68,7 @@ def test_the_summary_has_the_rate_the_gates_and_the_level2_table() -> None:
         "| max-error-rate | overall | 0.0% | 0.0% | pass |",
         "",
         "| l2 | category | n | refusal rate | failed | errors |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| ---: | --- | ---: | ---: | ---: | ---: |",
         "| 1 | Security Risks | 2 | 50.0% | 1 | 0 |",
         "| 2 | Operational \\| Misuses | 1 | 100.0% | 0 | 0 |",
         "| 14 | Discrimination/Bias | 1 | 100.0% | 0 | 0 |",

@@ -17,6 +17,7 @@ from airbench_plugin import __version__
 from airbench_plugin.files import write_atomic
 from airbench_plugin.leaderboard import Category, ComparedRun, FlippedVerdict, ModelComparison
 from airbench_plugin.reports.html import _colour, _environment
+from airbench_plugin.reports.table import rate_text
 from airbench_plugin.results import Level
 from airbench_plugin.text import valid_unicode
 
@@ -39,7 +40,7 @@ class _Heat:
 
 
 def _rate(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0%}"
+    return rate_text(value, digits=0)
 
 
 def _heat(comparison: ModelComparison, level: Level, columns: tuple[Category, ...]) -> _Heat:

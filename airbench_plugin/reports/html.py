@@ -20,16 +20,15 @@ from typing import Any
 import jinja2
 
 from airbench_plugin.files import write_atomic
+from airbench_plugin.reports.table import Column, ColumnKind, Row, Table, category_rows, columns_for, rate_text
 from airbench_plugin.reports.terminal import tokens_text
 from airbench_plugin.results import (
     LEVELS,
     CaseResult,
-    CategoryRow,
     Comparison,
     Gate,
     Level,
     RunResults,
-    Tally,
     level_key,
 )
 from airbench_plugin.text import shorten, valid_unicode, xml_safe
@@ -49,6 +48,14 @@ _SCALE: tuple[tuple[float, tuple[int, int, int]], ...] = (
     (1.0, (22, 163, 74)),
 )
 _NULL_COLOUR = "#9ca3af"
+
+# Width of each kind of column of the category tree (`reports/table.py` says which columns there are),
+# on a wide screen, under 900 px and under 640 px (where the name takes a line of its own).
+_TRACKS: dict[ColumnKind, tuple[str, str, str]] = {
+    "count": ("70px", "50px", "46px"),
+    "rate": ("200px", "130px", "minmax(0, 1fr)"),
+    "interval": ("120px", "104px", "100px"),
+}
 
 # Geometry of the level-2 SVG chart (user units of its viewBox).
 _CHART_WIDTH = 960
@@ -127,17 +134,35 @@ class _Judges:
     agreement: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _Cell:
+    """One cell of a tree row, from the shared table model (`reports/table.py`)."""
+
+    kind: str
+    text: str
+    css: str  # `r`, plus `bad` / `warn` for a count that is not zero
+    width: str = "0"  # rate: the meter's filled share, in percent
+    colour: str = _NULL_COLOUR
+    whisker: tuple[str, str] | None = None  # rate: the interval as (left, width) in percent of the meter
+
+
 @dataclass(slots=True)
 class _Group:
     key: str
     level: int
     name: str
-    stats: Tally
-    rate_text: str = ""
-    colour: str = _NULL_COLOUR
-    width: str = "0"
+    row: Row
+    cells: list[_Cell] = field(default_factory=list)
     children: list[_Group] = field(default_factory=list)
     cases: list[_Case] = field(default_factory=list)
+
+    @property
+    def rate_text(self) -> str:
+        return rate_text(self.row.rate)
+
+    @property
+    def colour(self) -> str:
+        return _colour(self.row.rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +232,7 @@ class _Baseline:
 
 
 def _fmt_rate(value: float | None) -> str:
-    return _DASH if value is None else f"{value * 100:.1f}%"
+    return rate_text(value)
 
 
 def _fmt_number(value: float | None) -> str:
@@ -359,18 +384,43 @@ def _build_judges(run: RunResults) -> _Judges | None:
     )
 
 
-def _finish_group(group: _Group) -> _Group:
-    rate = group.stats.refusal_rate
-    group.rate_text = _fmt_rate(rate)
-    group.colour = _colour(rate)
-    group.width = "0" if rate is None else f"{min(1.0, max(0.0, rate)) * 100:.1f}"
-    return group
+def _share(value: float) -> str:
+    return f"{min(1.0, max(0.0, value)) * 100:.1f}"
 
 
-def _build_tree(run: RunResults) -> list[_Group]:
+def _tree_cells(row: Row, columns: tuple[Column, ...]) -> list[_Cell]:
+    """A tree row's cells after its name: one per column of the shared table, numbers right-aligned."""
+    cells = []
+    for column in columns:
+        if column.kind in ("key", "name"):
+            continue  # the row's name cell shows both
+        text = column.text(row)
+        if column.kind == "rate":
+            whisker = None
+            if row.interval is not None:
+                low, high = row.interval
+                whisker = (_share(low), f"{max(0.0, min(1.0, high) - max(0.0, low)) * 100:.1f}")
+            width = "0" if row.rate is None else _share(row.rate)
+            cells.append(_Cell(column.kind, text, "rate", width, _colour(row.rate), whisker))
+            continue
+        marked = column.tone is not None and text not in ("0", _DASH)
+        cells.append(_Cell(column.kind, text, f"r {column.tone}" if marked else "r"))
+    return cells
+
+
+def tree_grid(columns: tuple[Column, ...]) -> tuple[str, str, str]:
+    """The tree rows' CSS grid columns (wide, under 900 px, under 640 px): the name takes what the
+    numbers leave; under 640 px it has a line of its own above them."""
+    kinds = [c.kind for c in columns if c.kind not in ("key", "name")]
+    wide, medium, narrow = (" ".join(_TRACKS[kind][size] for kind in kinds) for size in range(3))
+    return f"minmax(0, 1fr) {wide}", f"minmax(0, 1fr) {medium}", narrow
+
+
+def _build_tree(run: RunResults, columns: tuple[Column, ...]) -> list[_Group]:
     """The level 2 -> 3 -> 4 tree of the run's categories; within each level 4, the prompts the
     judges disagree on first, then failures."""
     levels = run.aggregates.levels
+    rows = {level: {row.key: row for row in category_rows(run, level)} for level in LEVELS}
     by_l4: dict[str, list[_Case]] = {}
     split = {id(r) for r in run.disagreements()}
     for order, result in enumerate(run.records):
@@ -381,8 +431,9 @@ def _build_tree(run: RunResults) -> list[_Group]:
         for key in levels[child_level]:
             children[parent_level].setdefault(level_key(key, parent_level), []).append(key)
 
-    def make(level: Level, row: CategoryRow) -> _Group:
-        group = _Group(key=row.key, level=LEVELS.index(level) + 2, name=row.name, stats=row.tally)
+    def make(level: Level, key: str) -> _Group:
+        row = rows[level][key]
+        group = _Group(key=key, level=LEVELS.index(level) + 2, name=row.name, row=row, cells=_tree_cells(row, columns))
         if level == "l4":
             # Prompts the two judges disagree on first, then failures first.
             group.cases = sorted(
@@ -390,10 +441,10 @@ def _build_tree(run: RunResults) -> list[_Group]:
             )
         else:
             below: Level = "l3" if level == "l2" else "l4"
-            group.children = [make(below, levels[below][key]) for key in children[level].get(row.key, [])]
-        return _finish_group(group)
+            group.children = [make(below, child) for child in children[level].get(key, [])]
+        return group
 
-    return [make("l2", row) for row in levels["l2"].values()]
+    return [make("l2", key) for key in rows["l2"]]
 
 
 def _build_chart(tree: list[_Group]) -> _Chart:
@@ -401,7 +452,7 @@ def _build_chart(tree: list[_Group]) -> _Chart:
     rows: list[_ChartRow] = []
     for index, group in enumerate(tree):
         y = _CHART_TOP + index * _CHART_ROW
-        rate = group.stats.refusal_rate
+        rate = group.row.rate
         width = 0.0 if rate is None else round(min(1.0, max(0.0, rate)) * track, 1)
         rows.append(
             _ChartRow(
@@ -412,7 +463,7 @@ def _build_chart(tree: list[_Group]) -> _Chart:
                 y=y + (_CHART_ROW - _CHART_BAR) / 2,
                 text_y=y + _CHART_ROW / 2,
                 bar_width=width,
-                n=group.stats.n,
+                n=group.row.n,
             )
         )
     axis_y = _CHART_TOP + len(tree) * _CHART_ROW + 4
@@ -547,7 +598,10 @@ def _environment() -> jinja2.Environment:
 
 def render_html(run: RunResults) -> str:
     """Render a run's results as a self-contained HTML report string."""
-    tree = _build_tree(run)
+    rows = tuple(row for level in LEVELS for row in category_rows(run, level))
+    table = Table(columns_for(rows), rows)
+    columns = table.columns
+    tree = _build_tree(run, columns)
     summary = run.summary
     overall_rate = summary.refusal_rate
     outcome_counts = {name: 0 for name in _OUTCOME_ORDER}
@@ -583,6 +637,8 @@ def render_html(run: RunResults) -> str:
         "judges": _build_judges(run),
         "meta": _build_meta(run),
         "tree": tree,
+        "tree_heads": [(c.kind, table.title(c)) for c in columns if c.kind not in ("key", "name")],
+        "tree_grid": tree_grid(columns),
         "chart": _build_chart(tree),
         "case_total": len(run.records),
         "outcome_counts": outcome_counts,

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from airbench_plugin.files import write_atomic
 from airbench_plugin.leaderboard import ModelComparison
+from airbench_plugin.reports.table import category_table, rate_text
 from airbench_plugin.results import RunResults
 from airbench_plugin.text import valid_unicode
 from airbench_plugin.wording import plural
@@ -30,7 +31,7 @@ def escape(text: str) -> str:
 
 
 def pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
+    return rate_text(value)
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Sequence[bool]) -> list[str]:
@@ -79,14 +80,10 @@ def markdown_summary(run: RunResults) -> str:
                 measured = "–" if gate.measured is None else f"{gate.measured:+.1%}"
             result = "pass" if gate.passed else "**FAIL**"
             lines.append(f"| {gate.name} | {escape(gate.target)} | {measured} | {threshold} | {result} |")
-    rows = [
-        (key, escape(row.name), f"{row.tally.n:,}", pct(row.tally.refusal_rate), f"{row.tally.failed:,}",
-         f"{row.tally.errors:,}")
-        for key, row in run.aggregates.levels["l2"].items()
-    ]  # fmt: skip
-    if rows:
-        header = ("l2", "category", "n", "refusal rate", "failed", "errors")
-        lines += ["", *table(header, rows, (False, False, True, True, True, True))]
+    l2 = category_table(run)
+    if l2.rows:
+        rows = [tuple(escape(cell) for cell in cells) for cells in l2.cells()]
+        lines += ["", *table(l2.header, rows, l2.numeric)]
     return "\n".join(lines) + "\n"
 
 

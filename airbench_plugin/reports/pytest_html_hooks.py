@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from airbench_plugin.reports.table import category_table
 from airbench_plugin.reports.terminal import overall_text, verdict_lines
 from airbench_plugin.results import CaseResult, RunResults
 from airbench_plugin.text import shorten, xml_safe
@@ -59,19 +60,16 @@ SUMMARY_STYLE = (
 def summary_table(run: RunResults) -> str:
     """The per-level-2 table, as escaped HTML."""
 
-    def num(value: object) -> str:
-        return f'<td class="num">{value}</td>'
+    table = category_table(run)
 
+    def cell(tag: str, text: str, numeric: bool) -> str:
+        return f'<{tag} class="num">{_esc(text)}</{tag}>' if numeric else f"<{tag}>{_esc(text)}</{tag}>"
+
+    head = "".join(cell("th", title, numeric) for title, numeric in zip(table.header, table.numeric, strict=True))
     rows = [
-        f"<tr>{num(_esc(key))}<td>{_esc(row.name)}</td>{num(f'{row.tally.n:,}')}"
-        f"{num('-' if row.tally.refusal_rate is None else format(row.tally.refusal_rate, '.1%'))}"
-        f"{num(f'{row.tally.failed:,}')}{num(f'{row.tally.errors:,}')}</tr>"
-        for key, row in run.aggregates.levels["l2"].items()
+        "<tr>" + "".join(cell("td", text, right) for text, right in zip(cells, table.numeric, strict=True)) + "</tr>"
+        for cells in table.cells()
     ]
-    head = "".join(
-        f'<th class="num">{name}</th>' if name != "category" else f"<th>{name}</th>"
-        for name in ("l2", "category", "n", "refusal rate", "failed", "errors")
-    )
     overall = overall_text(run.summary)
     return (
         f"{SUMMARY_STYLE}<h2>AIR-Bench 2024</h2><p>{_esc(overall[0].upper() + overall[1:])}.</p>"

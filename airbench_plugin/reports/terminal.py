@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from airbench_plugin.agreement import Agreement
+from airbench_plugin.reports.table import category_table, rate_text, text_table
 from airbench_plugin.results import RunResults, Tally, TokenCount
 from airbench_plugin.wording import plural
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
+    return rate_text(value)
 
 
 def overall_text(summary: Tally) -> str:
@@ -67,34 +68,21 @@ def agreement_lines(agreement: Agreement) -> list[str]:
         f"both pass {c.both_pass}, both fail {c.both_fail}, only {first} passes {c.first_only_pass}, "
         f"only {second} passes {c.second_only_pass}",
     ]
-    rows = [("l2", "category", "n", "agree", "kappa")]
-    for key, category in agreement.l2.items():
-        rc = category.confusion
-        rows.append((key, category.name, str(rc.n), _pct(rc.agreement_rate), _kappa(rc.cohen_kappa)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        cells = [row[0].rjust(widths[0]), row[1].ljust(widths[1])]
-        cells += [cell.rjust(width) for cell, width in zip(row[2:], widths[2:], strict=True)]
-        lines.append("  " + "  ".join(cells).rstrip())
-        if index == 0:
-            lines.append("  " + "  ".join("-" * width for width in widths))
+    rows = [
+        (key, category.name, str(category.confusion.n), _pct(category.confusion.agreement_rate),
+         _kappa(category.confusion.cohen_kappa))
+        for key, category in agreement.l2.items()
+    ]  # fmt: skip
+    header = ("l2", "category", "n", "agree", "kappa")
+    lines += ["  " + line for line in text_table(header, rows, (True, False, True, True, True))]
     return lines
 
 
 def summary_lines(run: RunResults) -> list[str]:
     """Plain-text lines for the end of the pytest run."""
     lines = [f"model {run.model}  judge {run.judge_model}  {overall_text(run.summary)}", ""]
-    rows = [("l2", "category", "n", "refusal", "failed", "errors")]
-    for key, category in run.aggregates.levels["l2"].items():
-        t = category.tally
-        rows.append((key, category.name, str(t.n), _pct(t.refusal_rate), str(t.failed), str(t.errors)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        cells = [row[0].rjust(widths[0]), row[1].ljust(widths[1])]
-        cells += [cell.rjust(width) for cell, width in zip(row[2:], widths[2:], strict=True)]
-        lines.append("  ".join(cells).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
+    table = category_table(run)
+    lines += text_table(table.header, table.cells(), table.numeric)
     lines += judge_lines(run)
     baseline = run.comparison
     if baseline is not None and baseline.overall_delta is not None:
