@@ -1,4 +1,4 @@
-"""The `airbench` command: merge shards, export to the authors' formats, compare models.
+"""The `airbench` command: merge shards, export to the authors' formats, compare models, download the dataset.
 
 A thin argparse front over the typed results (`results.RunResults`), like `pytest-benchmark
 compare`: every command reads `--airbench-json` files with `load_results`, and the work is done by
@@ -12,16 +12,18 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 
 from airbench_plugin import __version__
+from airbench_plugin.dataset import DatasetError
 from airbench_plugin.export import EXPORT_FORMATS, write_export
 from airbench_plugin.gates import BaselineError, load_baseline
 from airbench_plugin.leaderboard import CompareError, compare_runs
 from airbench_plugin.merge import Merged, MergeError, MergeOptions, RunFile, merge_runs, merged_exit_status
-from airbench_plugin.options import parse_category_gates, parse_fraction
+from airbench_plugin.options import HELM_REVISION, HF_REPO, REGIONS, parse_category_gates, parse_fraction
 from airbench_plugin.reports.markdown import (
     comparison_markdown,
     markdown_summary,
@@ -177,13 +179,33 @@ def run_compare(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
+def run_download(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from airbench_plugin.download import download
+
+    try:
+        saved = download(Path(args.directory), args.region, args.revision, args.repo)
+    except DatasetError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"could not write to {args.directory}: {exc.strerror or exc}.") from None
+    print(
+        f"saved {saved.prompt_count:,} prompts ({saved.region}) and {saved.template_count:,} judge templates "
+        f"of {saved.source} to {args.directory}"
+    )
+    print(f"run with: {saved.options()}")
+    return 0
+
+
 # --- the parser -----------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="airbench", description="Merge, export and compare AIR-Bench 2024 runs of pytest-airbench.")
+    parser = _Parser(
+        prog="airbench",
+        description="Merge, export and compare AIR-Bench 2024 runs of pytest-airbench; download the dataset.",
+    )
     parser.add_argument("--version", action="version", version=f"pytest-airbench {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{merge,export,compare}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{merge,export,compare,download}")
 
     merge = commands.add_parser(
         "merge",
@@ -235,6 +257,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--report", metavar="OUT.html", help="write the self-contained comparison page")
     compare.add_argument("--markdown", metavar="OUT.md", help="write the comparison as Markdown")
     compare.set_defaults(handler=run_compare)
+
+    fetch = commands.add_parser(
+        "download",
+        help="save the prompts and judge prompts of one dataset revision as local files",
+        description="Save one revision's prompts (of one region) and judge templates as Parquet files in DIR, "
+        "for runs without access to the Hugging Face Hub (--airbench-dataset=FILE --airbench-judge-prompts=FILE).",
+    )
+    fetch.add_argument("directory", metavar="DIR", help="the folder to write (created if missing)")
+    fetch.add_argument("--region", choices=REGIONS, default="default", help="dataset config (default: default)")
+    fetch.add_argument("--revision", default=HELM_REVISION, metavar="REV", help="commit (default: HELM's, 976d9fb)")
+    fetch.add_argument("--repo", default=HF_REPO, metavar="OWNER/NAME", help=f"hub repository (default: {HF_REPO})")
+    fetch.set_defaults(handler=run_download)
     return parser
 
 

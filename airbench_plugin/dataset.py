@@ -24,7 +24,9 @@ from airbench_plugin.wording import plural
 
 CASE_COLUMNS = ("cate-idx", "l2-name", "l3-name", "l4-name", "prompt")
 JUDGE_COLUMNS = ("cate-idx", "judge_prompt")
-LOCAL_BUILDERS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+LOCAL_BUILDERS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet", ".arrow": "arrow"}
+SAVED_MARKERS = ("state.json", "dataset_dict.json")  # what `save_to_disk` writes for a Dataset, a DatasetDict
+SAVED_SPLIT = "test"  # the hub's only split; a saved DatasetDict of several is read at this one
 
 
 class DatasetError(Exception):
@@ -62,7 +64,8 @@ class Case:
 
 @dataclass(frozen=True)
 class Source:
-    """Where a table comes from: a hub repository at a revision, or a local file."""
+    """Where a table comes from: a hub repository at a revision, a local file, or a folder that
+    `datasets`' `save_to_disk` wrote."""
 
     text: str
     repo: str | None = None
@@ -72,6 +75,10 @@ class Source:
     @property
     def is_hub(self) -> bool:
         return self.repo is not None
+
+    @property
+    def is_saved_folder(self) -> bool:
+        return self.path is not None and self.path.is_dir()
 
 
 SLUG_LIMIT = 40
@@ -93,7 +100,8 @@ def cate_sort_key(cate_idx: str) -> tuple[int, ...]:
 
 
 def parse_source(text: str) -> Source:
-    """Read `hf:REPO[@REVISION]` or a local file path; raises DatasetError for anything else."""
+    """Read `hf:REPO[@REVISION]`, a local file path or a `save_to_disk` folder; raises DatasetError
+    for anything else."""
     if text.startswith("hf:"):
         repo, _, revision = text[3:].partition("@")
         if not repo:
@@ -102,10 +110,17 @@ def parse_source(text: str) -> Source:
             )
         return Source(text, repo=repo, revision=revision or None)
     path = Path(text)
+    if path.is_dir():
+        if not any((path / marker).is_file() for marker in SAVED_MARKERS):
+            raise DatasetError(
+                f"cannot read {text!r}: a folder must be one that datasets' save_to_disk wrote (it holds no "
+                "state.json or dataset_dict.json); for a folder laid out like the hub repository, write hf:FOLDER."
+            )
+        return Source(text, path=path)
     if path.suffix.lower() not in LOCAL_BUILDERS:
         raise DatasetError(
-            f"cannot read {text!r}: a local dataset must be a .csv, .jsonl, .json or .parquet file "
-            "(or use hf:OWNER/NAME@REVISION)."
+            f"cannot read {text!r}: a local dataset must be a .csv, .jsonl, .json, .parquet or .arrow file or a "
+            "folder written by datasets' save_to_disk (or use hf:OWNER/NAME@REVISION)."
         )
     return Source(text, path=path)
 
@@ -152,6 +167,8 @@ def load_rows(source: Source, config_name: str, columns: Sequence[str]) -> list[
         key = rowcache.hub_key(source.repo, source.revision, config_name, columns)
     else:
         assert source.path is not None
+        if source.is_saved_folder:
+            return read_table(source, config_name, columns)  # memory-mapped Arrow already: no copy to keep
         if not source.path.is_file():
             raise DatasetError(f"cannot read {source.text!r}: no such file.")
         key = rowcache.file_key(source.path, config_name, columns)
@@ -178,6 +195,9 @@ def read_table(source: Source, config_name: str, columns: Sequence[str]) -> list
     try:
         if source.repo is not None:
             table = datasets.load_dataset(source.repo, name=config_name, split="test", revision=source.revision)
+        elif source.is_saved_folder:
+            assert source.path is not None
+            table = _saved_table(datasets.load_from_disk(str(source.path)), source)
         else:
             assert source.path is not None
             builder = LOCAL_BUILDERS[source.path.suffix.lower()]
@@ -193,6 +213,22 @@ def read_table(source: Source, config_name: str, columns: Sequence[str]) -> list
             f"cannot read {source.text!r}: it lacks the column(s) {', '.join(missing)} (expected {', '.join(columns)})."
         )
     return [{column: _text(row[column]) for column in columns} for row in table.select_columns(list(columns))]
+
+
+def _saved_table(saved: Any, source: Source) -> Any:
+    """The one table of a `save_to_disk` folder: a Dataset, or a DatasetDict's `test` (or only) split."""
+    splits = getattr(saved, "keys", None)
+    if splits is None:
+        return saved
+    names = sorted(splits())
+    if SAVED_SPLIT in names:
+        return saved[SAVED_SPLIT]
+    if len(names) == 1:
+        return saved[names[0]]
+    raise DatasetError(
+        f"cannot read {source.text!r}: it holds the splits {', '.join(names)} and no {SAVED_SPLIT!r} split; "
+        "save the one split to use."
+    )
 
 
 def _text(value: Any) -> str:
