@@ -44,6 +44,7 @@ class Reply:
     error_code: str | None = None
     logprobs: dict[str, Any] | None = None  # the choice's `logprobs`, e.g. {"content": [...]}
     trickle: float = 0.0  # seconds between the body's bytes: a server that never quite stops sending
+    held: bool = False  # set by the server: this request arrived past `hold_after`, so it waits for `release()`
 
 
 @dataclass
@@ -289,16 +290,20 @@ class ChatServer:
         self._drop_held = drop
         self._released.set()
 
-    def should_hold(self) -> bool:
-        with self._lock:
-            return self.hold_after is not None and len(self.requests) > self.hold_after
-
     def reply_for(self, request: dict[str, Any], authorization: str) -> Reply:
         with self._lock:
             self.requests.append(request)
             self.authorizations.append(authorization)
+            # Decided by this request's own place in the order, at arrival: counted later, the
+            # requests that arrived meanwhile would hold one that came in before the limit.
+            held = self.hold_after is not None and len(self.requests) > self.hold_after
             if self.on_request is not None:
                 self.on_request(len(self.requests))
+        reply = self._reply(request)
+        return dataclasses.replace(reply, held=True) if held else reply
+
+    def _reply(self, request: dict[str, Any]) -> Reply:
+        with self._lock:
             limit_headers: dict[str, str] = {}
             if self.rate_limit is not None:
                 model = str(request.get("model", ""))
@@ -362,8 +367,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         chat = self.server.chat
         reply = chat.reply_for(request, self.headers.get("Authorization", ""))
-        if chat.should_hold():
-            chat._released.wait(timeout=60)
+        if reply.held:
+            chat._released.wait()  # set by release() or close(): a held request never answers on its own
             if chat._drop_held:
                 self.close_connection = True
                 return
