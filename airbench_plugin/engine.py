@@ -16,6 +16,7 @@ import dataclasses
 import heapq
 import inspect
 import itertools
+import math
 import random
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -24,7 +25,7 @@ from typing import Any
 
 from airbench_plugin.dataset import Case
 from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeVerdict
-from airbench_plugin.pacing import EndpointPacer, Stalled, Turn, estimate_tokens
+from airbench_plugin.pacing import CHARS_PER_TOKEN, EndpointPacer, Stalled, Turn, estimate_tokens
 from airbench_plugin.providers.base import (
     SDK_IMPORT_FAILED,
     ChatProvider,
@@ -36,6 +37,7 @@ from airbench_plugin.providers.base import (
 from airbench_plugin.providers.quirks import RequestShape
 from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
 from airbench_plugin.store import CLAIM_TTL, CallStore, StoreProblems, request_key
+from airbench_plugin.suspects import SuspectNumbers
 from airbench_plugin.text import valid_unicode
 
 BREAKER_CALLS = 3  # identical fatal failures, before any success, that stop the run
@@ -79,6 +81,11 @@ class Endpoint:
     def role_name(self) -> str:
         """How messages name this endpoint: `model under test` or `judge`."""
         return ROLE_NAMES[self.role]
+
+    @property
+    def label(self) -> str:
+        """The endpoint in a warning: `judge (judge-model)`."""
+        return f"{self.role_name} ({self.model})"
 
     def describe(self) -> str:
         where = f" at {display_url(self.provider.base_url)}" if self.provider.base_url else ""
@@ -129,6 +136,7 @@ class EngineStats:
     tokens: dict[Role, list[int]] = field(default_factory=lambda: {role: [0, 0] for role in ROLES})
     sent: dict[Role, dict[str, Any]] = field(default_factory=dict)  # generation settings sent, by role
     store: StoreProblems = field(default_factory=StoreProblems)  # the engine's store's, shared
+    suspect: SuspectNumbers = field(default_factory=SuspectNumbers)  # bad numbers and missing usage, by endpoint
 
     def spent(self) -> int:
         """Tokens this process has paid for: prompt and completion, both endpoints, cache hits excluded."""
@@ -137,6 +145,7 @@ class EngineStats:
     def snapshot(self) -> dict[str, Any]:
         return {
             "store": self.store.to_json(),
+            "suspect": self.suspect.to_json(),
             "sent": {role: dict(settings) for role, settings in self.sent.items()},
             "calls": self.calls,
             "cached": self.cached,
@@ -336,6 +345,15 @@ def stall_message(endpoint: Endpoint, seconds: float) -> str:
     )
 
 
+def held_message(endpoint: Endpoint, seconds: float) -> str:
+    """Why a prompt errored when the endpoint's own rate-limit headers allowed no request for `seconds`."""
+    return (
+        f"the {endpoint.role_name} ({endpoint.model}) made no progress for {seconds:g} s: its rate-limit headers "
+        "(x-ratelimit-*) allowed no request in that time; check the account's limits with the provider, or raise "
+        "--airbench-timeout"
+    )
+
+
 def target_request(endpoint: Endpoint, prompt: str, system_prompt: str | None) -> ChatRequest:
     """The call to the model under test for `prompt`."""
     return ChatRequest(
@@ -384,6 +402,7 @@ class Engine:
         self.breaker = CircuitBreaker()
         self.stall_timeout = stall_timeout
         self.token_budget = token_budget
+        self.stats.suspect.budget = token_budget is not None
         self._pacers: dict[int, EndpointPacer] = {}
         self._shapes: dict[int, RequestShape] = {}
         for endpoint in (target, *(judging.endpoint for judging in self.judges)):
@@ -601,8 +620,9 @@ class Engine:
         try:
             completion = await self._call_with_retries(endpoint, request, order, on_answer=store)
             role = endpoint.role
-            self.stats.tokens[role][0] += completion.prompt_tokens
-            self.stats.tokens[role][1] += completion.completion_tokens
+            spent = paid_tokens(request, completion)
+            self.stats.tokens[role][0] += spent[0]
+            self.stats.tokens[role][1] += spent[1]
             return completion
         finally:
             if renewal is not None and key is not None and self.store is not None:
@@ -655,6 +675,9 @@ class Engine:
         tokens = estimate_tokens(request.messages, request.max_tokens)
         attempt = 0
         throttled_since: float | None = None
+        # Every wait of this call (the server's headers, a 429's pause, a 5xx's Retry-After) is
+        # bounded by what is left of --airbench-timeout from here.
+        deadline = pacer.clock() + self.stall_timeout
         while True:
             self._check_budget()
             if self.breaker.reason is not None:
@@ -667,7 +690,7 @@ class Engine:
                     self._check_budget()  # again: calls finished while this one waited for its slot
                     if self.breaker.reason is not None:
                         raise CircuitOpen(self.breaker.reason)
-                    turn = await pacer.turn(tokens, throttled_since)
+                    turn = await pacer.turn(tokens, throttled_since, waiting_since=pacer.clock())
                     self.stats.in_flight += 1
                     self.stats.calls += 1
                     try:
@@ -679,10 +702,13 @@ class Engine:
                         self.stats.in_flight -= 1
                 finally:
                     self._semaphore.release()
-            except Stalled:
+            except Stalled as stalled:
                 self.stats.errored += 1
-                raise CaseError(stall_message(endpoint, pacer.stall_timeout)) from None
+                message = stall_message if stalled.rate_limited else held_message
+                raise CaseError(message(endpoint, pacer.stall_timeout)) from None
             except ProviderError as error:
+                if error.limits is not None:
+                    self.stats.suspect.note(endpoint.label, error.limits.suspect)
                 if error.rate_limited:
                     pacer.throttled(turn, error.limits, error.retry_after)
                     self.stats.retried += 1
@@ -708,7 +734,8 @@ class Engine:
                         raise CircuitOpen(self.breaker.reason) from None
                 if error.retryable and attempt < self.retries:
                     self.stats.retried += 1
-                    await asyncio.sleep(backoff_delay(attempt, error.retry_after, self.backoff_base))
+                    wait = backoff_delay(attempt, error.retry_after, self.backoff_base)
+                    await asyncio.sleep(max(0.0, min(wait, deadline - pacer.clock())))
                     attempt += 1
                     continue
                 self.stats.errored += 1
@@ -717,9 +744,19 @@ class Engine:
                     raise CircuitOpen(self.breaker.reason) from None
                 tries = f" after {attempt + 1} attempts" if attempt else ""
                 raise CaseError(f"the {endpoint.role_name} ({endpoint.model}) failed{tries}: {error}") from None
+            self.stats.suspect.note(endpoint.label, completion.suspect, completion.usage_reported)
             pacer.answered(turn, completion.limits)
             self.breaker.record_success(endpoint)
             return completion
+
+
+def paid_tokens(request: ChatRequest, completion: Completion) -> tuple[int, int]:
+    """The prompt and completion tokens a call cost: its usage, else (a server that reports none)
+    an estimate at four characters a token, so a token budget still counts it."""
+    if completion.usage_reported:
+        return completion.prompt_tokens, completion.completion_tokens
+    prompt = estimate_tokens(request.messages, 0)
+    return prompt, math.ceil(len(completion.text) / CHARS_PER_TOKEN)
 
 
 def valid_text(completion: Completion) -> Completion:

@@ -107,7 +107,12 @@ class Mirror:
 
 
 class Stalled(Exception):
-    """The endpoint answered only 429s for the whole stall timeout."""
+    """The endpoint made no progress for the whole stall timeout: it answered only 429s
+    (`rate_limited`), or its rate-limit headers allow no request before then."""
+
+    def __init__(self, rate_limited: bool) -> None:
+        super().__init__()
+        self.rate_limited = rate_limited
 
 
 @dataclass(frozen=True)
@@ -163,8 +168,18 @@ class EndpointPacer:
             start = max(start, bucket.ready_at(tokens if counts_tokens else 1, now))
         return start - now
 
-    async def turn(self, tokens: int, stalled_since: float | None = None) -> Turn:
-        """Wait for this request's turn; raises Stalled when it has waited out 429s without progress."""
+    def server_delay(self, tokens: int, now: float) -> float:
+        """The part of `delay` the server decides: a 429's pause and its rate-limit headers, not the user's caps."""
+        start = max(now, self.paused_until)
+        for mirror, counts_tokens in ((self.server_requests, False), (self.server_tokens, True)):
+            if mirror is not None:
+                start = max(start, mirror.bucket.ready_at(tokens if counts_tokens else 1, now))
+        return start - now
+
+    async def turn(self, tokens: int, stalled_since: float | None = None, waiting_since: float | None = None) -> Turn:
+        """Wait for this request's turn; raises Stalled when it has waited out 429s without progress
+        (`stalled_since`: its first 429), or when the server's numbers hold it past the stall timeout
+        (`waiting_since`: when it began to wait). The user's own --airbench-rpm/-tpm waits are not bounded."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -173,10 +188,13 @@ class EndpointPacer:
                 wait = self.delay(tokens, now)
                 if wait <= 0:
                     break
-                if stalled_since is not None:
-                    deadline = max(stalled_since, self.last_progress) + self.stall_timeout
+                since = stalled_since
+                if since is None and waiting_since is not None and self.server_delay(tokens, now) >= wait:
+                    since = waiting_since
+                if since is not None:
+                    deadline = max(since, self.last_progress) + self.stall_timeout
                     if now >= deadline:
-                        raise Stalled
+                        raise Stalled(rate_limited=stalled_since is not None or self.paused_until > now)
                     wait = min(wait, deadline - now)
                 await self.sleep(wait)
             for bucket, counts_tokens in self._buckets():

@@ -34,6 +34,7 @@ from airbench_plugin.run import (
     sent_settings,
 )
 from airbench_plugin.store import StoreProblems
+from airbench_plugin.suspects import SuspectNumbers
 from airbench_plugin.text import terminal_safe
 from airbench_plugin.wording import plural
 
@@ -399,6 +400,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         # Storage that failed in any process: one line per kind for the whole run.
         problems = StoreProblems.merged(snapshot.get("store", {}) for snapshot in collector.engines.values())
         for line in problems.warnings(run.cache_dir):
+            terminalreporter.write_line(terminal_safe(line, one_line=True), yellow=True)
+        # Numbers no server should send, and usage a budget needs: one line per endpoint.
+        suspect = SuspectNumbers.merged(snapshot.get("suspect", {}) for snapshot in collector.engines.values())
+        for line in suspect.warnings():
             terminalreporter.write_line(terminal_safe(line, one_line=True), yellow=True)
     if run is None or run.finished is None:
         return

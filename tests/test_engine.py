@@ -310,7 +310,8 @@ def test_cache_key_covers_what_changes_the_output_and_not_the_key() -> None:
 def test_retry_after_parsing_and_backoff() -> None:
     assert parse_retry_after({"retry-after": "3"}) == 3.0
     assert parse_retry_after({"retry-after-ms": "250"}) == 0.25
-    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    # A date already past asks for no wait: the back-off decides.
+    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
     assert parse_retry_after({"retry-after": "soon"}) is None
     assert parse_retry_after({}) is None
     assert backoff_delay(3, 7.0) == 7.0

@@ -90,7 +90,10 @@ def test_the_test_servers_headers_read_back(style: str) -> None:
 
 def test_no_rate_headers_is_none() -> None:
     assert RateLimits.from_headers({"content-type": "application/json"}) is None
-    assert RateLimits.from_headers({"x-ratelimit-limit-requests": "x", "x-ratelimit-remaining-requests": "1"}) is None
+    unreadable = RateLimits.from_headers({"x-ratelimit-limit-requests": "x", "x-ratelimit-remaining-requests": "1"})
+    # An unreadable limit is no limit, and is noted for the run's warning.
+    assert unreadable is not None and (unreadable.requests, unreadable.tokens, unreadable.retry_after) == (None,) * 3
+    assert [str(note) for note in unreadable.suspect] == ["x-ratelimit-limit-requests not a number"]
 
 
 def test_token_estimate_counts_the_prompt_and_max_tokens() -> None:

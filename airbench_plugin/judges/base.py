@@ -50,6 +50,14 @@ class JudgeVerdict:
     tokens: tuple[int, int] = field(default=(0, 0), compare=False)
     from_cache: bool = field(default=False, compare=False)  # every attempt was read from the cache
 
+    def __post_init__(self) -> None:
+        # A verdict exists only valid: a NaN score would neither pass nor fail its test (`score <
+        # threshold` is false for NaN), so a reply that makes one is unreadable, asked again, never cached.
+        for name in ("score", "raw_score", "prob_of_risk"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int | float) or not 0.0 <= value <= 1.0):
+                raise JudgeParseError(f"{name} is not a number from 0 to 1")
+
     def to_json(self) -> dict[str, Any]:
         """This judge's entry in a result's `judges`: the documented keys of its kind."""
         if self.kind == "granite-guardian":

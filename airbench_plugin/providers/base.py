@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from airbench_plugin import decode
 from airbench_plugin.providers.limits import RateLimits
 from airbench_plugin.providers.limits import parse_retry_after as parse_retry_after  # its first home
+from airbench_plugin.providers.numbers import TOKEN_CEILING, Suspect
 from airbench_plugin.redaction import redact as redact  # re-exported: callers import it from here
 from airbench_plugin.redaction import url_secrets
 from airbench_plugin.text import clip, valid_unicode
@@ -62,8 +65,14 @@ class TokenLogprob:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TokenLogprob:
+        """A position as `to_json` wrote it; raises decode.DecodeError on a value that is not a logprob."""
         return cls(
-            str(data["token"]), float(data["logprob"]), tuple((str(t), float(lp)) for t, lp in data.get("top", ()))
+            decode.text(data["token"], "logprobs.token"),
+            decode.number(data["logprob"], "logprobs.logprob", -math.inf, 0.0),
+            tuple(
+                (decode.text(t, "logprobs.top.token"), decode.number(lp, "logprobs.top.logprob", -math.inf, 0.0))
+                for t, lp in data.get("top", ())
+            ),
         )
 
 
@@ -82,6 +91,11 @@ class Completion:
     # Read from the response cache: the token counts are what the answer cost when it was made,
     # not what this run paid. Set by the engine, never stored.
     from_cache: bool = field(default=False, compare=False)
+    # False when the server's answer had no readable usage: the counts are 0, not what it cost.
+    usage_reported: bool = field(default=True, compare=False)
+    # Numbers of the answer (usage, logprobs, headers) that could not be right and were treated as
+    # missing; counted by the engine for one warning per endpoint, never stored.
+    suspect: tuple[Suspect, ...] = field(default=(), compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -97,14 +111,17 @@ class Completion:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Completion:
+        """A completion as `to_json` wrote it; raises decode.DecodeError (a cache miss) on any bad value."""
         logprobs = data.get("logprobs")
         return cls(
-            text=str(data["text"]),
-            finish_reason=data.get("finish_reason"),
-            prompt_tokens=int(data.get("prompt_tokens", 0)),
-            completion_tokens=int(data.get("completion_tokens", 0)),
-            refused_by_provider=bool(data.get("refused_by_provider", False)),
-            logprobs=None if logprobs is None else tuple(TokenLogprob.from_json(p) for p in logprobs),
+            text=decode.text(data["text"], "text"),
+            finish_reason=decode.opt_text(data.get("finish_reason"), "finish_reason"),
+            prompt_tokens=decode.integer(data.get("prompt_tokens", 0), "prompt_tokens", 0, TOKEN_CEILING),
+            completion_tokens=decode.integer(data.get("completion_tokens", 0), "completion_tokens", 0, TOKEN_CEILING),
+            refused_by_provider=decode.boolean(data.get("refused_by_provider", False), "refused_by_provider"),
+            logprobs=None
+            if logprobs is None
+            else tuple(TokenLogprob.from_json(decode.obj(p, "logprobs")) for p in decode.array(logprobs, "logprobs")),
         )
 
 

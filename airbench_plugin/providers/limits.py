@@ -7,7 +7,10 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from airbench_plugin.providers import numbers
+from airbench_plugin.providers.numbers import Suspect
 
 # The window each header family counts in: OpenAI's limits are per minute, Together's per second.
 OPENAI_WINDOW = 60.0
@@ -36,18 +39,19 @@ def parse_duration(text: str | None) -> float | None:
             return None
         total += float(match[1]) * units[match[2]]
         position = match.end()
-    return total if position == len(value) and position > 0 else None
+    return total if position == len(value) and position > 0 and math.isfinite(total) else None
 
 
-def _number(headers: Mapping[str, str], name: str) -> float | None:
+def _number(headers: Mapping[str, str], name: str, notes: list[Suspect]) -> float | None:
+    """A non-negative finite header value; a present but bad one is noted and missing."""
     raw = headers.get(name)
     if raw is None:
         return None
-    try:
-        value = float(raw)
-    except ValueError:
+    reason = numbers.why_not(raw, 0, numbers.LIMIT_CEILING)
+    if reason is not None:
+        notes.append(Suspect(name, reason))
         return None
-    return value if math.isfinite(value) and value >= 0 else None
+    return float(raw)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class RateLimits:
     requests: Quota | None = None
     tokens: Quota | None = None
     retry_after: float | None = None
+    suspect: tuple[Suspect, ...] = field(default=(), compare=False)  # header values treated as missing
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str] | None) -> RateLimits | None:
@@ -79,43 +84,66 @@ class RateLimits:
         `x-tokenlimit-*`) headers and `retry-after(-ms)`; None when there are none."""
         if not headers:
             return None
-        requests = _quota(headers, "x-ratelimit-{}-requests", OPENAI_WINDOW) or _quota(
-            headers, "x-ratelimit-{}", TOGETHER_WINDOW
+        notes: list[Suspect] = []
+        requests = _quota(headers, "x-ratelimit-{}-requests", OPENAI_WINDOW, notes) or _quota(
+            headers, "x-ratelimit-{}", TOGETHER_WINDOW, notes
         )
-        tokens = _quota(headers, "x-ratelimit-{}-tokens", OPENAI_WINDOW) or _quota(
-            headers, "x-tokenlimit-{}", TOGETHER_WINDOW
+        tokens = _quota(headers, "x-ratelimit-{}-tokens", OPENAI_WINDOW, notes) or _quota(
+            headers, "x-tokenlimit-{}", TOGETHER_WINDOW, notes
         )
-        retry_after = parse_retry_after(headers)
-        if requests is None and tokens is None and retry_after is None:
+        retry_after = parse_retry_after(headers, notes)
+        if requests is None and tokens is None and retry_after is None and not notes:
             return None
-        return cls(requests, tokens, retry_after)
+        return cls(requests, tokens, retry_after, tuple(notes))
 
 
-def _quota(headers: Mapping[str, str], pattern: str, window: float) -> Quota | None:
-    limit = _number(headers, pattern.format("limit"))
-    remaining = _number(headers, pattern.format("remaining"))
-    if limit is None or remaining is None or limit <= 0:
+def _quota(headers: Mapping[str, str], pattern: str, window: float, notes: list[Suspect]) -> Quota | None:
+    """One limit, when its limit and remaining headers are both readable: at least one unit per window
+    (a smaller limit would pace one request per years: its rate underflows), and no more left than the limit."""
+    if pattern.format("limit") not in headers:
         return None
-    return Quota(limit, remaining, window, parse_duration(headers.get(pattern.format("reset"))))
+    limit = _number(headers, pattern.format("limit"), notes)
+    if limit is not None:
+        limit = numbers.limit(limit, pattern.format("limit"), notes)
+    remaining = _number(headers, pattern.format("remaining"), notes)
+    if limit is None or remaining is None:
+        return None
+    return Quota(limit, min(remaining, limit), window, parse_duration(headers.get(pattern.format("reset"))))
 
 
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds the server asked us to wait: `retry-after-ms`, or `retry-after` as seconds or a date."""
+def parse_retry_after(headers: Mapping[str, str] | None, notes: list[Suspect] | None = None) -> float | None:
+    """Seconds the server asked us to wait: `retry-after-ms`, or `retry-after` as seconds or a date.
+
+    None when there is none, or when it is not a positive wait of at most a week (0, -5, NaN, a
+    date in the past or in the year 99999): the caller's back-off decides then, and the bad value
+    is noted in `notes`.
+    """
     if not headers:
         return None
+    notes = [] if notes is None else notes
     millis = headers.get("retry-after-ms")
     if millis:
         try:
-            return max(0.0, float(millis) / 1000)
+            value = float(millis) / 1000
         except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
+            notes.append(Suspect("retry-after-ms", "not a number"))
+        else:
+            return numbers.seconds(value, "retry-after-ms", notes)
+    text = headers.get("retry-after")
+    if not text:
         return None
     try:
-        return max(0.0, float(value))
+        value = float(text)
     except ValueError:
-        parsed = email.utils.parsedate_tz(value)
+        parsed = email.utils.parsedate_tz(text)
         if parsed is None:
+            notes.append(Suspect("retry-after", "neither seconds nor a date"))
             return None
-        return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+        try:
+            value = email.utils.mktime_tz(parsed) - time.time()
+        except (ValueError, OverflowError):  # a year datetime cannot hold
+            notes.append(Suspect("retry-after", "a date out of range"))
+            return None
+        if value <= 0:  # a date already past (the clocks differ): no wait asked, the back-off decides
+            return None
+    return numbers.seconds(value, "retry-after", notes)

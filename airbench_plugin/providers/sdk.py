@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from airbench_plugin.providers import numbers
 from airbench_plugin.providers.base import (
     CONTENT_FILTER_CODES,
     RETRYABLE_STATUS,
@@ -39,39 +40,63 @@ from airbench_plugin.providers.base import (
     parse_retry_after,
 )
 from airbench_plugin.providers.limits import RateLimits
+from airbench_plugin.providers.numbers import Suspect
 
 
-def read_logprobs(choice: Any) -> tuple[TokenLogprob, ...] | None:
-    """`choices[0].logprobs.content`: every position with its top alternatives; None when absent."""
+def read_logprobs(choice: Any, notes: list[Suspect]) -> tuple[TokenLogprob, ...] | None:
+    """`choices[0].logprobs.content`: every position with its top alternatives; None when absent.
+
+    One logprob that is not a finite number of at most 0 (NaN, Infinity, 1000, a string) makes the
+    whole list missing: a distribution with one impossible entry says nothing reliable.
+    """
     logprobs = choice.get("logprobs")
     content = logprobs.get("content") if isinstance(logprobs, dict) else None
     if not isinstance(content, list):
         return None
-    return tuple(
-        TokenLogprob(
-            str(position["token"]),
-            float(position["logprob"]),
-            tuple((str(top["token"]), float(top["logprob"])) for top in position.get("top_logprobs") or ()),
+    positions = []
+    for position in content:
+        chosen = numbers.logprob(position["logprob"])
+        top = [(str(entry["token"]), numbers.logprob(entry["logprob"])) for entry in position.get("top_logprobs") or ()]
+        if chosen is None or any(value is None for _token, value in top):
+            notes.append(Suspect("logprobs", "hold a value that is not a log-probability"))
+            return None
+        positions.append(
+            TokenLogprob(
+                str(position["token"]), chosen, tuple((token, value) for token, value in top if value is not None)
+            )
         )
-        for position in content
-    )
+    return tuple(positions)
 
 
 def read_completion(response: Any, limits: RateLimits | None = None) -> Completion:
-    """The text, finish reason, token counts and logprobs of a chat-completions response body."""
+    """The text, finish reason, token counts and logprobs of a chat-completions response body.
+
+    A usage count or logprob that cannot be right is missing (see providers/numbers.py); the
+    completion lists it in `suspect`, as it lists the headers' bad values.
+    """
     try:
         choice = response["choices"][0]
         text = choice["message"].get("content") or ""
         finish_reason = choice.get("finish_reason")
-        usage = response.get("usage") or {}
+        usage = response.get("usage")
+        notes: list[Suspect] = list(limits.suspect) if limits is not None else []
+        prompt_tokens = completion_tokens = None
+        if isinstance(usage, dict):
+            prompt_tokens = numbers.token_count(usage.get("prompt_tokens"), "usage.prompt_tokens", notes)
+            completion_tokens = numbers.token_count(usage.get("completion_tokens"), "usage.completion_tokens", notes)
+        elif usage is not None:
+            notes.append(Suspect("usage", "not an object"))
+        logprobs = read_logprobs(choice, notes)
         return Completion(
             text=text if isinstance(text, str) else str(text),
-            finish_reason=finish_reason,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
+            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+            prompt_tokens=prompt_tokens or 0,
+            completion_tokens=completion_tokens or 0,
             refused_by_provider=finish_reason == "content_filter",
-            logprobs=read_logprobs(choice),
+            logprobs=logprobs,
             limits=limits,
+            usage_reported=prompt_tokens is not None and completion_tokens is not None,
+            suspect=tuple(notes),
         )
     except (AttributeError, IndexError, TypeError, KeyError, ValueError):
         raise ProviderError(
