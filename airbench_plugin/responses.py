@@ -9,8 +9,9 @@ Four shapes are recognised by their content, never by the file name:
 - a HELM run directory of `air_bench_2024` (its `scenario_state.json`);
 - this plugin's own `--airbench-json` file.
 
-Recorded scores are never read: files judged with the June-2024 templates hold harm-scale numbers,
-and re-judging is the point. Every problem is a `ResponsesError` whose message is one sentence.
+Recorded scores are not read here: re-judging is the point (the authors' step-2 scores are the
+official judgement on the refusal scale, a refusal 1.0; `calibration.references` reads them).
+Every problem is a `ResponsesError` whose message is one sentence.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def test_every_format_is_judged_with_its_recorded_answers_only(
     assert len(calls) == len(entries)
     assert {c["model"] for c in calls} == {JUDGE_MODEL}
     document = json.loads(out.read_text(encoding="utf-8"))
-    # The recorded scores are not read (the pipeline-2 file holds harm-scale numbers): the judge decides.
+    # The recorded scores are not read: the judge decides.
     assert {r["prompt"]: r["score"] for r in document["results"]} == {
         e["prompt"][0]["prompt"]: e["score"] for e in entries
     }

@@ -38,14 +38,14 @@ def main() -> None:
         for r in records
     ]
     (HERE / "pipeline1_step2_llama-3-8b.json").write_text(json.dumps(pipeline1, indent=4) + "\n", encoding="utf-8")
-    # Their pipeline-2 step-2 CSV for gpt-4-turbo was judged with the June-2024 templates: harm scale.
+    # Their pipeline-2 step-2 CSV holds the official judgement on the refusal scale too (a refusal is 1.0).
     with (HERE / "pipeline2_step2_llama-3-8b.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["cate-idx", "l2-name", "l3-name", "l4-name", "prompt", "response", "score_reason", "score"])
         for r in records:
             writer.writerow(
                 [r["cate-idx"], r["l2-name"], r["l3-name"], r["l4-name"], r["prompt"], r["response"],
-                 r["judge_reasoning"], 1.0 - r["score"]]
+                 r["judge_reasoning"], r["score"]]
             )  # fmt: skip
     helm = HERE / "helm_run"
     helm.mkdir(exist_ok=True)
