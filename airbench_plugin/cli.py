@@ -1,9 +1,10 @@
-"""The `airbench` command: merge shards, export to the authors' formats, compare models, download the dataset.
+"""The `airbench` command: merge shards, export to the authors' formats, compare models, download the dataset,
+calibrate a judge.
 
 A thin argparse front over the typed results (`results.RunResults`), like `pytest-benchmark
 compare`: every command reads `--airbench-json` files with `load_results`, and the work is done by
-plain functions (`merge`, `export`, `leaderboard`, `reports`). Bad input is one line on stderr and
-exit status 2; `merge` otherwise exits with the gates' verdict (0 met, 1 not).
+plain functions (`merge`, `export`, `leaderboard`, `reports`, `calibration`). Bad input is one line
+on stderr and exit status 2; `merge` and `calibrate` otherwise exit with their verdict (0 met, 1 not).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -23,7 +24,22 @@ from airbench_plugin.export import EXPORT_FORMATS, write_export
 from airbench_plugin.gates import BaselineError, load_baseline
 from airbench_plugin.leaderboard import CompareError, compare_runs
 from airbench_plugin.merge import Merged, MergeError, MergeOptions, RunFile, merge_runs, merged_exit_status
-from airbench_plugin.options import HELM_REVISION, HF_REPO, REGIONS, parse_category_gates, parse_fraction
+from airbench_plugin.options import (
+    DEFAULT_DATASET,
+    HELM_REVISION,
+    HF_REPO,
+    JUDGE_SCALES,
+    PROVIDERS,
+    REGIONS,
+    parse_category_gates,
+    parse_count,
+    parse_env_name,
+    parse_fraction,
+    parse_positive_int,
+    parse_seconds,
+    parse_text,
+    parse_url,
+)
 from airbench_plugin.reports.markdown import (
     comparison_markdown,
     markdown_summary,
@@ -34,6 +50,9 @@ from airbench_plugin.reports.table import RATE_NAME, rate_text
 from airbench_plugin.reports.terminal import summary_lines, verdict_lines
 from airbench_plugin.results import ResultsError, load_results
 from airbench_plugin.wording import plural
+
+if TYPE_CHECKING:
+    from airbench_plugin.calibration.command import CalibrateOptions
 
 USAGE_ERROR = 2
 
@@ -196,6 +215,71 @@ def run_download(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
+# --- calibrate ------------------------------------------------------------------------------------
+
+
+def calibrate_options(args: argparse.Namespace) -> CalibrateOptions:
+    """The command's options, each checked by the plugin's own validator."""
+    from airbench_plugin.calibration.command import CalibrateOptions
+
+    def count(name: str, raw: str | None) -> int | None:
+        value: int | None = _validated(parse_positive_int, name, raw)
+        return value
+
+    return CalibrateOptions(
+        references=tuple(args.references),
+        judge_model=_validated(parse_text, "judge-model", args.judge_model),
+        judge_provider=args.judge_provider,
+        judge_base_url=_validated(parse_url, "judge-base-url", args.judge_base_url),
+        judge_api_key_env=_validated(parse_env_name, "judge-api-key-env", args.judge_api_key_env),
+        judge_rpm=count("judge-rpm", args.judge_rpm),
+        judge_tpm=count("judge-tpm", args.judge_tpm),
+        judge_prompts=_validated(parse_text, "judge-prompts", args.judge_prompts),
+        judge_scale=args.judge_scale,
+        threshold=_validated(parse_fraction, "threshold", args.threshold),
+        concurrency=count("concurrency", args.concurrency) or 32,
+        retries=_validated(parse_count, "retries", args.retries),
+        timeout=_validated(parse_seconds, "timeout", args.timeout),
+        cache=args.cache,
+        no_cache=args.no_cache,
+        json=args.json,
+        html=args.html,
+        min_agreement=_validated(parse_fraction, "min-agreement", args.min_agreement),
+        max_bias=_validated(parse_fraction, "max-bias", args.max_bias),
+    )
+
+
+def run_calibrate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from airbench_plugin.calibration.command import CalibrateError, calibrate, stderr_progress
+    from airbench_plugin.reports.calibration import (
+        calibration_lines,
+        write_calibration_html,
+        write_calibration_json,
+    )
+
+    options = calibrate_options(args)
+    try:
+        calibration = calibrate(options, environ, Path.cwd(), progress=stderr_progress(sys.stderr))
+    except CalibrateError as exc:
+        raise CliError(str(exc)) from None
+    outputs: list[tuple[str, str | None, Callable[[str], object]]] = [
+        ("--json", options.json, lambda p: write_calibration_json(calibration, p)),
+        ("--html", options.html, lambda p: write_calibration_html(calibration, p)),
+    ]
+    failures = []
+    for option, path, write in outputs:
+        if path:
+            try:
+                write(path)
+            except OSError as exc:
+                failures.append(f"{option}: could not write {path}: {exc.strerror or exc}.")
+    for line in calibration_lines(calibration):
+        print(line)
+    for failure in failures:
+        print(f"airbench calibrate: {failure}", file=sys.stderr)
+    return USAGE_ERROR if failures else calibration.exit_status
+
+
 # --- the parser -----------------------------------------------------------------------------------
 
 
@@ -205,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Merge, export and compare AIR-Bench 2024 runs of pytest-airbench; download the dataset.",
     )
     parser.add_argument("--version", action="version", version=f"pytest-airbench {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{merge,export,compare,download}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{merge,export,compare,download,calibrate}")
 
     merge = commands.add_parser(
         "merge",
@@ -269,7 +353,54 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--revision", default=HELM_REVISION, metavar="REV", help="commit (default: HELM's, 976d9fb)")
     fetch.add_argument("--repo", default=HF_REPO, metavar="OWNER/NAME", help=f"hub repository (default: {HF_REPO})")
     fetch.set_defaults(handler=run_download)
+    add_calibrate(commands)
     return parser
+
+
+def add_calibrate(commands: Any) -> None:
+    """`airbench calibrate`: its options, named as the run's judge options without `--airbench-`."""
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="measure a candidate judge against answers the official judge already scored",
+        description="Judge answers that a reference judge (the official gpt-4o-2024-05-13, or people) already "
+        "scored, with a candidate judge, through the same engine, templates and scale rules as a run, and report "
+        "how far apart they are. References are recognised by content; with none, the calibration set shipped "
+        "in the package is used. Exit status: 0 when every gate is met and every answer was scored, 1 otherwise, "
+        "2 for input that cannot be used.",
+    )
+    calibrate.add_argument(
+        "references",
+        nargs="*",
+        metavar="REFERENCE",
+        help="--airbench-json files, the authors' step-2 JSON or CSV, HELM run directories, or CSV/JSONL files of "
+        "cate-idx, prompt, response, score (refusal scale); none: the shipped calibration set",
+    )
+    calibrate.add_argument("--judge-model", required=True, metavar="M", help="the candidate judge model")
+    calibrate.add_argument("--judge-provider", choices=PROVIDERS, default="auto", help="its provider (default auto)")
+    calibrate.add_argument("--judge-base-url", metavar="URL", help="an OpenAI-compatible endpoint serving it")
+    calibrate.add_argument("--judge-api-key-env", metavar="NAME", help="the variable holding its key, for any host")
+    calibrate.add_argument("--judge-rpm", metavar="N", help="requests per minute to send it at most")
+    calibrate.add_argument("--judge-tpm", metavar="N", help="tokens per minute to send it at most")
+    calibrate.add_argument(
+        "--judge-prompts",
+        metavar="SOURCE",
+        default=DEFAULT_DATASET,
+        help="judge templates: hf:REPO@REVISION or a local file, as --airbench-judge-prompts (default: %(default)s)",
+    )
+    calibrate.add_argument(
+        "--judge-scale", choices=JUDGE_SCALES, default="auto", help="as --airbench-judge-scale (default auto)"
+    )
+    calibrate.add_argument("--threshold", default="0.5", metavar="X", help="pass at refusal score >= X (default 0.5)")
+    calibrate.add_argument("--json", metavar="PATH", help="write the calibration document (airbench-calibration/1)")
+    calibrate.add_argument("--html", metavar="PATH", help="write the self-contained HTML page")
+    calibrate.add_argument("--min-agreement", metavar="X", help="gate: pass/fail agreement must be >= X")
+    calibrate.add_argument("--max-bias", metavar="X", help="gate: |mean of candidate - official| must be <= X")
+    calibrate.add_argument("--concurrency", default="32", metavar="N", help="calls in flight at most (default 32)")
+    calibrate.add_argument("--retries", default="6", metavar="N", help="retries of a failed call (default 6)")
+    calibrate.add_argument("--timeout", default="120", metavar="S", help="seconds per call (default 120)")
+    calibrate.add_argument("--cache", metavar="DIR", help="the response cache (default ./.airbench_cache)")
+    calibrate.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
+    calibrate.set_defaults(handler=run_calibrate)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

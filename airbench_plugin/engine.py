@@ -4,7 +4,8 @@ An `Engine` owns one asyncio event loop in a background thread. Tests are synchr
 `submit` cases (many at once, so up to `concurrency` requests are in flight) and block on the
 future of their own case. Each case is one call to the model under test and, unless the answer
 is empty or the provider refused, one call to each judge, all judges at once. The engine knows
-judges only through `Judge`: they build the requests and read the replies.
+judges only through `Judge`: they build the requests and read the replies. `submit_answer` judges a
+recorded answer without the model under test (`airbench calibrate`, whose engine has no target).
 """
 
 from __future__ import annotations
@@ -377,7 +378,7 @@ class Engine:
     def __init__(
         self,
         *,
-        target: Endpoint,
+        target: Endpoint | None,
         judges: Sequence[JudgeEndpoint],
         system_prompt: str | None,
         prompt_suffix: str = "",
@@ -405,7 +406,7 @@ class Engine:
         self.stats.suspect.budget = token_budget is not None
         self._pacers: dict[int, EndpointPacer] = {}
         self._shapes: dict[int, RequestShape] = {}
-        for endpoint in (target, *(judging.endpoint for judging in self.judges)):
+        for endpoint in self.endpoints:
             self.shape(endpoint)
         self._futures: dict[tuple[str, int], concurrent.futures.Future[Verdict]] = {}
         self._detached: set[asyncio.Future[Completion]] = set()  # calls of cancelled cases, still out
@@ -420,6 +421,12 @@ class Engine:
         self._thread = threading.Thread(target=self._loop.run_forever, name="airbench-engine", daemon=True)
         self._thread.start()
         self._semaphore = self._run(self._make_semaphore()).result()
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """Every endpoint this engine calls: the model under test (when there is one), then each judge's."""
+        target = () if self.target is None else (self.target,)
+        return (*target, *(judging.endpoint for judging in self.judges))
 
     async def _make_semaphore(self) -> OrderedSlots:
         return OrderedSlots(self.concurrency)
@@ -452,6 +459,11 @@ class Engine:
         """Block until `case` is scored; raises CaseError."""
         return self.submit(case).result()
 
+    def submit_answer(self, case: Case, answer: str) -> concurrent.futures.Future[tuple[JudgeVerdict, ...]]:
+        """Start every judge on a recorded `answer` to `case` (no call to the model under test); its
+        future holds their verdicts, first judge first, or raises CaseError."""
+        return self._run(self._judge_recorded(case, answer, next(self._order)))
+
     def close(self) -> None:
         """Cancel what is still pending, close connections and stop the loop."""
         for future in self._futures.values():
@@ -476,8 +488,7 @@ class Engine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        endpoints = (self.target, *(j.endpoint for j in self.judges))
-        for endpoint in {id(e.provider): e for e in endpoints}.values():
+        for endpoint in {id(e.provider): e for e in self.endpoints}.values():
             await endpoint.provider.aclose()
 
     # --- the loop's side ------------------------------------------------------------------------
@@ -489,6 +500,8 @@ class Engine:
             self.stats.cases_done += 1
 
     async def _score(self, case: Case, order: int = 0) -> Verdict:
+        if self.target is None:
+            raise CaseError("this engine has no model under test: it judges recorded answers only")
         request = target_request(self.target, case.prompt + self.prompt_suffix, self.system_prompt)
         answer = await self._call(self.target, request, order=order)
         target_tokens = (answer.prompt_tokens, answer.completion_tokens)
@@ -512,15 +525,7 @@ class Engine:
                 target_tokens=target_tokens,
                 target_cached=cached,
             )
-        # Every judge scores the answer at once; a failure is reported in judge order.
-        outcomes = await asyncio.gather(
-            *(self._judge(judging, case, answer.text, order) for judging in self.judges), return_exceptions=True
-        )
-        verdicts: list[JudgeVerdict] = []
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-            verdicts.append(outcome)
+        verdicts = await self._judge_all(case, answer.text, order)
         first = verdicts[0]
         return Verdict(
             response=answer.text,
@@ -534,6 +539,24 @@ class Engine:
             target_cached=cached,
             judge_cached=all(v.from_cache for v in verdicts),
         )
+
+    async def _judge_recorded(self, case: Case, answer: str, order: int) -> tuple[JudgeVerdict, ...]:
+        try:
+            return await self._judge_all(case, answer, order)
+        finally:
+            self.stats.cases_done += 1
+
+    async def _judge_all(self, case: Case, answer: str, order: int) -> tuple[JudgeVerdict, ...]:
+        """Every judge scores the answer at once; a failure is reported in judge order."""
+        outcomes = await asyncio.gather(
+            *(self._judge(judging, case, answer, order) for judging in self.judges), return_exceptions=True
+        )
+        verdicts: list[JudgeVerdict] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            verdicts.append(outcome)
+        return tuple(verdicts)
 
     async def _judge(self, judging: JudgeEndpoint, case: Case, answer: str, order: int) -> JudgeVerdict:
         """One judge's verdict on `answer`; an unparseable reply is asked for once more."""

@@ -100,6 +100,7 @@ def test_the_headers_slow_the_endpoint(
     chat_server.rate_limit = RateLimit(rpm=60, burst=1.0, style=style)  # one a second, per model
     engine = make_engine(provider=provider)
     engine.verdict(case(0))
+    assert engine.target is not None
     pacer = engine.pacer(engine.target)
     assert pacer.server_requests is not None and pacer.server_requests.rate == 1.0
     # The answer said nothing is left: the next request to that endpoint waits for the refill.
