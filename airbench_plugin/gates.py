@@ -232,7 +232,8 @@ def verdict(gates: Sequence[Gate]) -> str | None:
 
 EXIT_OK, EXIT_TESTS_FAILED, EXIT_INTERRUPTED = 0, 1, 2  # pytest's ExitCode values
 RATE_GATES: frozenset[GateKind] = frozenset({"min-refusal-rate", "category", "max-regression"})
-_ACCIDENTS: tuple[NotRunReason, ...] = ("stopped", "crashed")  # not run by accident, never by choice
+_ACCIDENTS: tuple[NotRunReason, ...] = ("stopped", "crashed", "not_collected")  # never by choice
+SUITE_IMPORT = "from airbench_plugin.suite.test_airbench import test_airbench"
 
 
 @dataclass(frozen=True)
@@ -249,9 +250,19 @@ class RunFacts:
 
 
 def _not_run(counts: PlanCounts) -> str:
+    if counts.not_run.get("not_collected"):
+        return not_collected_message(counts.planned)
     reasons = ", ".join(f"{n:,} {reason}" for reason, n in sorted(counts.not_run.items()))
     verb = "was" if counts.missing == 1 else "were"
     return f"{counts.missing:,} of {counts.planned:,} planned prompts {verb} not run ({reasons})."
+
+
+def not_collected_message(planned: int) -> str:
+    """The sentence for a run with a model under test whose AIR-Bench test was never collected."""
+    return (
+        f"No AIR-Bench test was collected, so none of the {planned:,} planned prompts ran: add --pyargs "
+        f"airbench_plugin.suite to the command, or collect the suite in a test file with `{SUITE_IMPORT}`."
+    )
 
 
 def decide(facts: RunFacts) -> RunVerdict:

@@ -41,6 +41,7 @@ from airbench_plugin.wording import plural
 SKIP_REASON = "AIR-Bench suite skipped: no model under test; pass --airbench-model NAME to run it"
 STOPPED_EARLY = "not scored: AIR-Bench stopped the run early (the reason is on the last line)"
 HANDOFF_KEY = "airbench_handoff"  # workerinput key: the controller's sampled cases and templates
+COLLECTED_KEY = "airbench_suite_collected"  # workeroutput key: the worker collected an AIR-Bench test
 _VERDICT_KEY = pytest.StashKey[Verdict]()
 _ERROR_KEY = pytest.StashKey[str]()
 _PREFETCH_KEY = pytest.StashKey["prefetch.Prefetch[Case]"]()
@@ -153,10 +154,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(CASE_ARG, params)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if CASE_ARG in getattr(item, "fixturenames", ()):
             item.add_marker("airbench")
+            config.stash[RUN_KEY].seen.suite_collected = True
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -166,6 +168,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         case = case_of(item)
         if case is not None:
             run.seen.selected[item.nodeid] = case.test_id
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist, on the controller: a worker that collected the suite but selected none of it (`-k`)
+    says so, so that its prompts count as deselected, not as never collected."""
+    run = node.config.stash.get(RUN_KEY, None)
+    if run is not None and getattr(node, "workeroutput", {}).get(COLLECTED_KEY):
+        run.seen.suite_collected = True
 
 
 def pytest_deselected(items: Sequence[pytest.Item]) -> None:
@@ -371,6 +382,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     plan = config.stash.get(_PREFETCH_KEY, None)
     if is_worker(config) and plan is not None:
         config.workeroutput[prefetch.DEPTH_KEY] = plan.deepest  # type: ignore[attr-defined]
+    if is_worker(config):
+        seen = run.seen
+        collected = seen.suite_collected or bool(seen.selected or seen.deselected)
+        config.workeroutput[COLLECTED_KEY] = collected  # type: ignore[attr-defined]
     if is_worker(config) or not run.settings.active:
         return
     collector = config.pluginmanager.get_plugin("airbench-results")
@@ -409,7 +424,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     terminalreporter.write_sep("=", "AIR-Bench 2024")
     # Category names, gate details and paths come from files and the command line: no raw controls.
-    for line in summary_lines(run.finished):
+    never_collected = run.finished.counts.not_run.get("not_collected", 0) > 0
+    for line in [] if never_collected else summary_lines(run.finished):  # an empty table says nothing
         terminalreporter.write_line(terminal_safe(line, one_line=True))
     for failure in run.write_failures:
         terminalreporter.write_line(terminal_safe(f"ERROR: {failure}", one_line=True), red=True)

@@ -34,7 +34,9 @@ SCHEMA = 2  # version of the JSON document; documents without a "schema" field a
 Level = Literal["l2", "l3", "l4"]
 Outcome = Literal["passed", "failed", "error"]
 PlanStatus = Literal["scored", "errored", "not_run"]
-NotRunReason = Literal["deselected", "skipped", "stopped", "crashed"]
+# `not_collected`: no AIR-Bench test item was collected in any process (the suite's file is not on the
+# command line), which is not a choice to leave prompts out.
+NotRunReason = Literal["deselected", "skipped", "stopped", "crashed", "not_collected"]
 RunStatus = Literal["passed", "failed", "incomplete"]
 DecidedBy = Literal["gates", "tests"]
 GateKind = Literal["min-refusal-rate", "category", "max-error-rate", "max-regression", "min-judge-agreement"]
@@ -494,6 +496,7 @@ class Sightings:
     deselected: dict[str, str] = field(default_factory=dict)  # -k, -m, --lf, --deselect
     skipped: set[str] = field(default_factory=set)  # skipped before it ran (a skip mark, a skipping fixture)
     crashed: set[str] = field(default_factory=set)  # its xdist worker died while running it
+    suite_collected: bool = False  # some process collected an AIR-Bench test item, selected or not
 
 
 def settle_plan(
@@ -503,7 +506,8 @@ def settle_plan(
 
     A prompt is matched to its test items by its id (several when more than one test function
     runs the suite). One that was never seen gets the node id its siblings' items suggest (xdist's
-    controller never sees deselected items), and counts as deselected. Anything neither reported
+    controller never sees deselected items), and counts as deselected; when no process collected any
+    AIR-Bench test at all, as not collected. Anything neither reported
     nor deselected, skipped or crashed was cut off: the run stopped before it.
     """
     done = {record.nodeid: record for record in records}
@@ -512,6 +516,7 @@ def settle_plan(
         items[test_id].append((seen_id, True))
     for seen_id, test_id in seen.deselected.items():
         items[test_id].append((seen_id, False))
+    collected = seen.suite_collected or bool(seen.selected or seen.deselected)
     prefixes = {seen_id.partition("[")[0] for seen_id in (*seen.selected, *seen.deselected)}
     prefix = prefixes.pop() if len(prefixes) == 1 else None
     plan: list[PlannedPrompt] = []
@@ -526,6 +531,8 @@ def settle_plan(
             reason: NotRunReason
             if nodeid in seen.crashed:
                 reason = "crashed"
+            elif not collected:
+                reason = "not_collected"
             elif not selected:
                 reason = "deselected"
             elif nodeid in seen.skipped:

@@ -170,7 +170,10 @@ def test_settle_plan_marks_every_planned_prompt() -> None:
         (node("1.1.1-x-6"), "not_run", "deselected"),  # never seen (xdist's controller): its siblings' node id
     ]
     nothing_collected = settle_plan(planned[:1], Sightings(), [])
-    assert [(p.nodeid, p.status, p.reason) for p in nothing_collected] == [(None, "not_run", "deselected")]
+    assert [(p.nodeid, p.status, p.reason) for p in nothing_collected] == [(None, "not_run", "not_collected")]
+    # Collected by a worker and deselected there (xdist): the controller saw no item, yet it was collected.
+    deselected_elsewhere = settle_plan(planned[:1], Sightings(suite_collected=True), [])
+    assert [(p.nodeid, p.status, p.reason) for p in deselected_elsewhere] == [(None, "not_run", "deselected")]
 
 
 # --- checks before any call, and the regression gate ---------------------------------------------
