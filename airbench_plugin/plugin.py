@@ -7,7 +7,8 @@ import functools
 import gc
 import os
 import time
-from collections.abc import Callable, Generator, Sequence
+import types
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,11 @@ def pytest_configure(config: pytest.Config) -> None:
     run = AirbenchRun(settings=settings, rootdir=Path(str(config.rootpath)))
     workerinput = getattr(config, "workerinput", {})
     run.processes = int(workerinput.get("workercount", 1))
-    run.prepare(os.environ, Path.cwd(), handed=workerinput.get(HANDOFF_KEY))
+    # The model under test may be the user's own `airbench_target` fixture, which needs no key. Without
+    # xdist, collection shows which fixture the suite uses before any call; under xdist only the workers
+    # collect, so the controller goes by the conftest files loaded so far.
+    own_target = _conftest_defines_target(config) or getattr(config.option, "dist", "no") == "no"
+    run.prepare(os.environ, Path.cwd(), handed=workerinput.get(HANDOFF_KEY), own_target=own_target)
     config.stash[RUN_KEY] = run
     if settings.active:
         run.start_scrubbing_logs()
@@ -117,6 +122,28 @@ def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def _conftest_defines_target(config: pytest.Config) -> bool:
+    """Whether a conftest.py loaded so far defines an `airbench_target` fixture (the user's application)."""
+    return any(
+        isinstance(plugin, types.ModuleType)
+        and Path(getattr(plugin, "__file__", None) or "").name == "conftest.py"
+        and hasattr(plugin, "airbench_target")
+        for plugin in config.pluginmanager.get_plugins()
+    )
+
+
+def iter_items(session: pytest.Session) -> Iterator[pytest.Item]:
+    """The session's AIR-Bench test items."""
+    return (item for item in session.items if case_of(item) is not None)
+
+
+def _default_target_used(item: pytest.Item) -> bool:
+    """Whether the test gets the plugin's own `airbench_target` (the model through its provider)."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions: Sequence[Any] = info.name2fixturedefs.get("airbench_target", ()) if info is not None else ()
+    return bool(definitions) and getattr(definitions[-1].func, "__module__", None) == __name__
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     run = config.stash[RUN_KEY]
     s = run.settings
@@ -164,6 +191,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     session.config.stash[_COLLECTED_KEY] = sum(1 for _ in iter_cases(session.items))
     run = session.config.stash[RUN_KEY]
+    # Before any call: the suite runs the model through its provider, and there is no key for it.
+    problem = run.target_key_problem
+    if problem is not None and not is_worker(session.config) and any(map(_default_target_used, iter_items(session))):
+        raise pytest.UsageError(problem)
     for item in session.items:
         case = case_of(item)
         if case is not None:
@@ -214,10 +245,15 @@ def airbench_threshold(airbench_settings: Settings) -> float:
 
 
 @pytest.fixture(scope="session")
-def airbench_target(pytestconfig: pytest.Config) -> ChatProvider | Callable[[str], Any]:
+def airbench_target(request: pytest.FixtureRequest) -> ChatProvider | Callable[[str], Any]:
     """The model under test. Override it in a conftest.py to test your own application:
     return a function that takes the prompt and returns the answer (sync or async)."""
-    return pytestconfig.stash[RUN_KEY].default_target()
+    run = request.config.stash[RUN_KEY]
+    if run.target_key_problem is not None:
+        # Only an xdist worker gets here (elsewhere collection stopped the run): stop after this test.
+        request.session.shouldstop = run.target_key_problem
+        pytest.fail(run.target_key_problem, pytrace=False)
+    return run.default_target()
 
 
 @pytest.fixture(scope="session")
@@ -391,7 +427,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     collector = config.pluginmanager.get_plugin("airbench-results")
     if isinstance(collector, ResultCollector):
         run.sent = sent_settings(collector.engines.values())
-    if config.option.collectonly:
+    if config.option.collectonly or (session.exitstatus == pytest.ExitCode.USAGE_ERROR and not run.results):
         return  # nothing ran: no verdict to give and no outputs to write
     status = int(session.exitstatus)
     stopped = bool(session.shouldfail or session.shouldstop) or status == pytest.ExitCode.INTERRUPTED

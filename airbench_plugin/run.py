@@ -77,14 +77,25 @@ class AirbenchRun:
     processes: int = 1  # pytest processes that call the APIs (xdist workers): they share the token budget
     scale_read: bool = False  # whether the judge scale was read from the templates (`auto`)
     gc_frozen: bool = False  # the collector skips the run's long-lived objects until pytest's own last collection
+    # The model under test has no key: fine when a conftest's `airbench_target` fixture replaces it,
+    # so the sentence waits until collection shows which fixture the suite's tests use.
+    target_key_problem: str | None = None
 
     # --- start-up: everything that can fail does so here, before any request ------------------
 
-    def prepare(self, environ: Mapping[str, str], workdir: Path, handed: Mapping[str, Any] | None = None) -> None:
+    def prepare(
+        self,
+        environ: Mapping[str, str],
+        workdir: Path,
+        handed: Mapping[str, Any] | None = None,
+        own_target: bool = False,
+    ) -> None:
         """Check keys, load the dataset and the baseline; raises pytest.UsageError with one sentence.
 
         An xdist worker is `handed` the controller's sampled cases and templates (see `handoff`), so
-        it neither imports `datasets` nor reads the dataset again.
+        it neither imports `datasets` nor reads the dataset again. With `own_target` (the model under
+        test may be the user's `airbench_target` fixture) a missing key for the model under test is
+        kept in `target_key_problem` for the plugin to raise once it knows the default fixture is used.
         """
         settings = self.settings
         if settings.baseline is not None:
@@ -147,7 +158,10 @@ class AirbenchRun:
                 raise pytest.UsageError(unset_key_env_message(option, key_env))
             # A self-hosted OpenAI-compatible server (vLLM, Ollama) usually needs no key.
             if key is None and base_url is None:
-                raise pytest.UsageError(missing_key_message(provider, ROLE_NAMES[role], model))
+                problem = missing_key_message(provider, ROLE_NAMES[role], model)
+                if role != "target" or not own_target:
+                    raise pytest.UsageError(problem)
+                self.target_key_problem = problem
             self.keys[role] = key
         self.redactor = Redactor.for_run(
             self.keys.values(), (settings.base_url, settings.judge_base_url, settings.second_judge_base_url)
