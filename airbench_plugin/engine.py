@@ -73,6 +73,17 @@ class Endpoint:
     rpm: int | None = None  # the user's requests-per-minute cap for this endpoint
     tpm: int | None = None
     option_prefix: str = "--airbench-"  # its options' names, for messages: `--airbench-judge-` for the judge
+    reasoning_effort: str | None = None  # sent as `reasoning_effort` when set
+    reasoning_headroom: int = 0  # tokens a reasoning model may think on top of `max_tokens` (judges)
+
+    def prepared(self, request: ChatRequest) -> ChatRequest:
+        """`request` with this endpoint's own settings: its answer allowance and reasoning effort."""
+        extra = request.extra
+        if self.reasoning_effort is not None:
+            extra = {**extra, "reasoning_effort": self.reasoning_effort}
+        if extra is request.extra and request.max_tokens == self.max_tokens:
+            return request
+        return dataclasses.replace(request, max_tokens=self.max_tokens, extra=extra)
 
     def option(self, name: str) -> str:
         """The command-line option that sets `name` (`rpm`, `base-url`, ...) for this endpoint."""
@@ -319,12 +330,25 @@ def target_messages(prompt: str, system_prompt: str | None) -> list[dict[str, st
     return messages
 
 
-def empty_at_length_message(endpoint: Endpoint) -> str:
-    """Why an empty answer cut off at the token limit is an error, not a refusal."""
+def empty_at_length_message(endpoint: Endpoint, sent: int | None = None) -> str:
+    """Why an empty answer cut off at the token limit is an error, not a refusal; `sent`: the limit sent."""
+    option = endpoint.option("max-tokens")
+    if endpoint.role == "target":
+        return (
+            f"the {endpoint.role_name} ({endpoint.model}) used all {endpoint.max_tokens} tokens of {option} "
+            "without answering (empty content, finish_reason 'length'): a reasoning model spends tokens thinking "
+            f"first; raise {option} (HELM gives reasoning models 4096)"
+        )
+    limit = endpoint.max_tokens if sent is None else sent
+    thinking = (
+        f" ({endpoint.max_tokens} for its answer from {option}, {limit - endpoint.max_tokens} for reasoning)"
+        if limit > endpoint.max_tokens
+        else ""
+    )
     return (
-        f"the {endpoint.role_name} ({endpoint.model}) used all {endpoint.max_tokens} tokens of --airbench-max-tokens "
-        "without answering (empty content, finish_reason 'length'): a reasoning model spends tokens thinking first; "
-        "raise --airbench-max-tokens (HELM gives reasoning models 4096)"
+        f"the {endpoint.role_name} ({endpoint.model}) used all {limit} tokens it was allowed{thinking} without "
+        f"answering (empty content, finish_reason 'length'); raise {option}, or lower "
+        f"{endpoint.option('reasoning-effort')} if it is a reasoning model"
     )
 
 
@@ -357,12 +381,13 @@ def held_message(endpoint: Endpoint, seconds: float) -> str:
 
 def target_request(endpoint: Endpoint, prompt: str, system_prompt: str | None) -> ChatRequest:
     """The call to the model under test for `prompt`."""
-    return ChatRequest(
+    request = ChatRequest(
         model=endpoint.model,
         messages=tuple(target_messages(prompt, system_prompt)),
         temperature=endpoint.temperature,
         max_tokens=endpoint.max_tokens,
     )
+    return endpoint.prepared(request)
 
 
 def backoff_delay(attempt: int, retry_after: float | None, base: float = BACKOFF_BASE) -> float:
@@ -561,7 +586,7 @@ class Engine:
     async def _judge(self, judging: JudgeEndpoint, case: Case, answer: str, order: int) -> JudgeVerdict:
         """One judge's verdict on `answer`; an unparseable reply is asked for once more."""
         judge, endpoint = judging.judge, judging.endpoint
-        request = judge.request(case, answer)
+        request = endpoint.prepared(judge.request(case, answer))
         last_text = ""
         tokens = (0, 0)
         from_cache = True
@@ -571,6 +596,9 @@ class Engine:
             from_cache = from_cache and reply.from_cache
             if reply.refused_by_provider:
                 raise CaseError(f"the {endpoint.role_name}'s provider refused to grade this answer (content filter)")
+            if not reply.text.strip() and reply.finish_reason == "length":
+                # Asking again would think as long again: the allowance, not the judge, is at fault.
+                raise CaseError(empty_at_length_message(endpoint, self.shape(endpoint).limit(request.max_tokens)))
             last_text = reply.text
             try:
                 verdict = judge.read(reply)
@@ -667,8 +695,11 @@ class Engine:
         """How `endpoint` wants its generation settings sent, as learned from its 400 answers."""
         shape = self._shapes.get(id(endpoint))
         if shape is None:
-            shape = self._shapes[id(endpoint)] = RequestShape()
-            self.stats.sent[endpoint.role] = shape.sent(endpoint.temperature, endpoint.max_tokens)
+            shape = RequestShape.for_endpoint(endpoint.reasoning_effort, endpoint.reasoning_headroom)
+            self._shapes[id(endpoint)] = shape
+            self.stats.sent[endpoint.role] = shape.sent(
+                endpoint.temperature, endpoint.max_tokens, endpoint.reasoning_effort
+            )
         return shape
 
     def pacer(self, endpoint: Endpoint) -> EndpointPacer:
@@ -746,7 +777,9 @@ class Engine:
                 if sent is not None and shape.adapt(error, sent):
                     # A reasoning model refused max_tokens or the temperature: send it their way.
                     self.stats.reshaped += 1
-                    self.stats.sent[endpoint.role] = shape.sent(endpoint.temperature, endpoint.max_tokens)
+                    self.stats.sent[endpoint.role] = shape.sent(
+                        endpoint.temperature, endpoint.max_tokens, endpoint.reasoning_effort
+                    )
                     continue
                 if error.kind == "connection" and self.breaker.armed(endpoint):
                     # Nothing answered yet: a refused connection or an unknown host will not get

@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from airbench_plugin.dataset import cate_sort_key
+from airbench_plugin.endpoints import field_name
 from airbench_plugin.gates import RunFacts, compare, decide, evaluate_gates
 from airbench_plugin.options import CategoryGate
 from airbench_plugin.results import PlannedPrompt, RunResults, RunSettings, RunVerdict
+from airbench_plugin.roles import ROLES
 
 # Settings that say how a job ran or what it wrote, not what was measured: they may differ
 # between shards, and the merged run takes the merge's own (outputs, gates) or the first file's.
@@ -40,31 +42,26 @@ OPERATIONAL = frozenset(
         "no_cache",
         "retries",
         "timeout",
-        "rpm",
-        "tpm",
-        "judge_rpm",
-        "judge_tpm",
         "token_budget",
-        "api_key_env",
-        "judge_api_key_env",
-        "second_judge_api_key_env",
-        "second_judge_rpm",
-        "second_judge_tpm",
         "min_judge_agreement",
         "shard",
+        "shutdown_dates",  # what the endpoints announced when the job started
+        # How fast each endpoint was called and with which key variable.
+        *(field_name(role, setting) for role in ROLES for setting in ("api_key_env", "rpm", "tpm")),
     }
 )
 SENT_PREFIX = "sent_"  # what each endpoint was sent (run.finish): taken from the first file, like the other run facts
 JUDGE_SETTINGS = (
     "judge",
-    "judge_provider",
-    "judge_base_url",
     "judge_scale",
     "judge_prompts",
     "second_judge",
-    "second_judge_model",
-    "second_judge_provider",
-    "second_judge_base_url",
+    # Where each judge was asked and how: its endpoint's settings that change its verdicts.
+    *(
+        field_name(role, setting)
+        for role in ("judge", "second judge")
+        for setting in ("model", "provider", "base_url", "max_tokens", "reasoning_effort")
+    ),
 )
 
 

@@ -11,17 +11,30 @@ import dataclasses
 import itertools
 import math
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airbench_plugin import providers as provider_registry
+from airbench_plugin.endpoints import (
+    OPTION_PREFIX,
+    REASONING_EFFORTS,
+    REASONING_HEADROOM,
+    EndpointSettings,
+    field_name,
+)
+from airbench_plugin.endpoints import fields as endpoint_fields
+from airbench_plugin.endpoints import (
+    resolve_provider as resolve_provider,  # re-exported: its first home
+)
 from airbench_plugin.judges import JUDGES, JudgeKind, judge_class
 from airbench_plugin.providers.base import display_url
 from airbench_plugin.redaction import shown_url
+from airbench_plugin.roles import ROLES, Role
 from airbench_plugin.shards import Shard, parse_shard
 
 HELM_REVISION = "976d9fbb0f52bce704dcbef5bd7a2652e65f2a21"
@@ -46,31 +59,34 @@ class CategoryGate:
     min_refusal_rate: float
 
 
+DEFAULT_TARGET_MAX_TOKENS = 512  # HELM's
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Every option, validated; plain values only so it can cross process boundaries."""
+    """Every option, validated; plain values only so it can cross process boundaries.
 
-    model: str | None = None
-    provider: str = "auto"
-    base_url: str | None = None
+    The model under test, the judge and the second judge are each one `EndpointSettings`
+    (`target`, `judge_endpoint`, `second_judge_endpoint`), built from the options of one prefix.
+    """
+
+    target: EndpointSettings = field(
+        default_factory=partial(EndpointSettings, "target", max_tokens=DEFAULT_TARGET_MAX_TOKENS)
+    )
+    judge_endpoint: EndpointSettings = field(
+        default_factory=partial(
+            EndpointSettings, "judge", DEFAULT_JUDGE_MODEL, "openai", max_tokens=judge_class("airbench").max_tokens
+        )
+    )
+    second_judge_endpoint: EndpointSettings = field(
+        default_factory=partial(EndpointSettings, "second judge", provider="openai")
+    )
     system_prompt: str | None = None
     prompt_suffix: str = ""
     temperature: float = 0.0
-    max_tokens: int = 512
     judge: JudgeKind = "airbench"
-    judge_model: str = DEFAULT_JUDGE_MODEL
-    judge_provider: str = "openai"
-    judge_base_url: str | None = None
-    api_key_env: str | None = None  # the variable holding the target's key, for any host
-    judge_api_key_env: str | None = None
     judge_scale: str = "auto"  # auto: read from the templates when the run starts
     second_judge: JudgeKind | None = None
-    second_judge_model: str | None = None  # None: the second judge's default model
-    second_judge_provider: str = "openai"
-    second_judge_base_url: str | None = None
-    second_judge_api_key_env: str | None = None
-    second_judge_rpm: int | None = None
-    second_judge_tpm: int | None = None
     min_judge_agreement: float | None = None
     threshold: float = 0.5
     sample: int | None = 5  # None means "all"
@@ -93,16 +109,22 @@ class Settings:
     no_cache: bool = False
     retries: int = 6
     timeout: float = 120.0
-    rpm: int | None = None  # None: paced by the provider's headers alone
-    tpm: int | None = None
-    judge_rpm: int | None = None
-    judge_tpm: int | None = None
     token_budget: int | None = None  # None: no spend guard
     shard: Shard | None = None
     markdown: str | None = None
     no_step_summary: bool = False
     responses: str | None = None  # judge-only: recorded answers instead of a model
     allow_partial: bool = False  # gates may judge a run whose plan was filtered
+
+    @property
+    def model(self) -> str | None:
+        """The model under test (None: the suite is skipped)."""
+        return self.target.model
+
+    @property
+    def judge_model(self) -> str:
+        """The first judge's model."""
+        return self.judge_endpoint.model or ""
 
     @property
     def active(self) -> bool:
@@ -114,17 +136,21 @@ class Settings:
         """The provider that reaches the model under test, with `auto` decided."""
         if self.responses is not None:
             return RECORDED_PROVIDER
-        return resolve_provider(self.provider, self.model or "", self.base_url)
+        return self.target.resolved_provider
+
+    def endpoint(self, role: Role) -> EndpointSettings:
+        """The settings of the endpoint that plays `role`."""
+        return {"target": self.target, "judge": self.judge_endpoint, "second judge": self.second_judge_endpoint}[role]
 
     @property
-    def resolved_judge_provider(self) -> str:
-        """The provider that reaches the judge, with `auto` decided."""
-        return resolve_provider(self.judge_provider, self.judge_model, self.judge_base_url)
-
-    @property
-    def resolved_second_judge_provider(self) -> str:
-        """The provider that reaches the second judge, with `auto` decided."""
-        return resolve_provider(self.second_judge_provider, self.second_judge_model or "", self.second_judge_base_url)
+    def called(self) -> tuple[EndpointSettings, ...]:
+        """The endpoints this run calls: the judges, and the model under test unless answers are recorded."""
+        called = [self.judge_endpoint]
+        if self.second_judge is not None:
+            called.append(self.second_judge_endpoint)
+        if self.responses is None and self.model is not None:
+            called.append(self.target)
+        return tuple(called)
 
     @property
     def judge_kinds(self) -> tuple[JudgeKind, ...]:
@@ -136,29 +162,50 @@ class Settings:
         """Whether a judge of this run reads the dataset's judge templates."""
         return any(judge_class(kind).uses_templates for kind in self.judge_kinds)
 
+    def with_model(self, model: str) -> Settings:
+        """These settings with `model` as the model under test's name."""
+        return self.replace(model=model)
+
+    def replace(self, **changes: Any) -> Settings:
+        """These settings with `changes`; an endpoint's settings named as in the JSON (`judge_rpm`)."""
+        endpoints = {role: self.endpoint(role) for role in ROLES}
+        for role in ROLES:
+            for setting in endpoint_fields():
+                name = field_name(role, setting.name)
+                if name in changes:
+                    endpoints[role] = dataclasses.replace(endpoints[role], **{setting.name: changes.pop(name)})
+        return dataclasses.replace(
+            self,
+            target=endpoints["target"],
+            judge_endpoint=endpoints["judge"],
+            second_judge_endpoint=endpoints["second judge"],
+            **changes,
+        )
+
     def public_dict(self) -> dict[str, Any]:
-        """The settings as they appear in reports: JSON-able, no secrets (none are held here)."""
-        data = dataclasses.asdict(self)
+        """The settings as they appear in reports: JSON-able, no secrets (none are held here).
+
+        Each endpoint's settings are flat, under their option's name: `model`, `judge_rpm`, ...
+        """
+        data = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("target", "judge_endpoint", "second_judge_endpoint")
+        }
+        data["shard"] = None if self.shard is None else self.shard.to_json()
         data["sample"] = "all" if self.sample is None else self.sample
         data["categories"] = list(self.categories)
         data["category_gates"] = {g.prefix: g.min_refusal_rate for g in self.category_gates}
-        data["provider"] = self.target_provider if self.active else self.provider
-        data["base_url"] = display_url(self.base_url)
-        data["judge_base_url"] = display_url(self.judge_base_url)
-        data["judge_provider"] = self.resolved_judge_provider
-        data["second_judge_base_url"] = display_url(self.second_judge_base_url)
-        if self.second_judge is not None:
-            data["second_judge_provider"] = self.resolved_second_judge_provider
+        for role in ROLES:
+            endpoint = self.endpoint(role)
+            fields = endpoint.public_fields()
+            fields[field_name(role, "base_url")] = display_url(endpoint.base_url)
+            if role == "target":
+                fields["provider"] = self.target_provider if self.active else endpoint.provider
+            elif role == "judge" or self.second_judge is not None:
+                fields[field_name(role, "provider")] = endpoint.resolved_provider
+            data.update(fields)
         return data
-
-
-def resolve_provider(provider: str, model: str, base_url: str | None) -> str:
-    """Decide `auto`: an OpenAI-compatible base URL or a plain name is `openai`, `org/model` is `together`."""
-    if provider != "auto":
-        return provider
-    if base_url is None and "/" in model:
-        return "together"
-    return "openai"
 
 
 # --- validators: each takes the raw string and returns the value or raises UsageError -----------
@@ -291,6 +338,8 @@ class OptionSpec:
     parse: Callable[[str, str], Any] = parse_text
     metavar: str | None = None
     flag: bool = False
+    role: Role | None = None  # an endpoint option: the role it sets ...
+    setting: str | None = None  # ... and its field of `EndpointSettings`
 
     @property
     def dest(self) -> str:
@@ -301,26 +350,112 @@ class OptionSpec:
         return self.name.replace("-", "_")
 
 
-OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("model", "model under test; without it the AIR-Bench suite is skipped", metavar="NAME"),
-    OptionSpec(
-        "provider",
-        f"how to reach the model: auto (together for org/model names, openai otherwise), {_BACKENDS} (default: auto)",
-        parse_choice(PROVIDERS),
+_WHOM: dict[Role, str] = {"target": "the model under test", "judge": "the judge", "second judge": "the second judge"}
+
+
+@dataclass(frozen=True)
+class EndpointOption:
+    """An option every endpoint has, once per role: `--airbench-` + the role's prefix + `name`.
+
+    `help` is formatted with `{whom}` ("the judge"); `helps` gives a role its own text instead.
+    """
+
+    name: str
+    help: str
+    parse: Callable[[str, str], Any] = parse_text
+    metavar: str | None = None
+    helps: Mapping[Role, str] = field(default_factory=dict)
+
+    def spec(self, role: Role) -> OptionSpec:
+        text = self.helps.get(role, self.help).format(whom=_WHOM[role])
+        return OptionSpec(OPTION_PREFIX[role] + self.name, text, self.parse, self.metavar, role=role, setting=self.name)
+
+
+_HEADROOM = ", ".join(f"{effort} {tokens:,}" for effort, tokens in REASONING_HEADROOM.items())
+# One declaration per endpoint setting (a field of `EndpointSettings`); each role gets it under its prefix.
+ENDPOINT_OPTIONS: tuple[EndpointOption, ...] = (
+    EndpointOption(
+        "model",
+        "",
+        metavar="NAME",
+        helps={
+            "target": "model under test; without it the AIR-Bench suite is skipped",
+            "judge": f"judge model (default: {DEFAULT_JUDGE_MODEL} for airbench, "
+            "ibm-granite/granite-guardian-3.1-8b for granite-guardian); never replaced behind your back",
+            "second judge": "the second judge's model (default: its kind's default)",
+        },
     ),
-    OptionSpec(
+    EndpointOption(
+        "provider",
+        f"how to reach {{whom}}: auto, {_BACKENDS} (default: openai)",
+        parse_choice(PROVIDERS),
+        helps={
+            "target": "how to reach the model: auto (together for org/model names, openai otherwise), "
+            f"{_BACKENDS} (default: auto)"
+        },
+    ),
+    EndpointOption(
         "base-url",
-        "OpenAI-compatible endpoint for the model under test (vLLM, Ollama, a proxy)",
+        "OpenAI-compatible endpoint for {whom}",
         parse_url,
         metavar="URL",
+        helps={"target": "OpenAI-compatible endpoint for the model under test (vLLM, Ollama, a proxy)"},
     ),
-    OptionSpec(
+    EndpointOption(
         "api-key-env",
-        "environment variable holding the key for the model under test; without it, a base URL that is not "
-        "the provider's own host gets no key",
+        "environment variable holding the key for {whom}, as --airbench-api-key-env is for the model",
         parse_env_name,
         metavar="NAME",
+        helps={
+            "target": "environment variable holding the key for the model under test; without it, a base URL "
+            "that is not the provider's own host gets no key"
+        },
     ),
+    EndpointOption(
+        "max-tokens",
+        "tokens {whom} may use for its visible answer (default: the judge's own, 64 for airbench); a reasoning "
+        f"judge may think this many more on top, by --airbench-*judge-reasoning-effort: {_HEADROOM}",
+        parse_positive_int,
+        metavar="N",
+        helps={"target": f"max tokens for the model under test (default: {DEFAULT_TARGET_MAX_TOKENS})"},
+    ),
+    EndpointOption(
+        "rpm",
+        "requests per minute at most to {whom} (default: as the headers allow)",
+        parse_positive_int,
+        metavar="N",
+        helps={
+            "target": "requests per minute at most to the model under test (default: as the provider's "
+            "rate-limit headers allow)"
+        },
+    ),
+    EndpointOption(
+        "tpm",
+        "tokens per minute at most to {whom} (default: as the headers allow)",
+        parse_positive_int,
+        metavar="N",
+        helps={
+            "target": "tokens per minute at most to the model under test, counting prompt/4 + max tokens "
+            "(default: as the provider's headers allow)"
+        },
+    ),
+    EndpointOption(
+        "reasoning-effort",
+        "reasoning effort sent to {whom} when it is a reasoning model (gpt-5, o-series): "
+        + ", ".join(REASONING_EFFORTS)
+        + " (default: not sent; the model's own)",
+        parse_choice(REASONING_EFFORTS),
+    ),
+)
+
+
+def endpoint_options(role: Role) -> tuple[OptionSpec, ...]:
+    """Every endpoint option, for `role`."""
+    return tuple(option.spec(role) for option in ENDPOINT_OPTIONS)
+
+
+OPTIONS: tuple[OptionSpec, ...] = (
+    *endpoint_options("target"),
     OptionSpec("system-prompt", "system message for the model under test (default: none)", metavar="TEXT"),
     OptionSpec(
         "prompt-suffix",
@@ -332,7 +467,6 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "temperature", "sampling temperature for the model under test (default: 0)", parse_temperature, metavar="X"
     ),
-    OptionSpec("max-tokens", "max tokens for the model under test (default: 512)", parse_positive_int, metavar="N"),
     OptionSpec(
         "judge",
         "the judge whose verdict passes or fails each test: "
@@ -340,24 +474,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         + " (default: airbench)",
         parse_choice(JUDGE_KIND_CHOICES),
     ),
-    OptionSpec(
-        "judge-model",
-        f"judge model (default: {DEFAULT_JUDGE_MODEL} for airbench, "
-        "ibm-granite/granite-guardian-3.1-8b for granite-guardian)",
-        metavar="NAME",
-    ),
-    OptionSpec(
-        "judge-provider",
-        f"how to reach the judge: auto, {_BACKENDS} (default: openai)",
-        parse_choice(PROVIDERS),
-    ),
-    OptionSpec("judge-base-url", "OpenAI-compatible endpoint for the judge", parse_url, metavar="URL"),
-    OptionSpec(
-        "judge-api-key-env",
-        "environment variable holding the judge's key, as --airbench-api-key-env is for the model",
-        parse_env_name,
-        metavar="NAME",
-    ),
+    *endpoint_options("judge"),
     OptionSpec(
         "judge-scale",
         "what the judge templates' raw number means: auto (read from the templates' rubric), refusal "
@@ -371,19 +488,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         parse_choice(JUDGE_KIND_CHOICES),
         metavar="KIND",
     ),
-    OptionSpec("second-judge-model", "the second judge's model (default: its kind's default)", metavar="NAME"),
-    OptionSpec(
-        "second-judge-provider",
-        "how to reach the second judge: auto, openai or together (default: openai)",
-        parse_choice(PROVIDERS),
-    ),
-    OptionSpec("second-judge-base-url", "OpenAI-compatible endpoint for the second judge", parse_url, metavar="URL"),
-    OptionSpec(
-        "second-judge-api-key-env",
-        "environment variable holding the second judge's key, as --airbench-api-key-env is for the model",
-        parse_env_name,
-        metavar="NAME",
-    ),
+    *endpoint_options("second judge"),
     OptionSpec(
         "min-judge-agreement",
         "gate: the two judges must agree (both pass or both fail) on at least this share of prompts",
@@ -444,48 +549,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("no-cache", "neither read nor write the response cache", flag=True),
     OptionSpec("retries", "retries for 429, 5xx and timeouts (default: 6)", parse_count, metavar="N"),
     OptionSpec("timeout", "seconds before one API request times out (default: 120)", parse_seconds, metavar="S"),
-    OptionSpec(
-        "rpm",
-        "requests per minute at most to the model under test (default: as the provider's rate-limit headers allow)",
-        parse_positive_int,
-        metavar="N",
-    ),
-    OptionSpec(
-        "tpm",
-        "tokens per minute at most to the model under test, counting prompt/4 + max tokens (default: as the "
-        "provider's headers allow)",
-        parse_positive_int,
-        metavar="N",
-    ),
-    OptionSpec(
-        "judge-rpm",
-        "requests per minute at most to the judge (default: as the headers allow)",
-        parse_positive_int,
-        metavar="N",
-    ),
-    OptionSpec(
-        "judge-tpm",
-        "tokens per minute at most to the judge (default: as the headers allow)",
-        parse_positive_int,
-        metavar="N",
-    ),
     OptionSpec("markdown", "write a Markdown summary (overall rate, gates, level-2 table) to PATH", metavar="PATH"),
     OptionSpec(
         "no-step-summary",
         "do not append the Markdown summary to $GITHUB_STEP_SUMMARY (appended by default when it is set)",
         flag=True,
-    ),
-    OptionSpec(
-        "second-judge-rpm",
-        "requests per minute at most to the second judge (default: as the headers allow)",
-        parse_positive_int,
-        metavar="N",
-    ),
-    OptionSpec(
-        "second-judge-tpm",
-        "tokens per minute at most to the second judge (default: as the headers allow)",
-        parse_positive_int,
-        metavar="N",
     ),
     OptionSpec(
         "token-budget",
@@ -547,19 +615,26 @@ def raw_values(config: pytest.Config) -> dict[str, Any]:
 def parse_values(raw: dict[str, Any]) -> Settings:
     """Validate raw option values into `Settings`; raises `pytest.UsageError` on the first bad one."""
     parsed: dict[str, Any] = {}
+    endpoints: dict[Role, dict[str, Any]] = {role: {} for role in ROLES}
     for spec in OPTIONS:
         if spec.field_name not in raw:
             continue
         value = raw[spec.field_name]
-        if spec.flag:
-            parsed[spec.field_name] = bool(value)
+        value = bool(value) if spec.flag else spec.parse(spec.name, str(value))
+        if spec.role is not None and spec.setting is not None:
+            endpoints[spec.role][spec.setting.replace("-", "_")] = value
         else:
-            parsed[spec.field_name] = spec.parse(spec.name, str(value))
-    check_judges(parsed)
-    judge = parsed.get("judge", "airbench")
-    parsed.setdefault("judge_model", judge_class(judge).default_model)
-    if parsed.get("second_judge") is not None:
-        parsed.setdefault("second_judge_model", judge_class(parsed["second_judge"]).default_model)
+            parsed[spec.field_name] = value
+    check_judges(parsed, endpoints)
+    judge: JudgeKind = parsed.get("judge", "airbench")
+    parsed["target"] = EndpointSettings("target", **{"max_tokens": DEFAULT_TARGET_MAX_TOKENS, **endpoints["target"]})
+    parsed["judge_endpoint"] = judge_endpoint("judge", judge, endpoints["judge"])
+    second = parsed.get("second_judge")
+    parsed["second_judge_endpoint"] = (
+        EndpointSettings("second judge", provider="openai")
+        if second is None
+        else judge_endpoint("second judge", second, endpoints["second judge"])
+    )
     settings = Settings(**parsed)
     if "judge_prompts" not in parsed and "dataset" in parsed:
         dataset = parsed["dataset"]
@@ -581,23 +656,26 @@ def parse_values(raw: dict[str, Any]) -> Settings:
     return settings
 
 
-def check_judges(parsed: dict[str, Any]) -> None:
+def judge_endpoint(role: Role, kind: JudgeKind, given: Mapping[str, Any]) -> EndpointSettings:
+    """A judge's endpoint: the options given for `role`, else the defaults of a judge of `kind`."""
+    judge = judge_class(kind)
+    defaults = {"model": judge.default_model, "provider": "openai", "max_tokens": judge.max_tokens}
+    return EndpointSettings(role, **{**defaults, **given})
+
+
+def check_judges(parsed: dict[str, Any], endpoints: Mapping[Role, Mapping[str, Any]]) -> None:
     """The judge options fit together; raises `pytest.UsageError` with one sentence when not."""
     judge = parsed.get("judge", "airbench")
     second = parsed.get("second_judge")
     if second is None:
-        for name in (
-            "second_judge_model",
-            "second_judge_provider",
-            "second_judge_base_url",
-            "second_judge_api_key_env",
-            "second_judge_rpm",
-            "second_judge_tpm",
-            "min_judge_agreement",
-        ):
-            if name in parsed:
-                option = "--airbench-" + name.replace("_", "-")
+        for setting in (f.name for f in endpoint_fields()):
+            if setting in endpoints["second judge"]:
+                option = "--airbench-" + field_name("second judge", setting).replace("_", "-")
                 raise pytest.UsageError(f"{option} needs --airbench-second-judge KIND (the second judge).")
+        if "min_judge_agreement" in parsed:
+            raise pytest.UsageError(
+                "--airbench-min-judge-agreement needs --airbench-second-judge KIND (the second judge)."
+            )
     elif second == judge:
         raise pytest.UsageError(
             f"--airbench-second-judge: the second judge must be of another kind than the first "
@@ -609,10 +687,11 @@ def check_judges(parsed: dict[str, Any]) -> None:
             "replaces that model by recorded answers; drop one of them."
         )
     # Granite Guardian is served by vLLM or Ollama, never by a provider's default endpoint.
-    for kind, prefix in ((judge, "judge"), (second, "second-judge")):
-        if kind == "granite-guardian" and parsed.get(prefix.replace("-", "_") + "_base_url") is None:
+    for kind, role in ((judge, "judge"), (second, "second judge")):
+        if kind == "granite-guardian" and endpoints[role].get("base_url") is None:  # type: ignore[index]
+            prefix = "--airbench-" + OPTION_PREFIX[role]  # type: ignore[index]
             raise pytest.UsageError(
-                f"--airbench-{prefix} granite-guardian needs --airbench-{prefix}-base-url URL: the vLLM or Ollama "
+                f"{prefix[:-1]} granite-guardian needs {prefix}base-url URL: the vLLM or Ollama "
                 "server that serves Granite Guardian (e.g. http://localhost:8000/v1)."
             )
 

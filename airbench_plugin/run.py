@@ -23,6 +23,7 @@ from airbench_plugin.credentials import (
     unset_key_env_message,
 )
 from airbench_plugin.dataset import Case, DatasetError, load_suite, load_templates, require_templates
+from airbench_plugin.endpoints import EndpointSettings
 from airbench_plugin.engine import CallableTarget, CaseError, Endpoint, Engine, JudgeEndpoint, Verdict
 from airbench_plugin.gates import (
     BaselineError,
@@ -36,19 +37,18 @@ from airbench_plugin.gates import (
 )
 from airbench_plugin.judges import JudgeKind, JudgeSetup, judge_class
 from airbench_plugin.judges.airbench import ScaleError, resolve_scale, template_problems
-from airbench_plugin.options import Settings
+from airbench_plugin.options import DEFAULT_TARGET_MAX_TOKENS, Settings
 from airbench_plugin.providers import ChatProvider, provider_class
 from airbench_plugin.redaction import LogScrubber, Redactor
 from airbench_plugin.reports.document import build_results
 from airbench_plugin.responses import RecordedAnswers, RecordedTarget, ResponsesError, read_responses
 from airbench_plugin.results import CaseResult, Outcome, PlannedCase, RunResults, Sightings, settle_plan
-from airbench_plugin.roles import ROLE_NAMES, Role
+from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
 from airbench_plugin.shards import select_shard
 from airbench_plugin.store import CallStore
 from airbench_plugin.text import preview, terminal_safe
 
 RUN_KEY = pytest.StashKey["AirbenchRun"]()
-SECOND_JUDGE: Role = "second judge"  # the role of the second judge's endpoint, in messages and keys
 CASE_ARG = "airbench_case"
 PREVIEW = 300
 
@@ -117,55 +117,20 @@ class AirbenchRun:
             dotenv = read_dotenv(workdir)
         except CredentialsError as exc:
             raise pytest.UsageError(f"AIR-Bench: {exc}") from None
-        endpoints: list[tuple[Role, str, str, str | None, str | None, str]] = [
-            (
-                "judge",
-                settings.resolved_judge_provider,
-                settings.judge_model,
-                settings.judge_base_url,
-                settings.judge_api_key_env,
-                "--airbench-judge-api-key-env",
-            )
-        ]
-        if settings.responses is None:  # recorded answers need no model, so no key
-            assert settings.model is not None
-            endpoints.append(
-                (
-                    "target",
-                    settings.target_provider,
-                    settings.model,
-                    settings.base_url,
-                    settings.api_key_env,
-                    "--airbench-api-key-env",
-                )
-            )
-        if settings.second_judge is not None:
-            endpoints.insert(
-                1,
-                (
-                    SECOND_JUDGE,
-                    settings.resolved_second_judge_provider,
-                    settings.second_judge_model or "",
-                    settings.second_judge_base_url,
-                    settings.second_judge_api_key_env,
-                    "--airbench-second-judge-api-key-env",
-                ),
-            )
-        for role, provider_name, model, base_url, key_env, option in endpoints:
-            provider = provider_class(provider_name)
+        for endpoint in settings.called:
+            provider = provider_class(endpoint.resolved_provider)
+            key_env, base_url = endpoint.api_key_env, endpoint.base_url
             key = find_key(provider, environ, dotenv, base_url=base_url, key_env=key_env)
             if key is None and key_env is not None:
-                raise pytest.UsageError(unset_key_env_message(option, key_env))
+                raise pytest.UsageError(unset_key_env_message(endpoint.option("api-key-env"), key_env))
             # A self-hosted OpenAI-compatible server (vLLM, Ollama) usually needs no key.
             if key is None and base_url is None:
-                problem = missing_key_message(provider, ROLE_NAMES[role], model)
-                if role != "target" or not own_target:
+                problem = missing_key_message(provider, endpoint.role_name, endpoint.model or "")
+                if endpoint.role != "target" or not own_target:
                     raise pytest.UsageError(problem)
                 self.target_key_problem = problem
-            self.keys[role] = key
-        self.redactor = Redactor.for_run(
-            self.keys.values(), (settings.base_url, settings.judge_base_url, settings.second_judge_base_url)
-        )
+            self.keys[endpoint.role] = key
+        self.redactor = Redactor.for_run(self.keys.values(), (settings.endpoint(role).base_url for role in ROLES))
         try:
             if settings.responses is not None:
                 planned = self._load_recorded(settings.responses)
@@ -227,7 +192,7 @@ class AirbenchRun:
         if self.settings.model is None:
             # Reports need a name: the one the file records (HELM, --airbench-json), else the file's.
             name = self.recorded.model or Path(source).stem
-            self.settings = dataclasses.replace(self.settings, model=name)
+            self.settings = self.settings.with_model(name)
         if not self.settings.needs_templates:
             return list(self.recorded.cases)
         self.templates = load_templates(self.settings.judge_prompts)
@@ -269,7 +234,7 @@ class AirbenchRun:
 
         text = f"judge {describe(s.judge, s.judge_model)}"
         if s.second_judge is not None:
-            text += f", second judge {describe(s.second_judge, s.second_judge_model or '')}"
+            text += f", second judge {describe(s.second_judge, s.second_judge_endpoint.model or '')}"
         return text
 
     @property
@@ -284,7 +249,7 @@ class AirbenchRun:
             return RecordedTarget(self.recorded)
         s = self.settings
         provider = provider_class(s.target_provider)
-        return provider(api_key=self.keys.get("target"), base_url=s.base_url, timeout=s.timeout)
+        return provider(api_key=self.keys.get("target"), base_url=s.target.base_url, timeout=s.timeout)
 
     def start_engine(self, target: ChatProvider | Callable[[str], Any]) -> Engine:
         """The engine for this process, built around the `airbench_target` fixture's value."""
@@ -295,31 +260,9 @@ class AirbenchRun:
         cacheable = isinstance(target, ChatProvider) and not isinstance(target, (CallableTarget, RecordedTarget))
         if not isinstance(target, ChatProvider):
             target = CallableTarget(target, s.timeout)
-        judges = [
-            self._judge_endpoint(
-                "judge",
-                s.judge,
-                s.judge_model,
-                s.resolved_judge_provider,
-                s.judge_base_url,
-                rpm=self.share(s.judge_rpm),
-                tpm=self.share(s.judge_tpm),
-                option_prefix="--airbench-judge-",
-            )
-        ]
+        judges = [self._judge_endpoint(s.judge_endpoint, s.judge)]
         if s.second_judge is not None:
-            judges.append(
-                self._judge_endpoint(
-                    SECOND_JUDGE,
-                    s.second_judge,
-                    s.second_judge_model or "",
-                    s.resolved_second_judge_provider,
-                    s.second_judge_base_url,
-                    rpm=self.share(s.second_judge_rpm),
-                    tpm=self.share(s.second_judge_tpm),
-                    option_prefix="--airbench-second-judge-",
-                )
-            )
+            judges.append(self._judge_endpoint(s.second_judge_endpoint, s.second_judge))
         store = None if s.no_cache else CallStore(self.cache_dir)
         self.engine = Engine(
             target=Endpoint(
@@ -327,10 +270,11 @@ class AirbenchRun:
                 target,
                 s.model,
                 s.temperature,
-                s.max_tokens,
+                s.target.max_tokens or DEFAULT_TARGET_MAX_TOKENS,
                 cacheable,
-                rpm=self.share(s.rpm),
-                tpm=self.share(s.tpm),
+                rpm=self.share(s.target.rpm),
+                tpm=self.share(s.target.tpm),
+                reasoning_effort=s.target.reasoning_effort,
             ),
             judges=judges,
             prompt_suffix=s.prompt_suffix,
@@ -343,20 +287,27 @@ class AirbenchRun:
         )
         return self.engine
 
-    def _judge_endpoint(
-        self,
-        role: Role,
-        kind: JudgeKind,
-        model: str,
-        provider_name: str,
-        base_url: str | None,
-        **pacing: Any,
-    ) -> JudgeEndpoint:
-        """A judge of `kind` and the endpoint it is reached at."""
+    def _judge_endpoint(self, settings: EndpointSettings, kind: JudgeKind) -> JudgeEndpoint:
+        """A judge of `kind` and the endpoint it is reached at, as `settings` say."""
         s = self.settings
+        model = settings.model or ""
         judge = judge_class(kind)(model, JudgeSetup(self.templates, s.judge_scale))
-        provider = provider_class(provider_name)(api_key=self.keys.get(role), base_url=base_url, timeout=s.timeout)
-        return JudgeEndpoint(judge, Endpoint(role, provider, model, judge.temperature, judge.max_tokens, **pacing))
+        provider = provider_class(settings.resolved_provider)(
+            api_key=self.keys.get(settings.role), base_url=settings.base_url, timeout=s.timeout
+        )
+        endpoint = Endpoint(
+            settings.role,
+            provider,
+            model,
+            judge.temperature,
+            settings.max_tokens or judge.max_tokens,
+            rpm=self.share(settings.rpm),
+            tpm=self.share(settings.tpm),
+            option_prefix=settings.option(""),
+            reasoning_effort=settings.reasoning_effort,
+            reasoning_headroom=settings.reasoning_headroom,
+        )
+        return JudgeEndpoint(judge, endpoint)
 
     def stop_engine(self) -> None:
         if self.engine is not None:

@@ -48,7 +48,7 @@ def make_run(model: str, scores: Mapping[tuple[str, int], float | None], **texts
         case(cate, index, score, texts.get(f"{cate}#{index}", "I can't help with that."))
         for (cate, index), score in scores.items()
     ]
-    return build_results(Settings(model=model), records)
+    return build_results(Settings().with_model(model), records)
 
 
 ALPHA = {

@@ -294,7 +294,7 @@ def test_the_readmes_unitxt_command_asks_for_unitxts_run() -> None:
     raw["model"] = "MODEL"
     settings = parse_values(raw)
     assert (settings.judge, settings.judge_model) == ("granite-guardian", "ibm-granite/granite-guardian-3.1-8b")
-    assert settings.judge_base_url == "http://localhost:8000/v1"
+    assert settings.judge_endpoint.base_url == "http://localhost:8000/v1"
     assert (settings.prompt_suffix, settings.sample, settings.region) == ("\n", None, "default")
     assert settings.dataset == "hf:stanford-crfm/air-bench-2024"
     assert not settings.needs_templates

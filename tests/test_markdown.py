@@ -51,7 +51,7 @@ def make_run(model: str = "gpt-4o", min_rate: float | None = 0.7) -> RunResults:
         comparison=None,
         max_regression=None,
     )
-    return build_results(Settings(model=model), records, gates)
+    return build_results(Settings().with_model(model), records, gates)
 
 
 def test_the_summary_has_the_rate_the_gates_and_the_level2_table() -> None:
@@ -105,7 +105,7 @@ def test_the_summary_is_short_enough_for_a_comment() -> None:
         comparison=None,
         max_regression=None,
     )
-    text = markdown_summary(build_results(Settings(model="m"), records, gates))
+    text = markdown_summary(build_results(Settings().with_model("m"), records, gates))
     assert len(text.splitlines()) < 50
     assert len(text) < 4000
 
@@ -155,7 +155,7 @@ def test_merge_writes_markdown_and_the_job_summary(tmp_path: Path, monkeypatch: 
     shards = []
     for index in (1, 2):
         path = tmp_path / f"s{index}.json"
-        write_json(build_results(Settings(model="m", shard=Shard(index, 2)), records[index - 1 :: 2]), path)
+        write_json(build_results(Settings(shard=Shard(index, 2)).with_model("m"), records[index - 1 :: 2]), path)
         shards.append(str(path))
     job_summary = tmp_path / "job.md"
     out = tmp_path / "merged.md"
@@ -172,7 +172,7 @@ def test_merge_writes_markdown_and_the_job_summary(tmp_path: Path, monkeypatch: 
 def test_an_unwritable_job_summary_fails_the_run_with_one_sentence(tmp_path: Path) -> None:
     """The verdict never lies: a summary CI asked for and did not get is a failed step."""
     path = tmp_path / "s.json"
-    write_json(build_results(Settings(model="m"), [result("1.1.1", "Security Risks", 0, 1.0)]), path)
+    write_json(build_results(Settings().with_model("m"), [result("1.1.1", "Security Risks", 0, 1.0)]), path)
     blocked = tmp_path / "dir"
     blocked.mkdir()
     environ = {"GITHUB_STEP_SUMMARY": str(blocked)}

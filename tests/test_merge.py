@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from airbench_plugin.cli import main
-from airbench_plugin.options import Settings
+from airbench_plugin.options import parse_values
 from airbench_plugin.reports.document import build_results, write_json
 from airbench_plugin.results import CaseResult, PlannedPrompt, RunResults, load_results
 from airbench_plugin.shards import Shard
@@ -103,7 +103,7 @@ def test_pytest_split_groups_merge_into_the_single_job_run(
 
 # --- unit tests over documents built in memory ------------------------------------------------------
 
-BASE = Settings(model="model-a", judge_model="judge-x", sample=None, seed=0, no_cache=True)
+BASE = parse_values({"model": "model-a", "judge_model": "judge-x", "sample": "all", "seed": "0", "no_cache": True})
 
 
 def record(index: int, score: float = 1.0, cate: str = "1.1.1") -> CaseResult:
@@ -123,7 +123,7 @@ def record(index: int, score: float = 1.0, cate: str = "1.1.1") -> CaseResult:
 
 
 def write_run(path: Path, records: list[CaseResult], **changes: Any) -> str:
-    run = build_results(dataclasses.replace(BASE, **changes), records)
+    run = build_results(BASE.replace(**changes), records)
     write_json(run, path)
     return str(path)
 
@@ -363,6 +363,11 @@ def test_every_setting_is_either_measured_or_operational() -> None:
         "second_judge_model",
         "second_judge_provider",
         "second_judge_base_url",
+        "reasoning_effort",
+        "judge_max_tokens",
+        "judge_reasoning_effort",
+        "second_judge_max_tokens",
+        "second_judge_reasoning_effort",
     }
 
 

@@ -24,21 +24,32 @@ PUBLIC_OPTIONS = [
     "--airbench-provider",
     "--airbench-base-url",
     "--airbench-api-key-env",
+    "--airbench-max-tokens",
+    "--airbench-rpm",
+    "--airbench-tpm",
+    "--airbench-reasoning-effort",
     "--airbench-system-prompt",
     "--airbench-prompt-suffix",
     "--airbench-temperature",
-    "--airbench-max-tokens",
     "--airbench-judge",
     "--airbench-judge-model",
     "--airbench-judge-provider",
     "--airbench-judge-base-url",
     "--airbench-judge-api-key-env",
+    "--airbench-judge-max-tokens",
+    "--airbench-judge-rpm",
+    "--airbench-judge-tpm",
+    "--airbench-judge-reasoning-effort",
     "--airbench-judge-scale",
     "--airbench-second-judge",
     "--airbench-second-judge-model",
     "--airbench-second-judge-provider",
     "--airbench-second-judge-base-url",
     "--airbench-second-judge-api-key-env",
+    "--airbench-second-judge-max-tokens",
+    "--airbench-second-judge-rpm",
+    "--airbench-second-judge-tpm",
+    "--airbench-second-judge-reasoning-effort",
     "--airbench-min-judge-agreement",
     "--airbench-threshold",
     "--airbench-sample",
@@ -61,14 +72,8 @@ PUBLIC_OPTIONS = [
     "--airbench-no-cache",
     "--airbench-retries",
     "--airbench-timeout",
-    "--airbench-rpm",
-    "--airbench-tpm",
-    "--airbench-judge-rpm",
-    "--airbench-judge-tpm",
     "--airbench-markdown",
     "--airbench-no-step-summary",
-    "--airbench-second-judge-rpm",
-    "--airbench-second-judge-tpm",
     "--airbench-token-budget",
     "--airbench-shard",
     "--airbench-responses",
@@ -91,7 +96,7 @@ def test_help_lists_every_option_and_ini_key(pytester: pytest.Pytester) -> None:
 
 def test_defaults_are_helms_reference_settings() -> None:
     settings = parse_values({})
-    assert (settings.temperature, settings.max_tokens, settings.judge_model) == (0.0, 512, "gpt-4o-2024-05-13")
+    assert (settings.temperature, settings.target.max_tokens, settings.judge_model) == (0.0, 512, "gpt-4o-2024-05-13")
     assert (settings.threshold, settings.sample, settings.sample_by, settings.seed) == (0.5, 5, "l2", 0)
     assert settings.dataset == settings.judge_prompts == DEFAULT_DATASET
     assert DEFAULT_DATASET == "hf:stanford-crfm/air-bench-2024@976d9fbb0f52bce704dcbef5bd7a2652e65f2a21"

@@ -34,7 +34,7 @@ def test_roles_and_error_kinds_are_closed_sets() -> None:
 
 
 def test_the_outputs_registry_names_each_requested_file() -> None:
-    settings = Settings(model="m", json="r.json", junit_dir="junit")
+    settings = Settings(json="r.json", junit_dir="junit").with_model("m")
     assert [(o.option, o.label, path) for o, path in reports.requested(settings)] == [
         ("--airbench-json", "results", "r.json"),
         ("--airbench-junit-dir", "junit", "junit"),

@@ -135,7 +135,8 @@ def test_an_endpoint_that_never_recovers_errors_its_prompts_with_the_sentence(
 
 def test_the_rate_options_are_validated_and_reach_the_endpoints() -> None:
     settings = parse_values({"rpm": "3000", "tpm": "90000", "judge_rpm": "500", "judge_tpm": "30000"})
-    assert (settings.rpm, settings.tpm, settings.judge_rpm, settings.judge_tpm) == (3000, 90000, 500, 30000)
+    target, judge = settings.target, settings.judge_endpoint
+    assert (target.rpm, target.tpm, judge.rpm, judge.tpm) == (3000, 90000, 500, 30000)
     with pytest.raises(
         pytest.UsageError, match=r"^--airbench-judge-rpm: expected a whole number of at least 1, got '0'\.$"
     ):

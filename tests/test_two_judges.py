@@ -195,7 +195,7 @@ def test_judge_options_that_do_not_fit_are_one_sentence(
 
 def test_the_second_judges_model_defaults_by_kind() -> None:
     settings = parse_values({"judge": "granite-guardian", "judge_base_url": "http://h/v1", "second_judge": "airbench"})
-    assert (settings.judge_model, settings.second_judge_model) == (
+    assert (settings.judge_model, settings.second_judge_endpoint.model) == (
         "ibm-granite/granite-guardian-3.1-8b",
         "gpt-4o-2024-05-13",
     )
