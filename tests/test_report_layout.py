@@ -153,7 +153,7 @@ def _heat_map(folder: Path) -> Path:
             for line in first.values()
         ]
         path = folder / f"{model}.json"
-        write_json(build_results(Settings(model=model), records), path)
+        write_json(build_results(Settings().with_model(model), records), path)
         paths.append(str(path))
     out = folder / "compare.html"
     assert main(["compare", *paths, "--report", str(out)]) == 0
