@@ -246,6 +246,8 @@ JSON = {"Content-Type": "application/json"}
 class ChatServer:
     """A threaded chat-completions server; use as a context manager or call `close`."""
 
+    handler_class: type[BaseHTTPRequestHandler]  # set below: the request handler its HTTP server uses
+
     def __init__(self, handler: Callable[[dict[str, Any]], Reply | str] = default_handler) -> None:
         self.handler = handler
         self.latency = 0.0
@@ -262,7 +264,7 @@ class ChatServer:
         self._released = threading.Event()
         self._drop_held = False
         self._lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", 0), self.handler_class)
         self._httpd.chat = self
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -438,3 +440,6 @@ def completion_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
             "total_tokens": prompt_tokens + len(text.split()),
         },
     }
+
+
+ChatServer.handler_class = _Handler
