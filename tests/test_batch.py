@@ -133,8 +133,10 @@ def test_the_journal_keeps_records_whole_and_skips_unreadable_files(tmp_path: Pa
     assert journal.open_records() == [updated]
     journal.update(updated, collected=True)
     assert journal.open_records() == []
+    journal.begin("run1", "answers", ["target"])
+    assert journal.run_state("run1") == {"answers": {"roles": ["target"]}}
     journal.settle("run1", "answers", ["k1"], [])
-    assert journal.run_state("run1") == {"answers": {"delivered": ["k1"], "notes": []}}
+    assert journal.run_state("run1") == {"answers": {"roles": ["target"], "delivered": ["k1"], "notes": []}}
 
 
 def test_polling_backs_off_while_nothing_changes_and_starts_again_after_a_change() -> None:

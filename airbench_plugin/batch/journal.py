@@ -115,10 +115,17 @@ class Journal:
 
     # --- a run's steps: settled once their batches are collected, for every process of the run ----
 
+    def begin(self, run: str, step: Step, roles: list[str]) -> None:
+        """Mark `step` of `run` planned: the roles whose calls it sends as batches."""
+        state = self.run_state(run)
+        state[step] = {"roles": roles}
+        self._write(self.folder / f"run-{run}.json", state)
+
     def settle(self, run: str, step: Step, delivered: list[str], notes: list[str]) -> None:
         """Mark `step` of `run` settled: its batches' answers are in the cache (`delivered` keys)."""
         state = self.run_state(run)
-        state[step] = {"delivered": delivered, "notes": notes}
+        roles = state.get(step, {}).get("roles", []) if isinstance(state.get(step), dict) else []
+        state[step] = {"roles": roles, "delivered": delivered, "notes": notes}
         self._write(self.folder / f"run-{run}.json", state)
 
     def run_state(self, run: str) -> dict[str, Any]:

@@ -57,13 +57,17 @@ class BatchSession:
     delivered: dict[Step, frozenset[str]] = field(default_factory=dict)
     _driver: asyncio.Task[None] | None = None
 
-    async def settled(self, step: Step) -> frozenset[str]:
-        """Wait until `step` is settled; the keys its batches delivered to the cache in this run."""
+    async def settled(self, step: Step, role: str) -> frozenset[str]:
+        """Wait until `step` is settled for `role`'s endpoint; the keys its batches delivered to the cache
+        in this run. An endpoint the step does not batch (it cannot) waits only for the step's plan."""
         while step not in self.delivered:
             state = self.journal.run_state(self.run_id).get(step)
             if isinstance(state, dict):
-                self.delivered[step] = frozenset(str(key) for key in state.get("delivered", ()))
-                break
+                if "delivered" in state:
+                    self.delivered[step] = frozenset(str(key) for key in state["delivered"])
+                    break
+                if role not in state.get("roles", ()):
+                    return frozenset()
             idle = self._driver is None or self._driver.done()
             if idle and await asyncio.to_thread(self.store.claim, LEASE + self.run_id):
                 self._driver = asyncio.ensure_future(self._drive())
@@ -99,8 +103,12 @@ class BatchSession:
     async def _step(self, step: Step, delivered: list[str], notes: list[str]) -> None:
         self.progress.step = step
         retry: frozenset[str] | None = None
-        for _round in range(2):  # the second only for lines a learned setting lets go again
+        # Later rounds only for lines a learned setting lets go again: a reasoning model refuses
+        # max_tokens, then the temperature, each learned from one round's error lines.
+        for _round in range(3):
             endpoints = await self.plan(step, retry)
+            if retry is None:  # the processes waiting on this step learn which endpoints it batches
+                self.journal.begin(self.run_id, step, [e.role for e in endpoints if e.items])
             outcomes = await asyncio.gather(*(self._submit(step, endpoint) for endpoint in endpoints))
             again: set[str] = set()
             for endpoint, outcome in zip(endpoints, outcomes, strict=True):
