@@ -32,6 +32,7 @@ from airbench_plugin.options import (
     PROVIDERS,
     REGIONS,
     parse_category_gates,
+    parse_confidence,
     parse_count,
     parse_env_name,
     parse_fraction,
@@ -48,7 +49,7 @@ from airbench_plugin.reports.markdown import (
 )
 from airbench_plugin.reports.table import RATE_NAME, rate_text
 from airbench_plugin.reports.terminal import summary_lines, verdict_lines
-from airbench_plugin.results import ResultsError, load_results
+from airbench_plugin.results import GATE_BY, ResultsError, load_results
 from airbench_plugin.wording import plural
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ def merge_options(args: argparse.Namespace) -> MergeOptions:
         baseline=args.baseline,
         max_regression=_validated(parse_fraction, "max-regression", args.max_regression),
         min_judge_agreement=_validated(parse_fraction, "min-judge-agreement", args.min_judge_agreement),
+        confidence=_validated(parse_confidence, "confidence", args.confidence),
+        gate_by=args.gate_by,
         allow_partial=args.allow_partial,
         json=args.json,
         report=args.report,
@@ -312,6 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-judge-agreement",
         metavar="X",
         help="gate: the two judges must agree on at least X of the prompts (runs with --airbench-second-judge)",
+    )
+    merge.add_argument(
+        "--confidence",
+        metavar="X",
+        help="confidence level of the intervals and of gates judged by interval (default: the shards')",
+    )
+    merge.add_argument(
+        "--gate-by",
+        choices=GATE_BY,
+        help="what a gate compares with its threshold: estimate or interval (default: the shards')",
     )
     merge.add_argument(
         "--allow-partial", action="store_true", help="gate on the shards given even when some are missing"

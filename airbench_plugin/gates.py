@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from airbench_plugin.results import (
     DeltaRow,
     FlippedPrompt,
     Gate,
+    GateBy,
     GateKind,
     NotRunReason,
     PlanCounts,
@@ -23,10 +25,11 @@ from airbench_plugin.results import (
     RunStatus,
     RunVerdict,
     categories,
+    estimate,
     load_results,
     select_prefix,
-    tally,
 )
+from airbench_plugin.stats import DEFAULT_CONFIDENCE, PairedDifference, paired_difference, z_value
 from airbench_plugin.wording import plural
 
 __all__ = [
@@ -42,6 +45,9 @@ __all__ = [
 ]
 
 
+Z95 = z_value(DEFAULT_CONFIDENCE)
+
+
 class BaselineError(Exception):
     """A baseline file that cannot be used; the message is one sentence for the user."""
 
@@ -50,14 +56,45 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
-def min_rate_gate(name: GateKind, target: str, results: Sequence[CaseResult], threshold: float) -> Gate:
-    """The refusal rate of `results` must be at least `threshold`; no scored prompt fails it."""
-    rate = tally(results).refusal_rate
-    if rate is None:
-        return Gate(name, target, threshold, None, False, f"{target}: no scored prompts")
-    ok = rate >= threshold
+def _interval(interval: tuple[float, float] | None) -> str:
+    """An interval of rates in percent, as the reports write it: `[67.2, 85.3]`; empty without one."""
+    return "" if interval is None else f" [{interval[0] * 100:.1f}, {interval[1] * 100:.1f}]"
+
+
+def _points(delta: float) -> str:
+    """A difference of rates in percentage points: `-3.1 pp`."""
+    return f"{delta * 100:+.1f} pp" if round(delta * 100, 1) != 0 else "±0.0 pp"
+
+
+def _points_interval(interval: tuple[float, float] | None) -> str:
+    return "" if interval is None else f" [{interval[0] * 100:+.1f}, {interval[1] * 100:+.1f}]"
+
+
+def min_rate_gate(
+    name: GateKind,
+    target: str,
+    results: Sequence[CaseResult],
+    threshold: float,
+    z: float = Z95,
+    gate_by: GateBy = "estimate",
+) -> Gate:
+    """The refusal rate of `results` must be at least `threshold`; no scored prompt fails it.
+
+    By `estimate` the rate itself is compared; by `interval` its Wilson lower bound, so the gate
+    passes only when the rate is shown to be above the threshold.
+    """
+    row = estimate(results, z)
+    if row is None:
+        return Gate(name, target, threshold, None, False, f"{target}: no scored prompts", gate_by)
+    interval = (row.ci_low, row.ci_high)
+    decisive, rule = (row.mean, "estimate") if gate_by == "estimate" else (row.ci_low, "lower bound")
+    ok = decisive >= threshold - 1e-12
     sign = ">=" if ok else "<"
-    return Gate(name, target, threshold, rate, ok, f"{target} refusal rate {_pct(rate)} {sign} {_pct(threshold)}")
+    detail = (
+        f"{target} refusal rate {_pct(row.mean)}{_interval(interval)} {sign} {_pct(threshold)}: "
+        f"{'passed' if ok else 'failed'} ({rule})"
+    )
+    return Gate(name, target, threshold, row.mean, ok, detail, gate_by, row.stderr, interval, row.n_effective)
 
 
 def error_rate_gate(results: Sequence[CaseResult], threshold: float) -> Gate:
@@ -96,7 +133,62 @@ def agreement_gate(agreement: Agreement | None, threshold: float) -> Gate:
     return Gate("min-judge-agreement", "judges", threshold, rate, ok, detail)
 
 
-def regression_gates(comparison: Comparison, max_drop: float) -> list[Gate]:
+def prompts_to_detect(difference: PairedDifference, drop: float) -> int | None:
+    """About how many shared prompts would detect `drop` with 80 % power: the minimum detectable
+    drop shrinks as one over the square root of the prompts. None when no sample can (a drop of 0)."""
+    if difference.min_detectable_drop is None or drop <= 0:
+        return None
+    return math.ceil(difference.shared * (difference.min_detectable_drop / drop) ** 2)
+
+
+def regression_gate(target: str, label: str, difference: PairedDifference, max_drop: float, gate_by: GateBy) -> Gate:
+    """The refusal rate of `label` may drop by at most `max_drop` from the baseline.
+
+    By `estimate` the mean change is compared; by `interval` the gate fails only when the whole
+    interval of the change lies below `-max_drop` (the regression is shown, not guessed). A pass
+    that only says the shared prompts are too few to see such a drop carries a warning.
+    """
+    mean = difference.mean if difference.mean is not None else 0.0
+    interval = (
+        None if difference.ci_low is None or difference.ci_high is None else (difference.ci_low, difference.ci_high)
+    )
+    if gate_by == "interval" and interval is not None:
+        decisive, rule = interval[1], "upper bound"
+    else:
+        decisive, rule = mean, "estimate"
+    ok = decisive >= -max_drop - 1e-12
+    detail = (
+        f"{label} change {_points(mean)}{_points_interval(interval)} (at most {_points(-max_drop)} allowed): "
+        f"{'passed' if ok else 'failed'} ({rule})"
+    )
+    warning = None
+    mdd = difference.min_detectable_drop
+    shared = plural(difference.shared, "shared prompt")
+    if ok and mdd is None:
+        warning = f"{label}: {shared} cannot show a drop of {max_drop * 100:.1f} pp or any other."
+    elif ok and mdd is not None and mdd > max_drop + 1e-12:
+        needed = prompts_to_detect(difference, max_drop)
+        more = "" if needed is None else f"; about {needed:,} would"
+        warning = (
+            f"{label}: {shared} detect a drop of {mdd * 100:.1f} pp with 80 % power, not the "
+            f"{max_drop * 100:.1f} pp this gate guards{more}."
+        )
+    return Gate(
+        "max-regression",
+        target,
+        max_drop,
+        difference.mean,
+        ok,
+        detail,
+        gate_by,
+        difference.stderr,
+        interval,
+        min_detectable_drop=mdd,
+        warning=warning,
+    )
+
+
+def regression_gates(comparison: Comparison, max_drop: float, gate_by: GateBy = "estimate") -> list[Gate]:
     """The overall and every level-2 refusal rate may drop by at most `max_drop` from the baseline.
 
     Rates are compared over the prompts both runs scored; a baseline that shares none cannot
@@ -107,36 +199,14 @@ def regression_gates(comparison: Comparison, max_drop: float) -> list[Gate]:
             f"the baseline {comparison.source} shares no scored prompt with this run, so no regression can be "
             "measured; compare with a run of the same dataset, sample and seed"
         )
-        return [Gate("max-regression", "overall", max_drop, None, False, detail)]
+        return [Gate("max-regression", "overall", max_drop, None, False, detail, gate_by)]
     gates = []
-    overall = comparison.overall_delta
-    if overall is not None:
-        ok = overall >= -max_drop - 1e-12
-        gates.append(
-            Gate(
-                "max-regression",
-                "overall",
-                max_drop,
-                overall,
-                ok,
-                f"overall change {overall:+.1%} (at most -{max_drop:.1%} allowed)",
-            )
-        )
+    if comparison.difference is not None and comparison.difference.mean is not None:
+        gates.append(regression_gate("overall", "overall", comparison.difference, max_drop, gate_by))
     for key, row in comparison.l2.items():
-        delta = row.delta
-        if delta is None:
+        if row.difference is None or row.difference.mean is None:
             continue
-        ok = delta >= -max_drop - 1e-12
-        gates.append(
-            Gate(
-                "max-regression",
-                f"{key} {row.name}",
-                max_drop,
-                delta,
-                ok,
-                f"level-2 {key} change {delta:+.1%} (at most -{max_drop:.1%} allowed)",
-            )
-        )
+        gates.append(regression_gate(f"{key} {row.name}", f"level-2 {key}", row.difference, max_drop, gate_by))
     return gates
 
 
@@ -152,22 +222,29 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def compare(baseline: RunResults, results: Sequence[CaseResult], source: str) -> Comparison:
+def compare(baseline: RunResults, results: Sequence[CaseResult], source: str, z: float = Z95) -> Comparison:
     """Deltas against a baseline run, over the prompts both runs scored, and the flipped prompts.
 
     Only shared prompts (same cate-idx and text) are compared, so a baseline with another sample,
-    seed or category filter cannot fake a regression or hide one.
+    seed or category filter cannot fake a regression or hide one. Each delta comes with the paired
+    difference's error bar (clustered by level-4 category) at the normal quantile `z`.
     """
     before = {(r.cate_idx, r.prompt): r.score for r in baseline.records if r.scored and r.score is not None}
     now = {(r.cate_idx, r.prompt): r for r in results if r.scored and r.score is not None}
     shared = [key for key in now if key in before]
+
+    def paired(keys: Sequence[tuple[str, str]]) -> PairedDifference:
+        current = [now[k].score or 0.0 for k in keys]
+        base = [before[k] or 0.0 for k in keys]
+        return paired_difference(current, base, [cate for cate, _prompt in keys], z)
+
     l2: dict[str, DeltaRow] = {}
     for key, row in categories(results)["l2"].items():
         keys = [k for k in shared if now[k].key("l2") == key]
         base_rate = _mean([before[k] or 0.0 for k in keys])
         current = _mean([now[k].score or 0.0 for k in keys])
         delta = None if base_rate is None or current is None else current - base_rate
-        l2[key] = DeltaRow(row.name, base_rate, current, delta)
+        l2[key] = DeltaRow(row.name, base_rate, current, delta, paired(keys) if keys else None)
     base_overall = _mean([before[k] or 0.0 for k in shared])
     current_overall = _mean([now[k].score or 0.0 for k in shared])
     passed_before = {(r.cate_idx, r.prompt) for r in baseline.records if r.outcome == "passed"}
@@ -183,6 +260,7 @@ def compare(baseline: RunResults, results: Sequence[CaseResult], source: str) ->
         overall_delta=None if base_overall is None or current_overall is None else current_overall - base_overall,
         l2=l2,
         flipped=flipped,
+        difference=paired(shared),
     )
 
 
@@ -196,8 +274,10 @@ def evaluate_gates(
     max_regression: float | None,
     min_judge_agreement: float | None = None,
     agreement: Agreement | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
+    gate_by: GateBy = "estimate",
 ) -> list[Gate]:
-    """Every configured gate, evaluated. No gate configured gives an empty list."""
+    """Every configured gate, evaluated at `confidence` by `gate_by`. No gate configured gives an empty list."""
     configured = (
         min_refusal_rate is not None
         or bool(category_gates)
@@ -207,15 +287,16 @@ def evaluate_gates(
     )
     if not configured:
         return []
+    z = z_value(confidence)
     gates = []
     if min_refusal_rate is not None:
-        gates.append(min_rate_gate("min-refusal-rate", "overall", results, min_refusal_rate))
+        gates.append(min_rate_gate("min-refusal-rate", "overall", results, min_refusal_rate, z, gate_by))
     for prefix, threshold in category_gates:
         members = select_prefix(results, prefix)
-        gates.append(min_rate_gate("category", category_label(members, prefix), members, threshold))
+        gates.append(min_rate_gate("category", category_label(members, prefix), members, threshold, z, gate_by))
     gates.append(error_rate_gate(results, max_error_rate or 0.0))
     if max_regression is not None and comparison is not None:
-        gates.extend(regression_gates(comparison, max_regression))
+        gates.extend(regression_gates(comparison, max_regression, gate_by))
     if min_judge_agreement is not None:
         gates.append(agreement_gate(agreement, min_judge_agreement))
     return gates

@@ -19,8 +19,9 @@ from airbench_plugin.dataset import cate_sort_key
 from airbench_plugin.endpoints import field_name
 from airbench_plugin.gates import RunFacts, compare, decide, evaluate_gates
 from airbench_plugin.options import CategoryGate
-from airbench_plugin.results import PlannedPrompt, RunResults, RunSettings, RunVerdict
+from airbench_plugin.results import GateBy, PlannedPrompt, RunResults, RunSettings, RunVerdict
 from airbench_plugin.roles import ROLES
+from airbench_plugin.stats import z_value
 
 # Settings that say how a job ran or what it wrote, not what was measured: they may differ
 # between shards, and the merged run takes the merge's own (outputs, gates) or the first file's.
@@ -36,6 +37,8 @@ OPERATIONAL = frozenset(
         "max_error_rate",
         "baseline",
         "max_regression",
+        "confidence",
+        "gate_by",
         "allow_partial",
         "concurrency",
         "cache",
@@ -87,6 +90,8 @@ class MergeOptions:
     baseline: str | None = None
     max_regression: float | None = None
     min_judge_agreement: float | None = None
+    confidence: float | None = None  # None: the first file's
+    gate_by: GateBy | None = None  # None: the first file's
     allow_partial: bool = False
     json: str | None = None
     report: str | None = None
@@ -268,10 +273,16 @@ def merge_runs(
     # know, such as an option newer than the shards, is left out, as a single job would have).
     overrides = {key: value for key, value in options.settings_overrides().items() if key in first.settings.other}
     other: Mapping[str, object] = {**first.settings.other, **overrides}
-    settings = dataclasses.replace(first.settings, shard=None, other=dict(other))
+    settings = dataclasses.replace(
+        first.settings,
+        shard=None,
+        confidence=first.settings.confidence if options.confidence is None else options.confidence,
+        gate_by=first.settings.gate_by if options.gate_by is None else options.gate_by,
+        other=dict(other),
+    )
     comparison = None
     if baseline is not None and options.baseline is not None:
-        comparison = compare(baseline, records, options.baseline)
+        comparison = compare(baseline, records, options.baseline, z_value(settings.confidence))
     run = RunResults.build(
         model=first.model,
         judge_model=first.judge_model,
@@ -293,6 +304,8 @@ def merge_runs(
         max_regression=options.max_regression,
         min_judge_agreement=options.min_judge_agreement,
         agreement=run.agreement,
+        confidence=settings.confidence,
+        gate_by=settings.gate_by,
     )
     run = run.with_outcome(gates, comparison, None)
     merged = Merged(run, missing, options.allow_partial, absent)

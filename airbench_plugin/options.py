@@ -34,8 +34,10 @@ from airbench_plugin.endpoints import (
 from airbench_plugin.judges import JUDGES, JudgeKind, judge_class
 from airbench_plugin.providers.base import display_url
 from airbench_plugin.redaction import shown_url
+from airbench_plugin.results import GATE_BY, GateBy
 from airbench_plugin.roles import ROLES, Role
 from airbench_plugin.shards import Shard, parse_shard
+from airbench_plugin.stats import DEFAULT_CONFIDENCE
 
 HELM_REVISION = "976d9fbb0f52bce704dcbef5bd7a2652e65f2a21"
 HF_REPO = "stanford-crfm/air-bench-2024"
@@ -104,6 +106,8 @@ class Settings:
     max_error_rate: float | None = None  # None: 0, and not a gate of its own
     baseline: str | None = None
     max_regression: float | None = None
+    confidence: float = DEFAULT_CONFIDENCE  # of every interval reported, and of the gates judged by interval
+    gate_by: GateBy = "estimate"
     concurrency: int = 32
     cache: str | None = None  # None: <rootdir>/.airbench_cache
     no_cache: bool = False
@@ -257,6 +261,9 @@ parse_positive_int = parse_number(int, "a whole number of at least 1", lambda v:
 parse_count = parse_number(int, "a whole number of at least 0", lambda v: v >= 0)
 parse_seconds = parse_number(float, "a number of seconds greater than 0", lambda v: v > 0 and math.isfinite(v))
 parse_int = parse_number(int, "a whole number", lambda _v: True)
+parse_confidence = parse_number(
+    float, "a confidence level of at least 0.5 and below 1, such as 0.95", lambda v: 0.5 <= v < 1.0
+)
 
 
 def parse_sample(option: str, raw: str) -> int | None:
@@ -539,6 +546,19 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "gate: fail when the overall or any level-2 refusal rate drops by more than X against the baseline",
         parse_fraction,
         metavar="X",
+    ),
+    OptionSpec(
+        "confidence",
+        "two-sided confidence level of every interval the reports show and the gates use (default: 0.95)",
+        parse_confidence,
+        metavar="X",
+    ),
+    OptionSpec(
+        "gate-by",
+        "what a gate compares with its threshold: estimate (the rate itself) or interval (a rate gate passes "
+        "when the interval's lower bound meets it; the regression gate fails when the whole interval of the "
+        "change lies beyond it) (default: estimate)",
+        parse_choice(GATE_BY),
     ),
     OptionSpec(
         "concurrency", "API requests in flight per pytest process (default: 32)", parse_positive_int, metavar="N"

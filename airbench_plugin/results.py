@@ -28,6 +28,7 @@ from airbench_plugin.decode import DecodeError
 from airbench_plugin.judges.base import JudgeVerdict
 from airbench_plugin.roles import Role
 from airbench_plugin.shards import Shard
+from airbench_plugin.stats import DEFAULT_CONFIDENCE, PairedDifference, RateEstimate, rate_estimate
 
 SCHEMA = 2  # version of the JSON document; documents without a "schema" field are version 1
 
@@ -41,10 +42,12 @@ RunStatus = Literal["passed", "failed", "incomplete"]
 DecidedBy = Literal["gates", "tests"]
 GateKind = Literal["min-refusal-rate", "category", "max-error-rate", "max-regression", "min-judge-agreement"]
 GateVerdict = Literal["passed", "failed", "incomplete"]
+GateBy = Literal["estimate", "interval"]  # --airbench-gate-by: what a rate gate compares with its threshold
 
 LEVELS: tuple[Level, ...] = get_args(Level)
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 GATE_KINDS: tuple[GateKind, ...] = get_args(GateKind)
+GATE_BY: tuple[GateBy, ...] = get_args(GateBy)
 _DEPTH: dict[Level, int] = {"l2": 1, "l3": 2, "l4": 3}
 
 
@@ -183,6 +186,12 @@ def tally(results: Iterable[CaseResult]) -> Tally:
             scores.append(result.score)
     rate = sum(scores) / len(scores) if scores else None
     return Tally(len(scores), rate, counts["passed"], counts["failed"], counts["error"])
+
+
+def estimate(results: Iterable[CaseResult], z: float) -> RateEstimate | None:
+    """The refusal rate of the scored `results` with its error bar, clustered by level-4 category."""
+    scored = [(r.score, r.cate_idx) for r in results if r.scored and r.score is not None]
+    return rate_estimate([score for score, _ in scored], [cate for _, cate in scored], z)
 
 
 GUARDIAN = "granite-guardian"
@@ -331,7 +340,13 @@ def order_results(results: Iterable[CaseResult]) -> list[CaseResult]:
 
 @dataclass(frozen=True)
 class Gate:
-    """One configured gate with what was measured and whether it held."""
+    """One configured gate with what was measured and whether it held.
+
+    `rule` says what decided it: the estimate, or (with --airbench-gate-by interval) the bound of
+    the measured value's interval. Rate and regression gates carry that interval and its standard
+    error; a regression gate also the drop its shared prompts can detect, and a `warning` when that
+    drop is larger than the one it guards.
+    """
 
     name: GateKind
     target: str
@@ -339,13 +354,24 @@ class Gate:
     measured: float | None
     passed: bool
     detail: str
+    rule: GateBy = "estimate"
+    stderr: float | None = None
+    interval: tuple[float, float] | None = None
+    n_effective: float | None = None  # rate gates
+    min_detectable_drop: float | None = None  # regression gates
+    warning: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        del data["interval"]
+        data["ci_low"], data["ci_high"] = (None, None) if self.interval is None else self.interval
+        return data
 
     @classmethod
     def from_json(cls, data: object, where: str = "gate") -> Gate:
         raw = decode.obj(data, where)
+        low = decode.opt_number(raw.get("ci_low"), f"{where}.ci_low", -1.0, 1.0)
+        high = decode.opt_number(raw.get("ci_high"), f"{where}.ci_high", -1.0, 1.0)
         return cls(
             name=decode.choice(raw.get("name"), f"{where}.name", GATE_KINDS),
             target=decode.text(raw.get("target"), f"{where}.target"),
@@ -353,6 +379,14 @@ class Gate:
             measured=decode.opt_number(raw.get("measured"), f"{where}.measured", -1.0, 1.0),
             passed=decode.boolean(raw.get("passed"), f"{where}.passed"),
             detail=decode.text(raw.get("detail", ""), f"{where}.detail"),
+            rule=decode.choice(raw.get("rule", "estimate"), f"{where}.rule", GATE_BY),
+            stderr=decode.opt_number(raw.get("stderr"), f"{where}.stderr", 0.0, 1.0),
+            interval=None if low is None or high is None else (low, high),
+            n_effective=decode.opt_number(raw.get("n_effective"), f"{where}.n_effective", 0.0, decode.MAX_COUNT),
+            min_detectable_drop=decode.opt_number(
+                raw.get("min_detectable_drop"), f"{where}.min_detectable_drop", 0.0, 100.0
+            ),
+            warning=decode.opt_text(raw.get("warning"), f"{where}.warning"),
         )
 
 
@@ -364,18 +398,27 @@ class DeltaRow:
     baseline: float | None
     current: float | None
     delta: float | None
+    difference: PairedDifference | None = None  # the paired difference with its error bar (schema 3)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {
+            "name": self.name,
+            "baseline": self.baseline,
+            "current": self.current,
+            "delta": self.delta,
+            "difference": None if self.difference is None else self.difference.to_json(),
+        }
 
     @classmethod
     def from_json(cls, data: object, where: str) -> DeltaRow:
         raw = decode.obj(data, where)
+        difference = raw.get("difference")
         return cls(
             name=decode.text(raw.get("name", ""), f"{where}.name"),
             baseline=decode.opt_number(raw.get("baseline"), f"{where}.baseline", 0.0, 1.0),
             current=decode.opt_number(raw.get("current"), f"{where}.current", 0.0, 1.0),
             delta=decode.opt_number(raw.get("delta"), f"{where}.delta", -1.0, 1.0),
+            difference=None if difference is None else PairedDifference.from_json(difference, f"{where}.difference"),
         )
 
 
@@ -410,6 +453,7 @@ class Comparison:
     overall_delta: float | None
     l2: dict[str, DeltaRow]
     flipped: tuple[FlippedPrompt, ...]
+    difference: PairedDifference | None = None  # overall, with its error bar (schema 3)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -417,6 +461,7 @@ class Comparison:
             "model": self.model,
             "shared_prompts": self.shared_prompts,
             "overall_delta": self.overall_delta,
+            "difference": None if self.difference is None else self.difference.to_json(),
             "l2": {key: row.to_json() for key, row in self.l2.items()},
             "flipped": [flip.to_json() for flip in self.flipped],
         }
@@ -426,6 +471,7 @@ class Comparison:
         raw = decode.obj(data, where)
         l2 = decode.obj(raw.get("l2", {}), f"{where}.l2")
         flipped = decode.array(raw.get("flipped", []), f"{where}.flipped")
+        difference = raw.get("difference")
         return cls(
             source=decode.text(raw.get("source", ""), f"{where}.source"),
             model=decode.opt_text(raw.get("model"), f"{where}.model"),
@@ -433,6 +479,7 @@ class Comparison:
             overall_delta=decode.opt_number(raw.get("overall_delta"), f"{where}.overall_delta", -1.0, 1.0),
             l2={key: DeltaRow.from_json(row, f"{where}.l2.{key}") for key, row in l2.items()},
             flipped=tuple(FlippedPrompt.from_json(item, f"{where}.flipped[{i}]") for i, item in enumerate(flipped)),
+            difference=None if difference is None else PairedDifference.from_json(difference, f"{where}.difference"),
         )
 
 
@@ -649,6 +696,8 @@ class RunSettings:
     seed: int = 0
     categories: tuple[str, ...] = ()
     shard: Shard | None = None  # --airbench-shard: this run is one share of a plan (merge joins them)
+    confidence: float = DEFAULT_CONFIDENCE  # of every interval in the document (documents before it: 0.95)
+    gate_by: GateBy = "estimate"
     other: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -694,6 +743,8 @@ class RunSettings:
             seed=decode.integer(take("seed"), f"{where}.seed", -(2**63), 2**63),
             categories=tuple(decode.text(item, f"{where}.categories[{i}]") for i, item in enumerate(categories)),
             shard=None if shard is None else _shard(shard, f"{where}.shard"),
+            confidence=decode.number(take("confidence"), f"{where}.confidence", 0.5, 0.999999),
+            gate_by=decode.choice(take("gate_by"), f"{where}.gate_by", GATE_BY),
             other={key: decode.plain(value, f"{where}.{key}") for key, value in raw.items()},
         )
 

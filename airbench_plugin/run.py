@@ -45,6 +45,7 @@ from airbench_plugin.responses import RecordedAnswers, RecordedTarget, Responses
 from airbench_plugin.results import CaseResult, Outcome, PlannedCase, RunResults, Sightings, settle_plan
 from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
 from airbench_plugin.shards import select_shard
+from airbench_plugin.stats import z_value
 from airbench_plugin.store import CallStore
 from airbench_plugin.text import preview, terminal_safe
 
@@ -335,7 +336,7 @@ class AirbenchRun:
         plan = settle_plan(planned, self.seen, self.results)
         comparison = None
         if self.baseline is not None and s.baseline is not None:
-            comparison = compare(self.baseline, self.results, s.baseline)
+            comparison = compare(self.baseline, self.results, s.baseline, z_value(s.confidence))
         results = build_results(s, self.results, (), comparison, plan=plan)
         gates: list[Gate] = evaluate_gates(
             self.results,
@@ -346,6 +347,8 @@ class AirbenchRun:
             max_regression=s.max_regression,
             min_judge_agreement=s.min_judge_agreement,
             agreement=results.agreement,
+            confidence=s.confidence,
+            gate_by=s.gate_by,
         )
         finished = results.with_outcome(gates, comparison, results.verdict)
         if self.sent:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
+from airbench_plugin import decode
+
 DEFAULT_CONFIDENCE = 0.95
 POWER = 0.80  # the power `min_detectable_drop` is stated at
 _NORMAL = NormalDist()
@@ -34,7 +36,7 @@ def z_value(confidence: float) -> float:
 
 
 def _mean(values: Sequence[float]) -> float:
-    return math.fsum(values) / len(values)
+    return sum(values) / len(values)  # as `results.tally` sums, so a gate and the summary agree to the bit
 
 
 def clustered_stderr(scores: Sequence[float], clusters: Sequence[str]) -> float | None:
@@ -125,7 +127,7 @@ def rate_estimate(scores: Sequence[float], clusters: Sequence[str], z: float) ->
 class PairedDifference:
     """Now minus baseline over the prompts both runs scored, with its clustered standard error.
 
-    `ci_low`/`ci_high` are `mean ± z·SE`; `p_value` is the two-sided normal test of no change;
+    `ci_low`/`ci_high` are `mean ± z·SE` (within [-1, 1]); `p_value` is the two-sided normal test of no change;
     `correlation` is Pearson's between the two runs' scores (None where either is constant);
     `min_detectable_drop` is `(z + z_0.80)·SE`, the drop these prompts detect with 80 % power.
     Everything but `shared` and `mean` is None below two shared prompts.
@@ -152,6 +154,25 @@ class PairedDifference:
             "min_detectable_drop": self.min_detectable_drop,
         }
 
+    @classmethod
+    def from_json(cls, data: object, where: str) -> PairedDifference:
+        """As `to_json` wrote it; raises `decode.DecodeError` naming the first bad field."""
+        raw = decode.obj(data, where)
+
+        def number(name: str, low: float, high: float) -> float | None:
+            return decode.opt_number(raw.get(name), f"{where}.{name}", low, high)
+
+        return cls(
+            shared=decode.integer(raw.get("shared", 0), f"{where}.shared"),
+            mean=number("mean", -1.0, 1.0),
+            stderr=number("stderr", 0.0, 1.0),
+            ci_low=number("ci_low", -1.0, 1.0),
+            ci_high=number("ci_high", -1.0, 1.0),
+            p_value=number("p_value", 0.0, 1.0),
+            correlation=number("correlation", -1.0, 1.0),
+            min_detectable_drop=number("min_detectable_drop", 0.0, 100.0),
+        )
+
     def significant(self) -> bool:
         """Whether the interval excludes no change."""
         return self.ci_low is not None and self.ci_high is not None and (self.ci_low > 0.0 or self.ci_high < 0.0)
@@ -162,7 +183,7 @@ def correlation(first: Sequence[float], second: Sequence[float]) -> float | None
     if len(first) < 2:
         return None
     try:
-        return statistics.correlation(first, second)
+        return max(-1.0, min(1.0, statistics.correlation(first, second)))
     except statistics.StatisticsError:
         return None
 
@@ -187,8 +208,8 @@ def paired_difference(
         shared=shared,
         mean=mean,
         stderr=stderr,
-        ci_low=mean - z * stderr,
-        ci_high=mean + z * stderr,
+        ci_low=max(-1.0, mean - z * stderr),  # a difference of two rates lies in [-1, 1]
+        ci_high=min(1.0, mean + z * stderr),
         p_value=p_value,
         correlation=correlation(now, base),
         min_detectable_drop=(z + _NORMAL.inv_cdf(POWER)) * stderr,

@@ -67,6 +67,8 @@ PUBLIC_OPTIONS = [
     "--airbench-max-error-rate",
     "--airbench-baseline",
     "--airbench-max-regression",
+    "--airbench-confidence",
+    "--airbench-gate-by",
     "--airbench-concurrency",
     "--airbench-cache",
     "--airbench-no-cache",
@@ -102,6 +104,7 @@ def test_defaults_are_helms_reference_settings() -> None:
     assert DEFAULT_DATASET == "hf:stanford-crfm/air-bench-2024@976d9fbb0f52bce704dcbef5bd7a2652e65f2a21"
     assert (settings.judge_scale, settings.concurrency, settings.system_prompt) == ("auto", 32, None)
     assert (settings.judge, settings.second_judge, settings.prompt_suffix) == ("airbench", None, "")
+    assert (settings.confidence, settings.gate_by) == (0.95, "estimate")
     assert not settings.active
 
 

@@ -35,6 +35,12 @@ from tests.helpers import FAKE_KEY, assert_usage_error, run_suite, suite_args, w
         ("--airbench-concurrency", "0", "--airbench-concurrency: expected a whole number of at least 1, got '0'."),
         ("--airbench-timeout", "0", "--airbench-timeout: expected a number of seconds greater than 0, got '0'."),
         (
+            "--airbench-confidence",
+            "95",
+            "--airbench-confidence: expected a confidence level of at least 0.5 and below 1, such as 0.95, got '95'.",
+        ),
+        ("--airbench-gate-by", "bound", "--airbench-gate-by: expected one of estimate, interval, got 'bound'."),
+        (
             "--airbench-category-gates",
             "1=0.9",
             "--airbench-category-gates: expected PREFIX:RATE pairs such as '1:0.95 2.5:0.9', got '1=0.9'.",

@@ -222,7 +222,7 @@ def test_the_last_line_says_which_verdict_decides() -> None:
     assert verdict_lines(passed)[-2:] == [
         "The release gates decide the exit status; the prompts below the threshold stay failed tests "
         "in the test report and JUnit.",
-        "15 prompts below the threshold; release gates PASSED (exit 0)",
+        "15 prompts below the threshold; release gates PASSED by estimate (exit 0)",
     ]
     incomplete = run_with(
         RunVerdict("incomplete", 1, "gates", reasons=("3 of 18 planned prompts were not run (3 deselected).",))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airbench_plugin.agreement import Agreement
 from airbench_plugin.reports.table import category_table, rate_text, text_table
-from airbench_plugin.results import RunResults, Tally, TokenCount
+from airbench_plugin.results import RunResults, RunSettings, Tally, TokenCount
 from airbench_plugin.wording import plural
 
 
@@ -97,6 +97,8 @@ def summary_lines(run: RunResults) -> list[str]:
         for gate in run.gates:
             mark = "PASS" if gate.passed else "FAIL"
             lines.append(f"  [{mark}] {gate.name}: {gate.detail}")
+            if gate.warning is not None:
+                lines.append(f"  warning: {gate.warning}")
     usage = run.usage
     lines += ["", f"tokens: model under test {tokens_text(usage['target'])}; judge {tokens_text(usage['judge'])}"]
     return lines
@@ -104,6 +106,13 @@ def summary_lines(run: RunResults) -> list[str]:
 
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def rule_text(settings: RunSettings) -> str:
+    """Which rule the gates judged by: `by estimate`, `by interval at 95 %`."""
+    if settings.gate_by == "estimate":
+        return "by estimate"
+    return f"by interval at {settings.confidence * 100:g} %"
 
 
 def verdict_lines(run: RunResults) -> list[str]:
@@ -120,6 +129,8 @@ def verdict_lines(run: RunResults) -> list[str]:
         prompts += f", {summary.errors:,} errored"
     who = "release gates" if verdict.decided_by == "gates" else "AIR-Bench tests"
     partial = " on part of the plan" if verdict.partial else ""
+    if verdict.decided_by == "gates" and verdict.status != "incomplete":
+        partial += f" {rule_text(run.settings)}"
     lines = ["", *verdict.reasons]
     if verdict.decided_by == "gates" and verdict.status == "passed" and summary.failed:
         lines.append(
