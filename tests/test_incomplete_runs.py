@@ -86,7 +86,9 @@ def test_a_filtered_run_is_incomplete_unless_partial_runs_are_allowed(
         "--airbench-allow-partial", "--airbench-json=r.json", "--airbench-report=r.html",
     )  # fmt: skip
     assert allowed.ret == pytest.ExitCode.OK
-    assert last_line(allowed) == "0 prompts below the threshold; release gates PASSED on part of the plan by estimate (exit 0)"
+    assert last_line(allowed) == (
+        "0 prompts below the threshold; release gates PASSED on part of the plan by estimate (exit 0)"
+    )
     allowed.stdout.fnmatch_lines(["--airbench-allow-partial: judged on 15 of 18 planned prompts."])
     verdict = document(suite.path / "r.json")["verdict"]
     assert (verdict["status"], verdict["partial"], verdict["exit_status"]) == ("passed", True, 0)
