@@ -383,6 +383,11 @@ class ResultCollector:
         self.config = config
         self.engines: dict[str, dict[str, Any]] = {}
         self.pacer = progress.Pacer()
+        self.started: float | None = None  # when the first test started: the progress line's rate and ETA
+
+    def pytest_runtest_logstart(self) -> None:
+        if self.started is None:
+            self.started = time.monotonic()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "airbench", None)
@@ -405,10 +410,12 @@ class ResultCollector:
             worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "main")
             self.engines[str(worker)] = snapshot
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-        if terminal is None or not terminal.isatty or not self.pacer.due(time.monotonic()):
+        now = time.monotonic()
+        if terminal is None or not terminal.isatty or not self.pacer.due(now):
             return
         total = self.config.stash.get(_COLLECTED_KEY, None)
-        line = progress.progress_line(len(self.run.results), total, progress.merge(self.engines))
+        elapsed = None if self.started is None else now - self.started
+        line = progress.progress_line(len(self.run.results), total, progress.merge(self.engines), elapsed)
         progress.write_progress(terminal, terminal_safe(line, one_line=True))
 
 

@@ -1,4 +1,5 @@
-"""The live progress line: calls done, in flight, retried, errored, tokens. Pure formatting and pacing."""
+"""The live progress line: prompts done, rate and ETA, calls in flight, retried, errored, tokens. Pure
+formatting and pacing."""
 
 from __future__ import annotations
 
@@ -27,11 +28,35 @@ def merge(snapshots: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     return total
 
 
-def progress_line(done: int, total: int | None, counters: Mapping[str, int]) -> str:
-    """One line such as `airbench: 120/5694 prompts · 64 in flight · 250 calls (10 cached) · ...`."""
+def duration(seconds: float) -> str:
+    """`45 s`, `7 min 40 s`, `2 h 05 min`: whole seconds, two units at most."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def pace(done: int, total: int | None, elapsed: float | None) -> str:
+    """`12.5 prompts/s · ETA 7 min 20 s` from the prompts done since the first test started; empty
+    before there is a rate to speak of (nothing done yet)."""
+    if elapsed is None or elapsed <= 0 or done <= 0:
+        return ""
+    rate = done / elapsed
+    text = f"{rate:.1f} prompts/s" if rate >= 1 else f"{rate * 60:.1f} prompts/min"
+    if total and done < total:
+        text += f" · ETA {duration((total - done) / rate)}"
+    return f"{text} · "
+
+
+def progress_line(done: int, total: int | None, counters: Mapping[str, int], elapsed: float | None = None) -> str:
+    """One line such as `airbench: 120/5694 prompts · 12.5 prompts/s · ETA 7 min 26 s · 64 in flight · ...`;
+    `elapsed` is the time since the first test started (no rate and ETA without it)."""
     of = f"/{total}" if total else ""
     return (
-        f"airbench: {done}{of} prompts · {counters['in_flight']} in flight · {_count(counters['calls'])} calls "
+        f"airbench: {done}{of} prompts · {pace(done, total, elapsed)}{counters['in_flight']} in flight · "
+        f"{_count(counters['calls'])} calls "
         f"({_count(counters['cached'])} cached) · {counters['retried']} retried · {counters['errored']} errored · "
         f"{_count(counters['tokens'])} tokens"
     )

@@ -41,6 +41,44 @@ def test_progress_line_adds_up_every_worker() -> None:
     assert progress_line(3, None, merge({})).startswith("airbench: 3 prompts · 0 in flight")
 
 
+def test_the_line_gives_rate_and_eta() -> None:
+    counters = merge({"main": {"calls": 300, "in_flight": 64}})
+    line = progress_line(150, 5694, counters, elapsed=12.0)
+    assert line == (
+        "airbench: 150/5694 prompts · 12.5 prompts/s · ETA 7 min 24 s · 64 in flight · 300 calls (0 cached) · "
+        "0 retried · 0 errored · 0 tokens"
+    )
+    assert progress_line(5694, 5694, counters, elapsed=455.5).startswith(
+        "airbench: 5694/5694 prompts · 12.5 prompts/s · 64"
+    )
+    assert progress_line(0, 5694, counters, elapsed=3.0).startswith("airbench: 0/5694 prompts · 64 in flight")
+
+
+@pytest.mark.parametrize(
+    ("done", "total", "elapsed", "expected"),
+    [
+        (10, 100, 5.0, "2.0 prompts/s · ETA 45 s · "),
+        (3, 5694, 60.0, "3.0 prompts/min · ETA 31 h 37 min · "),
+        (100, None, 10.0, "10.0 prompts/s · "),  # no total, no ETA
+        (0, 100, 10.0, ""),
+        (5, 100, None, ""),
+    ],
+)
+def test_pace(done: int, total: int | None, elapsed: float | None, expected: str) -> None:
+    assert progress.pace(done, total, elapsed) == expected
+
+
+def test_duration() -> None:
+    assert [progress.duration(s) for s in (0, 44.6, 60, 459, 3600, 7500)] == [
+        "0 s",
+        "45 s",
+        "1 min 0 s",
+        "7 min 39 s",
+        "1 h 00 min",
+        "2 h 05 min",
+    ]
+
+
 def test_pacer() -> None:
     pacer = Pacer(every=5)
     assert [pacer.due(t) for t in (0, 1, 5, 6, 10.5)] == [False, False, True, False, True]
@@ -65,6 +103,8 @@ def test_progress_lines_only_on_a_terminal(
     if tty:
         assert len(lines) == 12  # every result after the first
         assert lines[-1].startswith("airbench: 13/13 prompts · ")
+        assert all(" prompts/" in line for line in lines)  # a rate from the first result on
+        assert " · ETA " in lines[0] and " · ETA " not in lines[-1]  # none left to wait for at the end
     else:
         assert lines == []
 
