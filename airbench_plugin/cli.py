@@ -10,6 +10,7 @@ on stderr and exit status 2; `merge` and `calibrate` otherwise exit with their v
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,7 @@ from airbench_plugin import __version__
 from airbench_plugin.dataset import DatasetError
 from airbench_plugin.export import EXPORT_FORMATS, write_export
 from airbench_plugin.gates import BaselineError, load_baseline
+from airbench_plugin.github import fork_pull_request
 from airbench_plugin.leaderboard import CompareError, compare_runs
 from airbench_plugin.merge import Merged, MergeError, MergeOptions, RunFile, merge_runs, merged_exit_status
 from airbench_plugin.options import (
@@ -134,8 +136,26 @@ def _write_outputs(merged: Merged, options: MergeOptions, markdown: str) -> list
     return failures
 
 
+def no_shard_message(pattern: str, environ: Mapping[str, str]) -> str:
+    """Why `pattern` (a shell glob the shell passed on unmatched) names no file: no shard wrote its results."""
+    said = (
+        f"no shard's results to merge: no file matches {pattern!r} (a shell passes a pattern that matches "
+        "nothing as it is), so no shard ran to its end"
+    )
+    fork = fork_pull_request(environ)
+    if fork is not None:
+        return (
+            f"{said}: this is a pull request from the fork {fork}, and GitHub gives its runs no secrets, so every "
+            "shard skipped for want of an API key; run the workflow on a branch of this repository to gate it."
+        )
+    return f"{said}; see the shard jobs' logs (a shard without an API key skips)."
+
+
 def run_merge(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     options = merge_options(args)
+    unmatched = [path for path in args.files if glob.has_magic(path) and not os.path.exists(path)]
+    if unmatched and len(unmatched) == len(args.files):
+        raise CliError(no_shard_message(unmatched[0], environ))
     files = [read_run(path) for path in args.files]
     baseline = None
     if options.baseline is not None:
