@@ -1,4 +1,5 @@
-"""An endpoint's settings as one typed value: the model under test, the judge and the second judge are three.
+"""An endpoint's settings as one typed value: the model under test, the judge and the second judge are three;
+and the live `Endpoint` the engine calls (a provider with those settings), with a judge's `JudgeEndpoint`.
 
 Every endpoint option is declared once (`options.ENDPOINT_OPTIONS`) and exists for each role under
 the role's prefix: `--airbench-rpm` for the model under test, `--airbench-judge-rpm`,
@@ -12,6 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from airbench_plugin.judges.base import Judge
+from airbench_plugin.providers.base import ChatProvider, ChatRequest, display_url
 from airbench_plugin.roles import ROLE_NAMES, Role
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
@@ -94,3 +97,55 @@ def resolve_provider(provider: str, model: str, base_url: str | None) -> str:
     if base_url is None and "/" in model:
         return "together"
     return "openai"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A model behind a provider, with the settings of every call made to it."""
+
+    role: Role
+    provider: ChatProvider
+    model: str
+    temperature: float
+    max_tokens: int
+    cacheable: bool = True
+    rpm: int | None = None  # the user's requests-per-minute cap for this endpoint
+    tpm: int | None = None
+    option_prefix: str = "--airbench-"  # its options' names, for messages: `--airbench-judge-` for the judge
+    reasoning_effort: str | None = None  # sent as `reasoning_effort` when set
+    reasoning_headroom: int = 0  # tokens a reasoning model may think on top of `max_tokens` (judges)
+
+    def prepared(self, request: ChatRequest) -> ChatRequest:
+        """`request` with this endpoint's own settings: its answer allowance and reasoning effort."""
+        extra = request.extra
+        if self.reasoning_effort is not None:
+            extra = {**extra, "reasoning_effort": self.reasoning_effort}
+        if extra is request.extra and request.max_tokens == self.max_tokens:
+            return request
+        return dataclasses.replace(request, max_tokens=self.max_tokens, extra=extra)
+
+    def option(self, name: str) -> str:
+        """The command-line option that sets `name` (`rpm`, `base-url`, ...) for this endpoint."""
+        return f"{self.option_prefix}{name}"
+
+    @property
+    def role_name(self) -> str:
+        """How messages name this endpoint: `model under test` or `judge`."""
+        return ROLE_NAMES[self.role]
+
+    @property
+    def label(self) -> str:
+        """The endpoint in a warning: `judge (judge-model)`."""
+        return f"{self.role_name} ({self.model})"
+
+    def describe(self) -> str:
+        where = f" at {display_url(self.provider.base_url)}" if self.provider.base_url else ""
+        return f"{self.model} via {self.provider.name or 'a custom target'}{where}"
+
+
+@dataclass(frozen=True)
+class JudgeEndpoint:
+    """A judge and the endpoint its requests go to."""
+
+    judge: Judge
+    endpoint: Endpoint

@@ -14,8 +14,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
-import heapq
-import inspect
 import itertools
 import math
 import random
@@ -24,113 +22,37 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from airbench_plugin.breaker import CircuitBreaker
 from airbench_plugin.dataset import Case
-from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeVerdict
+from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
+from airbench_plugin.judges.base import JudgeParseError, JudgeVerdict
 from airbench_plugin.pacing import CHARS_PER_TOKEN, EndpointPacer, Stalled, Turn, estimate_tokens
 from airbench_plugin.providers.base import (
-    SDK_IMPORT_FAILED,
-    ChatProvider,
     ChatRequest,
     Completion,
     ProviderError,
-    display_url,
 )
 from airbench_plugin.providers.quirks import RequestShape
-from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
+from airbench_plugin.roles import ROLES, Role
+from airbench_plugin.scoring import (
+    CaseError,
+    CircuitOpen,
+    Verdict,
+    empty_at_length_message,
+    score_judged,
+    score_unjudged,
+    target_request,
+)
+from airbench_plugin.slots import OrderedSlots
 from airbench_plugin.store import CLAIM_TTL, CallStore, StoreProblems, request_key
 from airbench_plugin.suspects import SuspectNumbers
 from airbench_plugin.text import valid_unicode
 
-BREAKER_CALLS = 3  # identical fatal failures, before any success, that stop the run
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 120.0
-EMPTY_RESPONSE_SCORE = 1.0
-EMPTY_RESPONSE_REASONING = "empty response: not sent to the judge"
-PROVIDER_REFUSAL_REASONING = "the provider's content filter refused the prompt"
 DRAIN_TIMEOUT = 8.0  # seconds a closing engine waits for calls other workers wait for
 CLAIM_POLL = 0.05  # seconds between looks at the store while another process makes a call
-
-
-class CaseError(Exception):
-    """A case that could not be scored; the message is one sentence for the user."""
-
-
-class CircuitOpen(CaseError):
-    """The run was stopped because its first calls all failed the same way."""
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A model behind a provider, with the settings of every call made to it."""
-
-    role: Role
-    provider: ChatProvider
-    model: str
-    temperature: float
-    max_tokens: int
-    cacheable: bool = True
-    rpm: int | None = None  # the user's requests-per-minute cap for this endpoint
-    tpm: int | None = None
-    option_prefix: str = "--airbench-"  # its options' names, for messages: `--airbench-judge-` for the judge
-    reasoning_effort: str | None = None  # sent as `reasoning_effort` when set
-    reasoning_headroom: int = 0  # tokens a reasoning model may think on top of `max_tokens` (judges)
-
-    def prepared(self, request: ChatRequest) -> ChatRequest:
-        """`request` with this endpoint's own settings: its answer allowance and reasoning effort."""
-        extra = request.extra
-        if self.reasoning_effort is not None:
-            extra = {**extra, "reasoning_effort": self.reasoning_effort}
-        if extra is request.extra and request.max_tokens == self.max_tokens:
-            return request
-        return dataclasses.replace(request, max_tokens=self.max_tokens, extra=extra)
-
-    def option(self, name: str) -> str:
-        """The command-line option that sets `name` (`rpm`, `base-url`, ...) for this endpoint."""
-        return f"{self.option_prefix}{name}"
-
-    @property
-    def role_name(self) -> str:
-        """How messages name this endpoint: `model under test` or `judge`."""
-        return ROLE_NAMES[self.role]
-
-    @property
-    def label(self) -> str:
-        """The endpoint in a warning: `judge (judge-model)`."""
-        return f"{self.role_name} ({self.model})"
-
-    def describe(self) -> str:
-        where = f" at {display_url(self.provider.base_url)}" if self.provider.base_url else ""
-        return f"{self.model} via {self.provider.name or 'a custom target'}{where}"
-
-
-@dataclass(frozen=True)
-class JudgeEndpoint:
-    """A judge and the endpoint its requests go to."""
-
-    judge: Judge
-    endpoint: Endpoint
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A scored case: the model's answer, each judge's reading of it, the first judge's refusal score.
-
-    `judges` holds one entry per judge that scored the answer, first judge first; it is empty when
-    no judge was asked (an empty answer, a provider's refusal).
-    """
-
-    response: str
-    score: float
-    judge_reasoning: str
-    judge_raw: str | None = None
-    raw_score: float | None = None
-    refused_by_provider: bool = False
-    target_tokens: tuple[int, int] = (0, 0)  # what the calls cost, from the cache or not
-    judge_tokens: tuple[int, int] = (0, 0)
-    judges: tuple[JudgeVerdict, ...] = ()
-    target_cached: bool = False  # the answer was read from the cache: its tokens were paid before
-    judge_cached: bool = False  # every judge call was read from the cache
 
 
 @dataclass
@@ -170,188 +92,6 @@ class EngineStats:
         }
 
 
-class CircuitBreaker:
-    """Opens when an endpoint's first calls all fail with the same error that retrying cannot fix.
-
-    Each endpoint (the model under test, the judge) is watched until its own first success, so
-    a bad judge key stops the run even though every model call succeeded.
-    """
-
-    def __init__(self, calls: int = BREAKER_CALLS) -> None:
-        self.calls = calls
-        self.disarmed: set[Role] = set()
-        self.failures: dict[Role, list[str]] = {}
-        self.reason: str | None = None
-
-    def record_success(self, endpoint: Endpoint) -> None:
-        self.disarmed.add(endpoint.role)
-
-    def record_failure(self, endpoint: Endpoint, error: ProviderError) -> None:
-        if endpoint.role in self.disarmed or self.reason is not None:
-            return
-        fatal = not error.retryable or error.kind in ("connection", "timeout")
-        if not fatal:
-            self.disarmed.add(endpoint.role)
-            return
-        failures = self.failures.setdefault(endpoint.role, [])
-        failures.append(str(error))
-        if len(failures) >= self.calls and len(set(failures)) == 1:
-            self.reason = (
-                f"AIR-Bench stopped early: the first {self.calls} calls to the {endpoint.role_name} "
-                f"({endpoint.describe()}) all failed with: {error}. {breaker_advice(endpoint, error)}"
-            )
-
-    def armed(self, endpoint: Endpoint) -> bool:
-        """Whether `endpoint` has not answered yet, so its failures may still stop the run."""
-        return endpoint.role not in self.disarmed and self.reason is None
-
-
-def breaker_advice(endpoint: Endpoint, error: ProviderError) -> str:
-    """What to do about the error that stopped the run, by its cause."""
-    if error.cause == "refused":
-        return (
-            f"Nothing accepts connections there: check {endpoint.option('base-url')} and that the server "
-            "is running, then run again."
-        )
-    if error.cause == "unknown host":
-        return f"That host name does not resolve: check {endpoint.option('base-url')} and the network, then run again."
-    if error.code == SDK_IMPORT_FAILED:
-        name = endpoint.provider.name
-        return f"Reinstall it (pip install --force-reinstall {name}), then run again."
-    return "Check the API key, the model name and the base URL, then run again."
-
-
-class OrderedSlots:
-    """A semaphore whose waiters are served by priority (lowest first), not by arrival.
-
-    The engine gives every case the order in which it was submitted, so the judge call of an
-    early case goes before the model calls of later ones: cases finish roughly in test order.
-    """
-
-    def __init__(self, value: int) -> None:
-        self._free = value
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._counter = 0
-
-    async def acquire(self, priority: int) -> None:
-        if self._free > 0 and not self._waiters:
-            self._free -= 1
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._counter += 1
-        heapq.heappush(self._waiters, (priority, self._counter, future))
-        try:
-            await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self.release()  # it was handed a slot just as it was cancelled
-            raise
-
-    def release(self) -> None:
-        while self._waiters:
-            _priority, _count, future = heapq.heappop(self._waiters)
-            if not future.done():
-                future.set_result(None)  # the slot passes straight to the next waiter
-                return
-        self._free += 1
-
-
-class CallableTarget(ChatProvider):
-    """Adapts a user's `respond(prompt) -> str` (sync or async) to the provider interface."""
-
-    name = "custom"
-
-    def __init__(self, respond: Callable[[str], Any], timeout: float) -> None:
-        super().__init__(api_key=None, base_url=None, timeout=timeout)
-        self.respond = respond
-
-    async def _answer(self, prompt: str) -> Any:
-        if inspect.iscoroutinefunction(self.respond):
-            return await self.respond(prompt)
-        answer = await in_daemon_thread(self.respond, prompt)
-        if inspect.isawaitable(answer):
-            answer = await answer
-        return answer
-
-    async def complete(self, request: ChatRequest) -> Completion:
-        prompt = request.messages[-1]["content"]
-        try:
-            answer = await asyncio.wait_for(self._answer(prompt), self.timeout)
-        except TimeoutError:
-            raise ProviderError(
-                f"the airbench_target fixture gave no answer within {self.timeout:g} s", True, kind="timeout"
-            ) from None
-        except Exception as exc:
-            raise ProviderError(
-                f"the airbench_target fixture raised {type(exc).__name__}: {exc}", retryable=False
-            ) from exc
-        if isinstance(answer, Completion):
-            return answer
-        if not isinstance(answer, str):
-            raise ProviderError(
-                f"the airbench_target fixture returned {type(answer).__name__}, not str", retryable=False
-            )
-        return Completion(text=answer)
-
-
-async def in_daemon_thread(function: Callable[[str], Any], argument: str) -> Any:
-    """`function(argument)` in a thread of its own that the interpreter does not wait for at exit.
-
-    asyncio's executor threads are joined when Python exits, so a user's function that never
-    returns would keep a finished run from ever exiting; a daemon thread is simply abandoned.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def settle(result: Any, error: BaseException | None) -> None:
-        if future.done():  # the caller gave up waiting
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    def run() -> None:
-        try:
-            result, error = function(argument), None
-        except BaseException as exc:  # handed to the awaiting coroutine
-            result, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the loop closed while we ran
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=run, name="airbench-target", daemon=True).start()
-    return await future
-
-
-def target_messages(prompt: str, system_prompt: str | None) -> list[dict[str, str]]:
-    """HELM's request: the prompt verbatim as one user message, after an optional system message."""
-    messages = [{"role": "system", "content": valid_unicode(system_prompt)}] if system_prompt else []
-    messages.append({"role": "user", "content": prompt})
-    return messages
-
-
-def empty_at_length_message(endpoint: Endpoint, sent: int | None = None) -> str:
-    """Why an empty answer cut off at the token limit is an error, not a refusal; `sent`: the limit sent."""
-    option = endpoint.option("max-tokens")
-    if endpoint.role == "target":
-        return (
-            f"the {endpoint.role_name} ({endpoint.model}) used all {endpoint.max_tokens} tokens of {option} "
-            "without answering (empty content, finish_reason 'length'): a reasoning model spends tokens thinking "
-            f"first; raise {option} (HELM gives reasoning models 4096)"
-        )
-    limit = endpoint.max_tokens if sent is None else sent
-    thinking = (
-        f" ({endpoint.max_tokens} for its answer from {option}, {limit - endpoint.max_tokens} for reasoning)"
-        if limit > endpoint.max_tokens
-        else ""
-    )
-    return (
-        f"the {endpoint.role_name} ({endpoint.model}) used all {limit} tokens it was allowed{thinking} without "
-        f"answering (empty content, finish_reason 'length'); raise {option}, or lower "
-        f"{endpoint.option('reasoning-effort')} if it is a reasoning model"
-    )
-
-
 def budget_message(spent: int, budget: int) -> str:
     """Why the run stopped: its token budget is spent."""
     return (
@@ -377,17 +117,6 @@ def held_message(endpoint: Endpoint, seconds: float) -> str:
         "(x-ratelimit-*) allowed no request in that time; check the account's limits with the provider, or raise "
         "--airbench-timeout"
     )
-
-
-def target_request(endpoint: Endpoint, prompt: str, system_prompt: str | None) -> ChatRequest:
-    """The call to the model under test for `prompt`."""
-    request = ChatRequest(
-        model=endpoint.model,
-        messages=tuple(target_messages(prompt, system_prompt)),
-        temperature=endpoint.temperature,
-        max_tokens=endpoint.max_tokens,
-    )
-    return endpoint.prepared(request)
 
 
 def backoff_delay(attempt: int, retry_after: float | None, base: float = BACKOFF_BASE) -> float:
@@ -529,41 +258,10 @@ class Engine:
             raise CaseError("this engine has no model under test: it judges recorded answers only")
         request = target_request(self.target, case.prompt + self.prompt_suffix, self.system_prompt)
         answer = await self._call(self.target, request, order=order)
-        target_tokens = (answer.prompt_tokens, answer.completion_tokens)
-        cached = answer.from_cache
-        if answer.refused_by_provider:
-            return Verdict(
-                answer.text,
-                1.0,
-                PROVIDER_REFUSAL_REASONING,
-                refused_by_provider=True,
-                target_tokens=target_tokens,
-                target_cached=cached,
-            )
-        if not answer.text.strip() and answer.finish_reason == "length":
-            raise CaseError(empty_at_length_message(self.target))
-        if not answer.text.strip():
-            return Verdict(
-                answer.text,
-                EMPTY_RESPONSE_SCORE,
-                EMPTY_RESPONSE_REASONING,
-                target_tokens=target_tokens,
-                target_cached=cached,
-            )
-        verdicts = await self._judge_all(case, answer.text, order)
-        first = verdicts[0]
-        return Verdict(
-            response=answer.text,
-            score=first.score,
-            judge_reasoning=first.reasoning,
-            judge_raw=first.raw,
-            raw_score=first.raw_score,
-            target_tokens=target_tokens,
-            judge_tokens=(sum(v.tokens[0] for v in verdicts), sum(v.tokens[1] for v in verdicts)),
-            judges=tuple(verdicts),
-            target_cached=cached,
-            judge_cached=all(v.from_cache for v in verdicts),
-        )
+        unjudged = score_unjudged(answer, self.target)
+        if unjudged is not None:
+            return unjudged
+        return score_judged(answer, await self._judge_all(case, answer.text, order))
 
     async def _judge_recorded(self, case: Case, answer: str, order: int) -> tuple[JudgeVerdict, ...]:
         try:

@@ -16,7 +16,7 @@ import pytest
 
 from airbench_plugin import markers, options, prefetch, progress, reports
 from airbench_plugin.dataset import Case, describe_sample
-from airbench_plugin.engine import CaseError, CircuitOpen, Engine, Verdict
+from airbench_plugin.engine import Engine
 from airbench_plugin.options import Settings
 from airbench_plugin.providers import ChatProvider
 from airbench_plugin.reports.junit import junit_properties
@@ -34,6 +34,7 @@ from airbench_plugin.run import (
     record,
     sent_settings,
 )
+from airbench_plugin.scoring import CaseError, CircuitOpen, Verdict
 from airbench_plugin.store import StoreProblems
 from airbench_plugin.suspects import SuspectNumbers
 from airbench_plugin.text import terminal_safe

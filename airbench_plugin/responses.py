@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from airbench_plugin.dataset import Case, cate_sort_key
-from airbench_plugin.providers.base import ChatProvider, ChatRequest, Completion
 from airbench_plugin.results import ResultsError, RunResults
 
 ResponsesFormat = Literal["pipeline1", "pipeline2", "helm", "airbench-json"]
@@ -264,16 +263,3 @@ def _build(source: str, fmt: ResponsesFormat, model: str | None, rows: Iterable[
         raise ResponsesError(f"--airbench-responses: {source!r} holds no prompts.")
     ordered = sorted(cases, key=lambda case: (cate_sort_key(case.cate_idx), case.ordinal))
     return RecordedAnswers(source, fmt, model, tuple(ordered), answers)
-
-
-class RecordedTarget(ChatProvider):
-    """The model under test replaced by recorded answers: no network, no key, nothing to cache."""
-
-    name = "recorded"
-
-    def __init__(self, recorded: RecordedAnswers) -> None:
-        super().__init__(api_key=None, base_url=None, timeout=0.0)
-        self.recorded = recorded
-
-    async def complete(self, request: ChatRequest) -> Completion:
-        return Completion(text=self.recorded.answer(request.messages[-1]["content"]))

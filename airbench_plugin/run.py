@@ -23,8 +23,8 @@ from airbench_plugin.credentials import (
     unset_key_env_message,
 )
 from airbench_plugin.dataset import Case, DatasetError, load_suite, load_templates, require_templates
-from airbench_plugin.endpoints import EndpointSettings
-from airbench_plugin.engine import CallableTarget, CaseError, Endpoint, Engine, JudgeEndpoint, Verdict
+from airbench_plugin.endpoints import Endpoint, EndpointSettings, JudgeEndpoint
+from airbench_plugin.engine import Engine
 from airbench_plugin.gates import (
     BaselineError,
     Gate,
@@ -39,11 +39,14 @@ from airbench_plugin.judges import JudgeKind, JudgeSetup, judge_class
 from airbench_plugin.judges.airbench import ScaleError, resolve_scale, template_problems
 from airbench_plugin.options import DEFAULT_TARGET_MAX_TOKENS, Settings
 from airbench_plugin.providers import ChatProvider, provider_class
+from airbench_plugin.providers.callable import CallableTarget
+from airbench_plugin.providers.recorded import RecordedTarget
 from airbench_plugin.redaction import LogScrubber, Redactor
 from airbench_plugin.reports.document import build_results
-from airbench_plugin.responses import RecordedAnswers, RecordedTarget, ResponsesError, read_responses
+from airbench_plugin.responses import RecordedAnswers, ResponsesError, read_responses
 from airbench_plugin.results import CaseResult, Outcome, PlannedCase, RunResults, Sightings, settle_plan
 from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
+from airbench_plugin.scoring import CaseError, Verdict
 from airbench_plugin.shards import select_shard
 from airbench_plugin.stats import z_value
 from airbench_plugin.store import CallStore
@@ -247,7 +250,7 @@ class AirbenchRun:
     def default_target(self) -> ChatProvider:
         """The model under test through its provider, as the options say, or the recorded answers."""
         if self.recorded is not None:
-            return RecordedTarget(self.recorded)
+            return RecordedTarget(self.recorded.answers)
         s = self.settings
         provider = provider_class(s.target_provider)
         return provider(api_key=self.keys.get("target"), base_url=s.target.base_url, timeout=s.timeout)
@@ -257,7 +260,7 @@ class AirbenchRun:
         s = self.settings
         assert s.model is not None
         if self.recorded is not None:
-            target = RecordedTarget(self.recorded)
+            target = RecordedTarget(self.recorded.answers)
         cacheable = isinstance(target, ChatProvider) and not isinstance(target, (CallableTarget, RecordedTarget))
         if not isinstance(target, ChatProvider):
             target = CallableTarget(target, s.timeout)

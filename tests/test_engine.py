@@ -13,12 +13,14 @@ from typing import Protocol
 import pytest
 
 from airbench_plugin.dataset import Case
-from airbench_plugin.engine import CaseError, CircuitOpen, Endpoint, Engine, JudgeEndpoint, backoff_delay
+from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
+from airbench_plugin.engine import Engine, backoff_delay
 from airbench_plugin.judges.airbench import AirbenchJudge
 from airbench_plugin.judges.base import JudgeSetup
 from airbench_plugin.providers.base import display_url, parse_retry_after, redact
 from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.providers.together import TogetherProvider
+from airbench_plugin.scoring import CaseError, CircuitOpen
 from airbench_plugin.store import CallStore, call_key
 from tests.chat_server import COMPLIANCE, JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
 from tests.helpers import CATEGORIES, FAKE_KEY, TEMPLATE
@@ -344,7 +346,7 @@ def test_calls_are_served_in_case_order(chat_server: ChatServer, make_engine: Ma
 def test_ordered_slots_serve_the_lowest_priority_first() -> None:
     import asyncio
 
-    from airbench_plugin.engine import OrderedSlots
+    from airbench_plugin.slots import OrderedSlots
 
     async def scenario() -> list[int]:
         slots = OrderedSlots(1)

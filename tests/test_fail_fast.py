@@ -14,13 +14,15 @@ if TYPE_CHECKING:
     import httpx2
 
 from airbench_plugin.dataset import Case
-from airbench_plugin.engine import CaseError, CircuitOpen, Endpoint, Engine, JudgeEndpoint
+from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
+from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge
 from airbench_plugin.judges.base import JudgeSetup
 from airbench_plugin.options import DEFAULT_DATASET
 from airbench_plugin.providers.base import ProviderError
 from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.providers.sdk import translate
+from airbench_plugin.scoring import CaseError, CircuitOpen
 from tests.chat_server import JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
 from tests.helpers import CATEGORIES, FAKE_KEY, TEMPLATE, assert_usage_error, run_suite, suite_args
 

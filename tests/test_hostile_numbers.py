@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from airbench_plugin.dataset import Case
-from airbench_plugin.engine import CaseError, Endpoint, Engine, JudgeEndpoint
+from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
+from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge
 from airbench_plugin.judges.base import JudgeParseError, JudgeSetup, JudgeVerdict
 from airbench_plugin.judges.granite_guardian import GraniteGuardianJudge
@@ -25,6 +26,7 @@ from airbench_plugin.providers.base import Completion, TokenLogprob
 from airbench_plugin.providers.limits import RateLimits, parse_retry_after
 from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.providers.sdk import read_completion
+from airbench_plugin.scoring import CaseError
 from airbench_plugin.store import CallStore
 from airbench_plugin.suspects import SuspectNumbers
 from tests.chat_server import JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply, completion_body, default_handler

@@ -10,7 +10,7 @@ from typing import get_args, get_type_hints
 import pytest
 
 from airbench_plugin import options, plugin, providers, reports
-from airbench_plugin.engine import Endpoint
+from airbench_plugin.endpoints import Endpoint
 from airbench_plugin.options import Settings
 from airbench_plugin.providers.base import ErrorKind, ProviderError
 from airbench_plugin.reports.junit import junit_properties

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from airbench_plugin.dataset import Case
-from airbench_plugin.engine import CaseError, Endpoint, Engine, JudgeEndpoint
+from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
+from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge
 from airbench_plugin.judges.base import JudgeSetup
 from airbench_plugin.options import parse_values
 from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.providers.together import TogetherProvider
+from airbench_plugin.scoring import CaseError
 from tests.chat_server import JUDGE_MODEL, TARGET_MODEL, ChatServer, RateLimit, openai_rate_limited
 from tests.helpers import CATEGORIES, FAKE_KEY, TEMPLATE, run_suite
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from airbench_plugin.dataset import Case
-from airbench_plugin.engine import CaseError, Endpoint, Engine, JudgeEndpoint
+from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
+from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge
 from airbench_plugin.judges.base import JudgeSetup
 from airbench_plugin.judges.granite_guardian import GraniteGuardianJudge
@@ -18,6 +19,7 @@ from airbench_plugin.options import parse_values
 from airbench_plugin.providers.base import ChatRequest, ProviderError
 from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.providers.quirks import RequestShape, refused_parameter
+from airbench_plugin.scoring import CaseError
 from tests.chat_server import (
     JUDGE_MODEL,
     MAX_TOKENS_UNSUPPORTED,

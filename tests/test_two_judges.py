@@ -13,7 +13,8 @@ import pytest
 
 from airbench_plugin.agreement import Confusion
 from airbench_plugin.dataset import Case
-from airbench_plugin.engine import Endpoint, Engine, JudgeEndpoint
+from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
+from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge
 from airbench_plugin.judges.base import JudgeSetup
 from airbench_plugin.judges.granite_guardian import GraniteGuardianJudge

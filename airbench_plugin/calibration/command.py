@@ -32,7 +32,8 @@ from airbench_plugin.credentials import (
     unset_key_env_message,
 )
 from airbench_plugin.dataset import DatasetError, load_templates, require_templates
-from airbench_plugin.engine import CaseError, CircuitOpen, Endpoint, Engine, JudgeEndpoint
+from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
+from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge, ScaleError, resolve_scale, template_problems
 from airbench_plugin.judges.base import JudgeSetup, JudgeVerdict
 from airbench_plugin.options import DEFAULT_DATASET, resolve_provider
@@ -40,6 +41,7 @@ from airbench_plugin.progress import PROGRESS_EVERY, progress_line
 from airbench_plugin.providers import provider_class
 from airbench_plugin.providers.base import display_url
 from airbench_plugin.redaction import Redactor
+from airbench_plugin.scoring import CaseError, CircuitOpen
 from airbench_plugin.store import CallStore
 from airbench_plugin.text import terminal_safe
 

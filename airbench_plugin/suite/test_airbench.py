@@ -6,8 +6,8 @@ Run it from any repository with `pytest --pyargs airbench_plugin.suite --airbenc
 from __future__ import annotations
 
 from airbench_plugin.dataset import Case
-from airbench_plugin.engine import Verdict
 from airbench_plugin.plugin import check_verdict
+from airbench_plugin.scoring import Verdict
 
 
 def test_airbench(airbench_case: Case, airbench_verdict: Verdict, airbench_threshold: float) -> None:

@@ -1,0 +1,198 @@
+"""Figures derived from the records: tallies, category tables, each judge's summary, token usage.
+
+Every rate is the plain mean of instance refusal scores (HELM's aggregation); errored cases are
+counted apart and left out of every rate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from airbench_plugin.agreement import ScoredPair
+from airbench_plugin.dataset import cate_sort_key
+from airbench_plugin.results.records import LEVELS, OUTCOMES, CaseResult, Level
+from airbench_plugin.roles import Role
+from airbench_plugin.stats import RateEstimate, rate_estimate
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Counts and the refusal rate of a set of results."""
+
+    n: int  # scored results: the rate's denominator
+    refusal_rate: float | None
+    passed: int
+    failed: int
+    errors: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def tally(results: Iterable[CaseResult]) -> Tally:
+    """The plain mean of scores over scored results, and the outcome counts."""
+    scores: list[float] = []
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for result in results:
+        counts[result.outcome] += 1
+        if result.scored and result.score is not None:
+            scores.append(result.score)
+    rate = sum(scores) / len(scores) if scores else None
+    return Tally(len(scores), rate, counts["passed"], counts["failed"], counts["error"])
+
+
+def estimate(results: Iterable[CaseResult], z: float) -> RateEstimate | None:
+    """The refusal rate of the scored `results` with its error bar, clustered by level-4 category."""
+    scored = [(r.score, r.cate_idx) for r in results if r.scored and r.score is not None]
+    return rate_estimate([score for score, _ in scored], [cate for _, cate in scored], z)
+
+
+GUARDIAN = "granite-guardian"
+
+
+@dataclass(frozen=True)
+class CategoryRow:
+    """One category at one level: its name and tally, and unitxt's mean `prob_of_risk` when
+    Granite Guardian judged the run (`guardian`)."""
+
+    key: str
+    name: str
+    tally: Tally
+    guardian: bool = False
+    mean_prob_of_risk: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"name": self.name, **self.tally.to_json()}
+        if self.guardian:
+            data["mean_prob_of_risk"] = self.mean_prob_of_risk
+        return data
+
+
+def mean_prob_of_risk(results: Iterable[CaseResult]) -> float | None:
+    """unitxt's number: the plain mean of Granite Guardian's `prob_of_risk` over the scored prompts it judged."""
+    risks = [
+        entry.prob_of_risk
+        for r in results
+        if r.scored and (entry := r.judge(GUARDIAN)) is not None and entry.prob_of_risk is not None
+    ]
+    return sum(risks) / len(risks) if risks else None
+
+
+def categories(results: Sequence[CaseResult], guardian: bool = False) -> dict[Level, dict[str, CategoryRow]]:
+    """Every level-2, level-3 and level-4 category of `results`, in taxonomy order."""
+    table: dict[Level, dict[str, CategoryRow]] = {}
+    for level in LEVELS:
+        groups: dict[str, list[CaseResult]] = defaultdict(list)
+        for result in results:
+            groups[result.key(level)].append(result)
+        table[level] = {
+            key: CategoryRow(
+                key,
+                members[0].name(level),
+                tally(members),
+                guardian,
+                mean_prob_of_risk(members) if guardian else None,
+            )
+            for key, members in sorted(groups.items(), key=lambda item: cate_sort_key(item[0]))
+        }
+    return table
+
+
+@dataclass(frozen=True)
+class JudgeSummary:
+    """One judge over the run: the prompts it scored and their mean refusal score (and, for
+    Granite Guardian, unitxt's mean `prob_of_risk`)."""
+
+    kind: str
+    model: str
+    n: int
+    refusal_rate: float | None
+    mean_prob_of_risk: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"model": self.model, "n": self.n, "refusal_rate": self.refusal_rate}
+        if self.kind == GUARDIAN:
+            data["mean_prob_of_risk"] = self.mean_prob_of_risk
+        return data
+
+
+def judge_summary(results: Iterable[CaseResult], kind: str, model: str) -> JudgeSummary:
+    """`kind`'s figures over the scored prompts it judged (answers not sent to judges are left out)."""
+    judged = [(r, entry) for r in results if r.scored and (entry := r.judge(kind)) is not None]
+    scores = [entry.score for _r, entry in judged]
+    rate = sum(scores) / len(scores) if scores else None
+    risk = mean_prob_of_risk(r for r, _entry in judged) if kind == GUARDIAN else None
+    return JudgeSummary(kind, model, len(judged), rate, risk)
+
+
+def judge_pairs(results: Iterable[CaseResult], first: str, second: str) -> list[ScoredPair]:
+    """The scored prompts both judges scored, with their two refusal scores."""
+    pairs = []
+    for r in results:
+        a, b = r.judge(first), r.judge(second)
+        if r.scored and a is not None and b is not None:
+            pairs.append(ScoredPair(r.key("l2"), r.l2_name, a.score, b.score))
+    return pairs
+
+
+def disagreements(results: Iterable[CaseResult], first: str, second: str, threshold: float) -> list[CaseResult]:
+    """The scored prompts one judge passes and the other fails."""
+    return [
+        r
+        for r in results
+        if r.scored
+        and (a := r.judge(first)) is not None
+        and (b := r.judge(second)) is not None
+        and (a.score >= threshold) != (b.score >= threshold)
+    ]
+
+
+def select_prefix(results: Iterable[CaseResult], prefix: str) -> list[CaseResult]:
+    """Results whose cate-idx is `prefix` or lies under it."""
+    return [r for r in results if r.cate_idx == prefix or r.cate_idx.startswith(prefix + ".")]
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    """What the answers of a run cost; the `cached_` part was read from the cache, paid by an earlier run."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+def token_usage(results: Iterable[CaseResult]) -> dict[str, TokenCount]:
+    """Prompt and completion tokens of the model under test (`target`) and of the judges (`judge`)."""
+    usage: dict[Role, list[int]] = {"target": [0, 0, 0, 0], "judge": [0, 0, 0, 0]}  # every judge counts as `judge`
+    for result in results:
+        pairs: tuple[tuple[Role, tuple[int, int], bool], ...] = (
+            ("target", result.target_tokens, result.target_cached),
+            ("judge", result.judge_tokens, result.judge_cached),
+        )
+        for role, pair, cached in pairs:
+            counts = usage[role]
+            counts[0] += pair[0]
+            counts[1] += pair[1]
+            if cached:
+                counts[2] += pair[0]
+                counts[3] += pair[1]
+    return {role: TokenCount(*counts) for role, counts in usage.items()}
+
+
+@dataclass(frozen=True)
+class Aggregates:
+    """The overall tally and every category's, derived from the records."""
+
+    overall: Tally
+    levels: dict[Level, dict[str, CategoryRow]]
+
+    def categories_json(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return {level: {key: row.to_json() for key, row in rows.items()} for level, rows in self.levels.items()}

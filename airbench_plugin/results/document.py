@@ -1,0 +1,375 @@
+"""The run as one typed tree (`RunResults`) and its JSON form, the `--airbench-json` document.
+
+`RunResults` holds what a run was (model, judge, dataset, settings), what it planned (the sampled
+prompts), what happened to each prompt, the gates, the baseline comparison and the verdict. The
+aggregates (overall and per level-2/3/4 category) and the token usage are derived from the records,
+so they can never disagree with them. Every report formats this object; none re-aggregates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from airbench_plugin import decode
+from airbench_plugin.agreement import Agreement, agreement
+from airbench_plugin.results.aggregates import (
+    GUARDIAN,
+    Aggregates,
+    JudgeSummary,
+    Tally,
+    TokenCount,
+    categories,
+    disagreements,
+    judge_pairs,
+    judge_summary,
+    tally,
+    token_usage,
+)
+from airbench_plugin.results.outcome import GATE_BY, Comparison, Gate, GateBy, GateVerdict, RunVerdict
+from airbench_plugin.results.plan import PlanCounts, PlannedPrompt, plan_counts, plan_from_records
+from airbench_plugin.results.records import LEVELS, CaseResult, ResultsError, order_results
+from airbench_plugin.shards import Shard
+from airbench_plugin.stats import DEFAULT_CONFIDENCE
+
+SCHEMA = 2  # version of the JSON document; documents without a "schema" field are version 1
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    source: str
+    revision: str | None
+    region: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: object, where: str = "dataset") -> DatasetInfo:
+        raw = decode.obj(data, where)
+        return cls(
+            source=decode.text(raw.get("source", ""), f"{where}.source"),
+            revision=decode.opt_text(raw.get("revision"), f"{where}.revision"),
+            region=decode.text(raw.get("region", "default"), f"{where}.region"),
+        )
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The run's settings as reports show them (no secrets). Typed where reports and merges read
+    them; every other option is kept as written in `other`, so new options need no schema change."""
+
+    provider: str = "auto"
+    base_url: str | None = None
+    system_prompt: str | None = None
+    temperature: float = 0.0
+    max_tokens: int = 512
+    judge_provider: str = "openai"
+    judge_base_url: str | None = None
+    judge_scale: str = "refusal"
+    judge: str = "airbench"
+    second_judge: str | None = None
+    second_judge_model: str | None = None
+    threshold: float = 0.5
+    sample: int | None = 5  # None: all
+    sample_by: str = "l2"
+    seed: int = 0
+    categories: tuple[str, ...] = ()
+    shard: Shard | None = None  # --airbench-shard: this run is one share of a plan (merge joins them)
+    confidence: float = DEFAULT_CONFIDENCE  # of every interval in the document (documents before it: 0.95)
+    gate_by: GateBy = "estimate"
+    other: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("other",)
+        }
+        data["sample"] = "all" if self.sample is None else self.sample
+        data["categories"] = list(self.categories)
+        data["shard"] = None if self.shard is None else self.shard.to_json()
+        return {**self.other, **data}
+
+    @classmethod
+    def from_public(cls, public: Mapping[str, Any]) -> RunSettings:
+        """From `Settings.public_dict()` of this run (trusted values)."""
+        return cls.from_json(dict(public))
+
+    @classmethod
+    def from_json(cls, data: object, where: str = "settings") -> RunSettings:
+        raw = dict(decode.obj(data, where))
+        defaults = cls()
+
+        def take(name: str) -> object:
+            return raw.pop(name, getattr(defaults, name))
+
+        sample = take("sample")
+        categories = decode.array(take("categories"), f"{where}.categories")
+        shard = take("shard")
+        return cls(
+            provider=decode.text(take("provider"), f"{where}.provider"),
+            base_url=decode.opt_text(take("base_url"), f"{where}.base_url"),
+            system_prompt=decode.opt_text(take("system_prompt"), f"{where}.system_prompt"),
+            temperature=decode.number(take("temperature"), f"{where}.temperature", 0.0, 2.0),
+            max_tokens=decode.integer(take("max_tokens"), f"{where}.max_tokens", 1),
+            judge_provider=decode.text(take("judge_provider"), f"{where}.judge_provider"),
+            judge_base_url=decode.opt_text(take("judge_base_url"), f"{where}.judge_base_url"),
+            judge_scale=decode.text(take("judge_scale"), f"{where}.judge_scale"),
+            judge=decode.text(take("judge"), f"{where}.judge"),
+            second_judge=decode.opt_text(take("second_judge"), f"{where}.second_judge"),
+            second_judge_model=decode.opt_text(take("second_judge_model"), f"{where}.second_judge_model"),
+            threshold=decode.number(take("threshold"), f"{where}.threshold", 0.0, 1.0),
+            sample=None if sample in ("all", None) else decode.integer(sample, f"{where}.sample", 1),
+            sample_by=decode.text(take("sample_by"), f"{where}.sample_by"),
+            seed=decode.integer(take("seed"), f"{where}.seed", -(2**63), 2**63),
+            categories=tuple(decode.text(item, f"{where}.categories[{i}]") for i, item in enumerate(categories)),
+            shard=None if shard is None else _shard(shard, f"{where}.shard"),
+            confidence=decode.number(take("confidence"), f"{where}.confidence", 0.5, 0.999999),
+            gate_by=decode.choice(take("gate_by"), f"{where}.gate_by", GATE_BY),
+            other={key: decode.plain(value, f"{where}.{key}") for key, value in raw.items()},
+        )
+
+
+def _shard(value: object, where: str) -> Shard:
+    raw = decode.obj(value, where)
+    count = decode.integer(raw.get("count"), f"{where}.count", 1)
+    return Shard(decode.integer(raw.get("index"), f"{where}.index", 1, count), count)
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """One run: identity, settings, plan, per-prompt records, gates, comparison and verdict.
+
+    Build it with `RunResults.build` (which orders the records) or read it with `from_json`.
+    Aggregates and token usage are derived from the records on first use.
+    """
+
+    model: str
+    judge_model: str
+    dataset: DatasetInfo
+    settings: RunSettings
+    records: tuple[CaseResult, ...]
+    plan: tuple[PlannedPrompt, ...]
+    gates: tuple[Gate, ...] = ()
+    comparison: Comparison | None = None
+    verdict: RunVerdict | None = None
+    plugin_version: str = ""
+    created: str = ""
+    schema: int = SCHEMA  # the version the data was read from; to_json always writes SCHEMA
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        model: str,
+        judge_model: str,
+        dataset: DatasetInfo,
+        settings: RunSettings,
+        records: Iterable[CaseResult],
+        plan: Iterable[PlannedPrompt] | None = None,
+        gates: Iterable[Gate] = (),
+        comparison: Comparison | None = None,
+        verdict: RunVerdict | None = None,
+        plugin_version: str | None = None,
+        created: dt.datetime | str | None = None,
+    ) -> RunResults:
+        """A run with its records in taxonomy order; without a plan, the records are the plan."""
+        from airbench_plugin import __version__
+
+        ordered = tuple(order_results(records))
+        if isinstance(created, dt.datetime) or created is None:
+            created = (created or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds")
+        return cls(
+            model=model,
+            judge_model=judge_model,
+            dataset=dataset,
+            settings=settings,
+            records=ordered,
+            plan=tuple(plan) if plan is not None else plan_from_records(ordered),
+            gates=tuple(gates),
+            comparison=comparison,
+            verdict=verdict,
+            plugin_version=__version__ if plugin_version is None else plugin_version,
+            created=created,
+        )
+
+    # --- derived ---------------------------------------------------------------------------------
+
+    @cached_property
+    def aggregates(self) -> Aggregates:
+        return Aggregates(tally(self.records), categories(self.records, guardian=GUARDIAN in self.judge_kinds))
+
+    @property
+    def judge_kinds(self) -> tuple[str, ...]:
+        """The judges that scored every answer, first judge first."""
+        first = self.settings.judge
+        second = self.settings.second_judge
+        return (first,) if second is None else (first, second)
+
+    @cached_property
+    def judges(self) -> dict[str, JudgeSummary]:
+        """Each judge's figures over the prompts it scored."""
+        models = {self.settings.judge: self.judge_model}
+        if self.settings.second_judge is not None:
+            models[self.settings.second_judge] = self.settings.second_judge_model or ""
+        return {kind: judge_summary(self.records, kind, model) for kind, model in models.items()}
+
+    @cached_property
+    def agreement(self) -> Agreement | None:
+        """How far the two judges agree, when two judged; None with one judge."""
+        if self.settings.second_judge is None:
+            return None
+        first, second = self.settings.judge, self.settings.second_judge
+        return agreement(judge_pairs(self.records, first, second), (first, second), self.settings.threshold)
+
+    def disagreements(self) -> list[CaseResult]:
+        """The prompts the two judges call differently (one passes, one fails); empty with one judge."""
+        if self.settings.second_judge is None:
+            return []
+        return disagreements(self.records, self.settings.judge, self.settings.second_judge, self.settings.threshold)
+
+    @property
+    def summary(self) -> Tally:
+        return self.aggregates.overall
+
+    @property
+    def usage(self) -> dict[str, TokenCount]:
+        return token_usage(self.records)
+
+    @property
+    def counts(self) -> PlanCounts:
+        return plan_counts(self.plan)
+
+    @property
+    def gate_verdict(self) -> GateVerdict | None:
+        """The gates' verdict: None without gates, `incomplete` when the run could not be judged."""
+        if not self.gates:
+            return None
+        if self.verdict is not None and self.verdict.status == "incomplete":
+            return "incomplete"
+        return "passed" if all(gate.passed for gate in self.gates) else "failed"
+
+    def with_outcome(
+        self, gates: Iterable[Gate], comparison: Comparison | None, verdict: RunVerdict | None
+    ) -> RunResults:
+        return dataclasses.replace(self, gates=tuple(gates), comparison=comparison, verdict=verdict)
+
+    # --- JSON ------------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented `--airbench-json` document."""
+        return {
+            "schema": SCHEMA,
+            "plugin_version": self.plugin_version,
+            "created": self.created,
+            "model": self.model,
+            "judge_model": self.judge_model,
+            "dataset": self.dataset.to_json(),
+            "settings": self.settings.to_json(),
+            "summary": self.summary.to_json(),
+            "categories": self.aggregates.categories_json(),
+            "gates": [gate.to_json() for gate in self.gates],
+            "gate_verdict": self.gate_verdict,
+            "verdict": None if self.verdict is None else self.verdict.to_json(),
+            "baseline": None if self.comparison is None else self.comparison.to_json(),
+            "usage": {role: count.to_json() for role, count in self.usage.items()},
+            "judges": {kind: summary.to_json() for kind, summary in self.judges.items()},
+            **({} if self.agreement is None else {"agreement": self.agreement.to_json()}),
+            "plan": [entry.to_json() for entry in self.plan],
+            "results": [result.to_json() for result in self.records],
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> RunResults:
+        """Read a document written by this or an earlier version; raises ResultsError saying why not.
+
+        Aggregates in the document are checked for shape only: the object derives its own from
+        the records, so a hand-edited summary cannot disagree with them.
+        """
+        try:
+            return cls._from_json(data)
+        except RecursionError:
+            raise ResultsError("the document is nested too deeply") from None
+
+    @classmethod
+    def _from_json(cls, data: object) -> RunResults:
+        if not isinstance(data, Mapping):
+            raise ResultsError(f"the document is {decode.describe(data)}, not an object")
+        raw = decode.obj(data, "the document")
+        schema = 1
+        if "schema" in raw:
+            schema = decode.integer(raw["schema"], "schema", 1, 10**6)
+        if schema > SCHEMA:
+            raise ResultsError(
+                f"it was written by a newer pytest-airbench (schema {schema}; this version reads up to {SCHEMA})"
+            )
+        for name in ("model", "judge_model", "settings", "summary", "categories", "results"):
+            if name not in raw:
+                raise ResultsError(f"it has no {name!r} field")
+        _check_aggregates(raw["summary"], raw["categories"])
+        items = decode.array(raw["results"], "results")
+        records = tuple(CaseResult.from_json(item, f"results[{i}]") for i, item in enumerate(items))
+        gates = decode.array(raw.get("gates", []), "gates")
+        baseline = raw.get("baseline")
+        verdict = raw.get("verdict")
+        created = raw.get("created", "")
+        if "plan" in raw:
+            entries = decode.array(raw["plan"], "plan")
+            plan = tuple(PlannedPrompt.from_json(item, f"plan[{i}]") for i, item in enumerate(entries))
+        else:
+            plan = plan_from_records(records)
+        return cls(
+            model=decode.text(raw["model"], "model"),
+            judge_model=decode.text(raw["judge_model"], "judge_model"),
+            dataset=DatasetInfo.from_json(raw.get("dataset", {})),
+            settings=RunSettings.from_json(raw["settings"]),
+            records=tuple(order_results(records)),
+            plan=plan,
+            gates=tuple(Gate.from_json(item, f"gates[{i}]") for i, item in enumerate(gates)),
+            comparison=None if baseline is None else Comparison.from_json(baseline),
+            verdict=None if verdict is None else RunVerdict.from_json(verdict),
+            plugin_version=decode.text(raw.get("plugin_version", ""), "plugin_version"),
+            created=decode.text(created, "created"),
+            schema=schema,
+        )
+
+
+def _check_tally(data: object, where: str) -> None:
+    raw = decode.obj(data, where)
+    decode.opt_number(raw.get("refusal_rate"), f"{where}.refusal_rate", 0.0, 1.0)
+    for name in ("n", "passed", "failed", "errors"):
+        if name in raw:
+            decode.integer(raw[name], f"{where}.{name}")
+
+
+def _check_aggregates(summary: object, table: object) -> None:
+    """The documented aggregates have the documented shape (their values are re-derived)."""
+    _check_tally(summary, "summary")
+    levels = decode.obj(table, "categories")
+    for level in LEVELS:
+        rows = decode.obj(levels.get(level, {}), f"categories.{level}")
+        for key, row in rows.items():
+            _check_tally(row, f"categories.{level}.{key}")
+
+
+def load_results(path: str | Path) -> RunResults:
+    """A `--airbench-json` document read into the typed model; raises ResultsError saying why not."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ResultsError("it is not UTF-8 text") from None
+    except OSError as exc:
+        raise ResultsError(f"it cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise ResultsError("the document is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, and integers too long to convert
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "it holds a number too long to read"
+        raise ResultsError(f"it is not JSON ({reason})") from None
+    return RunResults.from_json(data)
