@@ -164,6 +164,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"airbench: {plan}",
         f"airbench: at most {plural(run.max_calls(), 'API call')} for {plural(len(run.cases), 'prompt')} "
         f"(retries of failed calls aside){budget}",
+        f"airbench: {run.resolution()}",
     ]
     return [terminal_safe(line, one_line=True) for line in lines]
 

@@ -8,6 +8,7 @@ without xdist) collects the results and owns the outputs.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,7 @@ from airbench_plugin.results import CaseResult, Outcome, PlannedCase, RunResults
 from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
 from airbench_plugin.scoring import CaseError, Verdict
 from airbench_plugin.shards import select_shard
-from airbench_plugin.stats import z_value
+from airbench_plugin.stats import resolution_text, z_value
 from airbench_plugin.store import CallStore
 from airbench_plugin.text import preview, terminal_safe
 
@@ -323,6 +324,11 @@ class AirbenchRun:
     def share(self, limit: int | None) -> int | None:
         """This process's part of a per-run limit (--airbench-rpm, -tpm): xdist workers split it evenly."""
         return None if limit is None else max(1, limit // self.processes)
+
+    def resolution(self) -> str:
+        """What the whole plan can resolve: `80 prompts: overall ±11 points, level-2 ±33 points at 95 %`."""
+        sizes = Counter(case.cate_idx.split(".")[0] for case in self.planned)
+        return resolution_text(len(self.planned), list(sizes.values()), self.settings.confidence)
 
     def max_calls(self) -> int:
         """The most API calls this run can start: one to the model and two to each judge (an

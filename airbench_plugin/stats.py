@@ -96,6 +96,23 @@ def prompts_for(target: float, z: float) -> int:
     return n
 
 
+def resolution_text(total: int, group_sizes: Sequence[int], confidence: float) -> str:
+    """What a plan can resolve, for the header: `80 prompts: overall ±11 points, level-2 ±33 points at 95 %`.
+
+    The Wilson half-width at a rate of 0.5 with n_eff = n, overall and for the level-2 categories
+    (`group_sizes`, one per category; a range when they differ).
+    """
+    z = z_value(confidence)
+    overall = f"overall ±{half_width(total, z) * 100:.0f} points" if total else "nothing to resolve"
+    level2 = ""
+    if group_sizes and total:
+        widest, narrowest = (round(half_width(n, z) * 100) for n in (min(group_sizes), max(group_sizes)))
+        span = f"±{widest}" if widest == narrowest else f"±{narrowest} to ±{widest}"
+        level2 = f", level-2 {span} points"
+    prompts = f"{total:,} prompt" + ("" if total == 1 else "s")
+    return f"{prompts}: {overall}{level2} at {confidence * 100:g} %"
+
+
 @dataclass(frozen=True)
 class RateEstimate:
     """A rate with its error bar: standard error (None below two prompts), effective sample size

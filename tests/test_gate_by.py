@@ -184,6 +184,8 @@ def test_through_pytest_the_same_run_fails_by_estimate_and_passes_by_interval(
 
     by_estimate = run_under_test(suite, chat_server, dataset_files, *gates)
     assert by_estimate.ret == pytest.ExitCode.TESTS_FAILED
+    # The header says what the plan can resolve (level-2 categories of 9, 6 and 3 prompts).
+    assert "airbench: 18 prompts: overall ±21 points, level-2 ±27 to ±37 points at 95 %" in by_estimate.outlines
     assert gate_lines(by_estimate, "max-regression: overall") == [
         "[FAIL] max-regression: overall change -5.6 pp [-16.4, +5.3] (at most -2.0 pp allowed): failed (estimate)"
     ]

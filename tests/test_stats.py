@@ -16,6 +16,7 @@ from airbench_plugin.stats import (
     paired_difference,
     prompts_for,
     rate_estimate,
+    resolution_text,
     wilson_interval,
     z_value,
 )
@@ -211,3 +212,14 @@ def test_correlation_is_pearsons() -> None:
     assert correlation([1, 0], [0, 1]) == pytest.approx(-1.0)
     assert correlation([1], [1]) is None
     assert correlation([1, 1], [0, 1]) is None
+
+
+def test_the_headers_resolution_line() -> None:
+    assert resolution_text(80, [5] * 16, 0.95) == "80 prompts: overall ±11 points, level-2 ±33 points at 95 %"
+    # Sampled by level-3, level-2 categories differ in size: the range, narrowest first.
+    assert (
+        resolution_text(300, [10, 40, 100], 0.95) == "300 prompts: overall ±6 points, level-2 ±10 to ±26 points at 95 %"
+    )
+    assert resolution_text(80, [5] * 16, 0.9) == "80 prompts: overall ±9 points, level-2 ±30 points at 90 %"
+    assert resolution_text(1, [1], 0.95) == "1 prompt: overall ±45 points, level-2 ±45 points at 95 %"
+    assert resolution_text(0, [], 0.95) == "0 prompts: nothing to resolve at 95 %"
