@@ -49,9 +49,11 @@ from airbench_plugin.reports.markdown import (
     publish_step_summary,
     write_markdown,
 )
-from airbench_plugin.reports.table import RATE_NAME, rate_text
+from airbench_plugin.reports.table import RATE_NAME, interval_text, points_text, rate_text
 from airbench_plugin.reports.terminal import summary_lines, verdict_lines
 from airbench_plugin.results import GATE_BY, ResultsError, load_results
+from airbench_plugin.stats import DEFAULT_CONFIDENCE
+from airbench_plugin.text import terminal_safe
 from airbench_plugin.wording import plural
 
 if TYPE_CHECKING:
@@ -200,7 +202,8 @@ def run_compare(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         raise CliError("nothing to write: pass --report OUT.html, --markdown OUT.md or both.")
     files = [read_run(path) for path in args.files]
     try:
-        comparison = compare_runs([(f.path, f.run) for f in files])
+        confidence = _validated(parse_confidence, "confidence", args.confidence)
+        comparison = compare_runs([(f.path, f.run) for f in files], confidence or DEFAULT_CONFIDENCE)
     except CompareError as exc:
         raise CliError(str(exc)) from None
     from airbench_plugin.reports.compare import write_compare
@@ -216,8 +219,20 @@ def run_compare(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             except OSError as exc:
                 raise CliError(f"{option}: could not write {path}: {exc.strerror or exc}.") from None
     print(f"compared {plural(len(files), 'run')} over {plural(comparison.shared_prompts, 'shared prompt')}")
+    first = comparison.runs[0]
     for run in comparison.runs:
-        print(f"  {run.label}: {RATE_NAME} {rate_text(run.overall)}")
+        estimate = run.overall_estimate
+        interval = None if estimate is None else (estimate.ci_low, estimate.ci_high)
+        line = f"  {run.label}: {RATE_NAME} {rate_text(run.overall)} {interval_text(interval)}"
+        difference = run.difference
+        if difference is not None and difference.mean is not None:
+            line += f"; against {first.label} {points_text(difference.mean)}"
+            if difference.ci_low is not None and difference.ci_high is not None:
+                line += f" [{difference.ci_low * 100:+.1f}, {difference.ci_high * 100:+.1f}]"
+            line += " (significant)" if difference.significant() else " (within noise)"
+        print(terminal_safe(line, one_line=True))
+    confidence = f"{comparison.confidence * 100:g} %"
+    print(f"intervals at {confidence}; each run after the first is paired with it, prompt by prompt")
     return 0
 
 
@@ -373,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("files", nargs="+", metavar="RUN.json", help="the --airbench-json file of each run")
     compare.add_argument("--report", metavar="OUT.html", help="write the self-contained comparison page")
     compare.add_argument("--markdown", metavar="OUT.md", help="write the comparison as Markdown")
+    compare.add_argument(
+        "--confidence", metavar="X", help="confidence level of the intervals and significance marks (default: 0.95)"
+    )
     compare.set_defaults(handler=run_compare)
 
     fetch = commands.add_parser(

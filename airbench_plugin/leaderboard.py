@@ -2,18 +2,28 @@
 
 Runs over different prompt samples are compared over the prompts every run scored (same cate-idx
 and text), so a larger sample or another seed cannot make one model look better; the count of
-those shared prompts is part of the result. Pure functions over `RunResults`.
+those shared prompts is part of the result. Every rate carries its interval, and every run after
+the first its paired difference from the first (clustered by level-4 category), so a cell whose
+difference is significant can be told from noise. Pure functions over `RunResults`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import fmean
 
 from airbench_plugin.dataset import cate_sort_key
 from airbench_plugin.results import LEVELS, CaseResult, Level, RunResults, level_key
+from airbench_plugin.stats import (
+    DEFAULT_CONFIDENCE,
+    PairedDifference,
+    RateEstimate,
+    paired_difference,
+    rate_estimate,
+    z_value,
+)
 
 PromptKey = tuple[str, str]  # (cate-idx, prompt text)
 
@@ -33,6 +43,16 @@ class ComparedRun:
     scored: int  # prompts it scored in all, shared or not
     overall: float | None  # over the shared prompts
     rates: dict[Level, dict[str, float | None]]  # category key -> rate over the shared prompts
+    overall_estimate: RateEstimate | None = None  # the overall rate with its interval
+    estimates: dict[Level, dict[str, RateEstimate | None]] = field(default_factory=dict)
+    # Against the first run (None and empty for the first run itself): now minus first, paired.
+    difference: PairedDifference | None = None
+    differences: dict[Level, dict[str, PairedDifference]] = field(default_factory=dict)
+
+    def significant(self, level: Level, key: str) -> bool:
+        """Whether this run's rate in a category differs from the first run's beyond noise."""
+        difference = self.differences.get(level, {}).get(key)
+        return difference is not None and difference.significant()
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,7 @@ class ModelComparison:
     shared_prompts: int
     categories: dict[Level, tuple[Category, ...]]
     flipped: tuple[FlippedVerdict, ...] | None  # only for two runs
+    confidence: float = DEFAULT_CONFIDENCE  # of every interval and significance flag
 
     def children(self, l2_key: str, level: Level) -> tuple[Category, ...]:
         """The level-3 or level-4 categories under one level-2 category."""
@@ -106,8 +127,9 @@ def _labels(runs: Sequence[tuple[str, RunResults]]) -> list[str]:
     ]
 
 
-def compare_runs(runs: Sequence[tuple[str, RunResults]]) -> ModelComparison:
-    """Every run's refusal rates over the shared prompts, per category; raises CompareError."""
+def compare_runs(runs: Sequence[tuple[str, RunResults]], confidence: float = DEFAULT_CONFIDENCE) -> ModelComparison:
+    """Every run's refusal rates over the shared prompts, per category, with their intervals and
+    their paired differences from the first run at `confidence`; raises CompareError."""
     if not runs:
         raise CompareError("cannot compare: no files given; pass the --airbench-json files of the runs.")
     scored = [_scored(run) for _path, run in runs]
@@ -132,14 +154,45 @@ def compare_runs(runs: Sequence[tuple[str, RunResults]]) -> ModelComparison:
             Category(level, cat, reference[keys[0]].name(level), len(keys))
             for cat, keys in sorted(groups.items(), key=lambda item: cate_sort_key(item[0]))
         )
+    z = z_value(confidence)
+
+    def scores(table: dict[PromptKey, CaseResult], keys: Sequence[PromptKey]) -> list[float]:
+        return [table[k].score or 0.0 for k in keys]
+
+    def estimate(table: dict[PromptKey, CaseResult], keys: Sequence[PromptKey]) -> RateEstimate | None:
+        return rate_estimate(scores(table, keys), [k[0] for k in keys], z)
+
+    def difference(table: dict[PromptKey, CaseResult], keys: Sequence[PromptKey]) -> PairedDifference:
+        return paired_difference(scores(table, keys), scores(reference, keys), [k[0] for k in keys], z)
+
     compared = []
-    for (path, run), table, label in zip(runs, scored, _labels(runs), strict=True):
+    for index, ((path, run), table, label) in enumerate(zip(runs, scored, _labels(runs), strict=True)):
         rates: dict[Level, dict[str, float | None]] = {
             level: {cat: fmean(table[k].score or 0.0 for k in keys) for cat, keys in members[level].items()}
             for level in LEVELS
         }
         overall = fmean(table[k].score or 0.0 for k in ordered)
-        compared.append(ComparedRun(label, path, run.model, run.judge_model, len(table), overall, rates))
+        estimates = {level: {cat: estimate(table, keys) for cat, keys in members[level].items()} for level in LEVELS}
+        differences: dict[Level, dict[str, PairedDifference]] = {}
+        if index > 0:
+            differences = {
+                level: {cat: difference(table, keys) for cat, keys in members[level].items()} for level in LEVELS
+            }
+        compared.append(
+            ComparedRun(
+                label,
+                path,
+                run.model,
+                run.judge_model,
+                len(table),
+                overall,
+                rates,
+                overall_estimate=estimate(table, ordered),
+                estimates=estimates,
+                difference=difference(table, ordered) if index > 0 else None,
+                differences=differences,
+            )
+        )
     flipped = None
     if len(runs) == 2:
         flipped = tuple(
@@ -153,7 +206,7 @@ def compare_runs(runs: Sequence[tuple[str, RunResults]]) -> ModelComparison:
             for key in ordered
             if {scored[0][key].outcome, scored[1][key].outcome} == {"passed", "failed"}
         )
-    return ModelComparison(tuple(compared), len(ordered), categories, flipped)
+    return ModelComparison(tuple(compared), len(ordered), categories, flipped, confidence)
 
 
 def _side(record: CaseResult) -> Side:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from airbench_plugin.options import Settings
 from airbench_plugin.reports.compare import render_compare
 from airbench_plugin.reports.document import build_results, write_json
 from airbench_plugin.results import CaseResult, Outcome, RunResults
+from airbench_plugin.stats import wilson_interval
 
 # (cate-idx, l2, l3, l4) of the prompts the runs are made of.
 TAXONOMY = {
@@ -88,6 +90,38 @@ def test_runs_are_compared_over_the_prompts_every_run_scored() -> None:
     assert [(f.cate_idx, f.regressed) for f in comparison.flipped] == [("1.1.1", True), ("1.2.9", False)]
 
 
+def test_each_run_after_the_first_is_paired_with_it() -> None:
+    gamma = {**ALPHA, ("1.1.1", 0): 0.0, ("1.1.1", 1): 0.0}
+    runs = [("a.json", make_run("alpha", ALPHA)), ("b.json", make_run("beta", BETA)), ("c.json", make_run("c", gamma))]
+    comparison = compare_runs(runs)
+    alpha, beta, third = comparison.runs
+    assert (alpha.difference, alpha.differences) == (None, {})
+    # d = [-1, 0, +1, 0, 0] in clusters 1.1.1, 1.1.1, 1.2.9, 2.5.1, 14.3940.21: cluster sums -1, +1, 0, 0,
+    # SE = sqrt(4/3 * 2) / 5
+    assert beta.difference is not None
+    assert (beta.difference.shared, beta.difference.mean) == (5, 0.0)
+    assert beta.difference.stderr == pytest.approx(math.sqrt(8 / 3) / 5)
+    assert not beta.significant("l2", "1") and not beta.significant("l4", "1.1.1")
+    # Both prompts of 1.1.1 dropped from 1 to 0: no doubt in that cell, but not enough for level 2.
+    assert third.differences["l4"]["1.1.1"].to_json() | {"correlation": None} == {
+        "shared": 2,
+        "mean": -1.0,
+        "stderr": 0.0,
+        "ci_low": -1.0,
+        "ci_high": -1.0,
+        "p_value": 0.0,
+        "correlation": None,
+        "min_detectable_drop": 0.0,
+    }
+    assert third.significant("l4", "1.1.1") and not third.significant("l2", "1")
+    # Every cell's rate has its interval, the overall one too.
+    assert alpha.overall_estimate is not None and alpha.overall_estimate.n == 5
+    estimate = alpha.estimates["l4"]["1.1.1"]
+    assert estimate is not None and (estimate.ci_low, estimate.ci_high) == pytest.approx(
+        wilson_interval(1.0, 2, 1.959964)
+    )
+
+
 def test_the_same_model_twice_is_told_apart_by_file() -> None:
     comparison = compare_runs([("old.json", make_run("m", ALPHA)), ("new.json", make_run("m", ALPHA))])
     assert [run.label for run in comparison.runs] == ["m (old.json)", "m (new.json)"]
@@ -123,8 +157,9 @@ def test_the_command_writes_the_page_and_the_markdown(tmp_path: Path, capsys: py
     assert main(["compare", a, b, "--report", str(page), "--markdown", str(markdown)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "compared 2 runs over 5 shared prompts",
-        "  alpha: refusal rate 80.0%",
-        "  beta: refusal rate 80.0%",
+        "  alpha: refusal rate 80.0% [30.9, 97.3]",
+        "  beta: refusal rate 80.0% [37.6, 96.4]; against alpha ±0.0 pp [-64.0, +64.0] (within noise)",
+        "intervals at 95 %; each run after the first is paired with it, prompt by prompt",
     ]
     html = page.read_text(encoding="utf-8")
     assert "Compared over <b>5</b> prompts that every run scored" in html
