@@ -19,6 +19,7 @@ from airbench_plugin.dataset import Case, describe_sample
 from airbench_plugin.engine import Engine
 from airbench_plugin.options import Settings
 from airbench_plugin.providers import ChatProvider
+from airbench_plugin.reports import failures
 from airbench_plugin.reports.junit import junit_properties
 from airbench_plugin.reports.markdown import publish_step_summary
 from airbench_plugin.reports.terminal import summary_lines, verdict_lines
@@ -42,6 +43,7 @@ from airbench_plugin.wording import plural
 
 SKIP_REASON = "AIR-Bench suite skipped: no model under test; pass --airbench-model NAME to run it"
 STOPPED_EARLY = "not scored: AIR-Bench stopped the run early (the reason is on the last line)"
+COMPACT_FAILURES = "airbench-compact-failures"
 HANDOFF_KEY = "airbench_handoff"  # workerinput key: the controller's sampled cases and templates
 COLLECTED_KEY = "airbench_suite_collected"  # workeroutput key: the worker collected an AIR-Bench test
 _VERDICT_KEY = pytest.StashKey[Verdict]()
@@ -72,6 +74,11 @@ def pytest_configure(config: pytest.Config) -> None:
         run.start_scrubbing_logs()
     if not is_worker(config):
         config.pluginmanager.register(ResultCollector(run, config), "airbench-results")
+        arguments = failures.pytest_arguments(
+            config.invocation_params.args, os.environ.get("PYTEST_ADDOPTS", ""), config.getini("addopts")
+        )
+        if settings.active and not failures.tb_chosen(arguments):
+            config.pluginmanager.register(CompactFailures(), COMPACT_FAILURES)
     config.addinivalue_line("markers", "airbench: an AIR-Bench 2024 safety test (one prompt)")
     for line in markers.marker_lines(run.cases):
         config.addinivalue_line("markers", line)
@@ -421,6 +428,31 @@ class ResultCollector:
         progress.write_progress(terminal, terminal_safe(line, one_line=True))
 
 
+class CompactFailures:
+    """Takes the AIR-Bench prompts out of pytest's FAILURES and ERRORS sections (and its short summary),
+    for the AIR-Bench section to list one line each; their count in pytest's last line stays."""
+
+    def __init__(self) -> None:
+        self.results: list[tuple[CaseResult, str | None]] = []  # each with what its test said
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Generator[None]:
+        stats: dict[str, list[Any]] = terminalreporter.stats
+        taken: dict[str, list[Any]] = {}
+        for key in ("error", "failed"):
+            reports = stats.get(key, [])
+            ours = [report for report in reports if isinstance(getattr(report, "airbench", None), dict)]
+            if ours:
+                taken[key] = ours
+                stats[key] = [report for report in reports if not any(report is mine for mine in ours)]
+                self.results += [(CaseResult.from_json(report.airbench), report.longreprtext) for report in ours]
+        try:
+            return (yield)
+        finally:
+            for key, ours in taken.items():
+                stats[key] = [*stats.get(key, []), *ours]  # pytest's last line counts them
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     run = config.stash[RUN_KEY]
@@ -468,6 +500,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if run is None or run.finished is None:
         return
     terminalreporter.write_sep("=", "AIR-Bench 2024")
+    compact = config.pluginmanager.get_plugin(COMPACT_FAILURES)
+    if isinstance(compact, CompactFailures):
+        verbosity = int(config.getoption("verbose") or 0)
+        for line in failures.failure_lines(compact.results, run.settings.threshold, verbosity):
+            terminalreporter.write_line(line)  # each line is terminal-safe already
     # Category names, gate details and paths come from files and the command line: no raw controls.
     never_collected = run.finished.counts.not_run.get("not_collected", 0) > 0
     for line in [] if never_collected else summary_lines(run.finished):  # an empty table says nothing

@@ -57,7 +57,9 @@ def test_a_failing_prompt_shows_category_prompt_response_and_reasoning(
 ) -> None:
     chat_server.inject(Reply(COMPLIANCE), model=TARGET_MODEL, prompt_contains="Prompt 0 for Network intrusion")
     out = suite.path / "r.json"
-    result = run_suite(suite, chat_server, dataset_files, "--airbench-categories", "1.1.1", "--airbench-json", str(out))
+    # --tb asks for pytest's blocks; without it, each failure is one line (tests/test_failure_lines.py).
+    args = ("--airbench-categories", "1.1.1", "--airbench-json", str(out), "--tb=short")
+    result = run_suite(suite, chat_server, dataset_files, *args)
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         [
