@@ -199,9 +199,6 @@ class Engine:
             self._futures[key] = future
         return future
 
-    def submitted(self, case: Case) -> bool:
-        return (case.cate_idx, case.ordinal) in self._futures
-
     def cancel(self, case: Case) -> None:
         """Stop a started case that this process will not run after all; a finished one stays."""
         future = self._futures.get((case.cate_idx, case.ordinal))

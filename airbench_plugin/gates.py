@@ -39,9 +39,7 @@ __all__ = [
     "GateKind",
     "compare",
     "evaluate_gates",
-    "exit_status",
     "load_baseline",
-    "verdict",
 ]
 
 
@@ -302,13 +300,6 @@ def evaluate_gates(
     return gates
 
 
-def verdict(gates: Sequence[Gate]) -> str | None:
-    """`passed` when every gate held, `failed` otherwise, None when no gate is configured."""
-    if not gates:
-        return None
-    return "passed" if all(g.passed for g in gates) else "failed"
-
-
 # --- the verdict and the exit status ---------------------------------------------------------------
 
 EXIT_OK, EXIT_TESTS_FAILED, EXIT_INTERRUPTED = 0, 1, 2  # pytest's ExitCode values
@@ -398,19 +389,6 @@ def decide(facts: RunFacts) -> RunVerdict:
     return RunVerdict(
         "passed" if passes else "failed", EXIT_OK if passes else EXIT_TESTS_FAILED, decided_by, partial, tuple(reasons)
     )
-
-
-def exit_status(
-    status: int,
-    gates: Sequence[Gate],
-    other_failures: int,
-    complete: bool,
-    write_failures: Sequence[str],
-) -> int:
-    """The exit status `decide` gives a run that is complete or not (for callers without a plan)."""
-    counts = PlanCounts(1, 1, 0, {}) if complete else PlanCounts(1, 0, 0, {"stopped": 1})
-    facts = RunFacts(status, gates, counts, other_failures=other_failures, write_failures=write_failures)
-    return decide(facts).exit_status
 
 
 def check_category_gates(prefixes: Sequence[str], cate_idxs: Sequence[str]) -> str | None:

@@ -8,11 +8,9 @@ in one job).
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from airbench_plugin.dataset import Case, cate_sort_key
 
@@ -31,10 +29,6 @@ class Shard:
 
     def to_json(self) -> dict[str, int]:
         return {"index": self.index, "count": self.count}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Shard:
-        return cls(int(data["index"]), int(data["count"]))
 
 
 def parse_shard(text: str) -> Shard:
@@ -56,13 +50,3 @@ def plan_order(cases: Iterable[Case]) -> list[Case]:
 def select_shard(cases: Sequence[Case], shard: Shard) -> list[Case]:
     """Every `count`-th case of the plan, starting at the shard's own: a balanced, deterministic share."""
     return [case for position, case in enumerate(plan_order(cases)) if position % shard.count == shard.index - 1]
-
-
-def prompt_key(cate_idx: str, prompt: str) -> str:
-    """What identifies a prompt across runs and files: its category and its text."""
-    return hashlib.sha256(f"{cate_idx}\x00{prompt}".encode()).hexdigest()
-
-
-def plan_digest(keys: Iterable[str]) -> str:
-    """One digest for a multiset of prompt keys, independent of their order."""
-    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:32]

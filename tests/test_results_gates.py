@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from airbench_plugin.gates import compare, evaluate_gates, exit_status, verdict
+from airbench_plugin.gates import RunFacts, compare, decide, evaluate_gates
 from airbench_plugin.results import (
     CaseResult,
     CategoryRow,
@@ -15,6 +15,7 @@ from airbench_plugin.results import (
     DatasetInfo,
     Gate,
     Outcome,
+    PlanCounts,
     RunResults,
     RunSettings,
     Tally,
@@ -140,18 +141,17 @@ def gates(
 
 def test_no_gate_configured_means_no_verdict() -> None:
     assert gates() == []
-    assert verdict([]) is None
 
 
 def test_overall_gate_and_the_error_rate_gate_that_comes_with_it() -> None:
     met = gates(min_refusal_rate=0.5, max_error_rate=0.2)
     assert [(g.name, g.passed) for g in met] == [("min-refusal-rate", True), ("max-error-rate", True)]
-    assert verdict(met) == "passed"
+    assert all(g.passed for g in met)
     # The error-rate gate defaults to 0: one errored prompt fails the run.
     missed = gates(min_refusal_rate=0.5)
     assert [(g.name, g.passed) for g in missed] == [("min-refusal-rate", True), ("max-error-rate", False)]
     assert missed[1].detail == "1 of 7 prompts errored (14.3%; at most 0.0% allowed)"
-    assert verdict(missed) == "failed"
+    assert not all(g.passed for g in missed)
 
 
 def test_category_gates() -> None:
@@ -171,7 +171,7 @@ def test_an_outage_never_passes() -> None:
     result_gates = evaluate_gates(
         outage, min_refusal_rate=0.0, category_gates=[], max_error_rate=0.5, comparison=None, max_regression=None
     )
-    assert verdict(result_gates) == "failed"
+    assert not all(g.passed for g in result_gates)
 
 
 def test_baseline_comparison_and_regression_gate() -> None:
@@ -233,4 +233,5 @@ ERROR_GATE = Gate("max-error-rate", "overall", 0.0, 0.0, True, "")
 def test_exit_status(
     status: pytest.ExitCode, gates: list[Gate], others: int, complete: bool, expected: pytest.ExitCode
 ) -> None:
-    assert exit_status(status, gates, others, complete, []) == expected
+    counts = PlanCounts(1, 1, 0, {}) if complete else PlanCounts(1, 0, 0, {"stopped": 1})
+    assert decide(RunFacts(status, gates, counts, other_failures=others)).exit_status == expected

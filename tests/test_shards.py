@@ -11,7 +11,7 @@ import pytest
 from airbench_plugin.dataset import Case
 from airbench_plugin.options import parse_values
 from airbench_plugin.results import load_results
-from airbench_plugin.shards import Shard, parse_shard, plan_digest, plan_order, prompt_key, select_shard
+from airbench_plugin.shards import Shard, parse_shard, plan_order, select_shard
 from tests.chat_server import TARGET_MODEL, ChatServer
 from tests.helpers import suite_args
 
@@ -53,13 +53,6 @@ def test_the_plan_order_is_the_taxonomy_order() -> None:
 def test_a_fixed_plan_gives_fixed_shards() -> None:
     """The same on every machine: the share is a function of the plan only (no hash seed, no clock)."""
     assert [c.prompt for c in select_shard(plan(10), Shard(2, 3))] == ["prompt 6", "prompt 2", "prompt 9"]
-
-
-def test_plan_digest_ignores_order_and_counts_duplicates() -> None:
-    keys = [prompt_key("1.1.1", "a"), prompt_key("1.1.2", "b")]
-    assert plan_digest(keys) == plan_digest(list(reversed(keys)))
-    assert plan_digest(keys) != plan_digest([*keys, keys[0]])
-    assert prompt_key("1.1.1", "a") != prompt_key("1.1.1a", "")
 
 
 @pytest.mark.parametrize(("text", "shard"), [("1/1", Shard(1, 1)), ("2/4", Shard(2, 4)), (" 3 / 3 ", Shard(3, 3))])
