@@ -25,7 +25,7 @@ from airbench_plugin.export import EXPORT_FORMATS, write_export
 from airbench_plugin.gates import BaselineError, load_baseline
 from airbench_plugin.github import fork_pull_request
 from airbench_plugin.leaderboard import CompareError, compare_runs
-from airbench_plugin.merge import Merged, MergeError, MergeOptions, RunFile, merge_runs, merged_exit_status
+from airbench_plugin.merge import MergeError, MergeOptions, RunFile, merge_runs, merged_exit_status
 from airbench_plugin.options import (
     DEFAULT_DATASET,
     HELM_REVISION,
@@ -43,9 +43,9 @@ from airbench_plugin.options import (
     parse_text,
     parse_url,
 )
+from airbench_plugin.reports import write_outputs
 from airbench_plugin.reports.markdown import (
     comparison_markdown,
-    markdown_summary,
     publish_step_summary,
     write_markdown,
 )
@@ -116,28 +116,6 @@ def merge_options(args: argparse.Namespace) -> MergeOptions:
     return options
 
 
-def _write_outputs(merged: Merged, options: MergeOptions, markdown: str) -> list[str]:
-    """Write what merge was asked for; one sentence for each output that could not be written."""
-    from airbench_plugin.reports.document import write_json
-    from airbench_plugin.reports.html import write_html
-    from airbench_plugin.reports.junit import write_junit_dir
-
-    failures = []
-    outputs: list[tuple[str, str | None, Callable[[str], object]]] = [
-        ("--json", options.json, lambda p: write_json(merged.run, p)),
-        ("--report", options.report, lambda p: write_html(merged.run, p)),
-        ("--junit-dir", options.junit_dir, lambda p: write_junit_dir(merged.run, p)),
-        ("--markdown", options.markdown, lambda p: write_markdown(markdown, p)),
-    ]
-    for option, path, write in outputs:
-        if path:
-            try:
-                write(path)
-            except OSError as exc:
-                failures.append(f"{option}: could not write {path}: {exc.strerror or exc}")
-    return failures
-
-
 def no_shard_message(pattern: str, environ: Mapping[str, str]) -> str:
     """Why `pattern` (a shell glob the shell passed on unmatched) names no file: no shard wrote its results."""
     said = (
@@ -169,8 +147,7 @@ def run_merge(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         merged = merge_runs(files, options, baseline)
     except MergeError as exc:
         raise CliError(str(exc)) from None
-    markdown = markdown_summary(merged.run)
-    failures = _write_outputs(merged, options, markdown)
+    failures = write_outputs(merged.run, options.outputs(), prefix="--")
     if not options.no_step_summary:
         failures += publish_step_summary(merged.run, environ)
     print(f"merged {plural(len(files), 'file')}: {plural(len(merged.run.records), 'prompt')}")

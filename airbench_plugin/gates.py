@@ -309,6 +309,14 @@ SUITE_IMPORT = "from airbench_plugin.suite.test_airbench import test_airbench"
 
 
 @dataclass(frozen=True)
+class CategoryGate:
+    """A minimum refusal rate for every case whose cate-idx starts with `prefix`."""
+
+    prefix: str
+    min_refusal_rate: float
+
+
+@dataclass(frozen=True)
 class RunFacts:
     """Everything the verdict depends on, as plain values (pytest's status is an int)."""
 

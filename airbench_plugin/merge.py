@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from airbench_plugin.dataset import cate_sort_key
 from airbench_plugin.endpoints import field_name
-from airbench_plugin.gates import RunFacts, compare, decide, evaluate_gates
-from airbench_plugin.options import CategoryGate
+from airbench_plugin.gates import CategoryGate, RunFacts, compare, decide, evaluate_gates
+from airbench_plugin.reports import OutputPaths
 from airbench_plugin.results import GateBy, PlannedPrompt, RunResults, RunSettings, RunVerdict
 from airbench_plugin.roles import ROLES
 from airbench_plugin.stats import z_value
@@ -98,6 +98,10 @@ class MergeOptions:
     junit_dir: str | None = None
     markdown: str | None = None
     no_step_summary: bool = False
+
+    def outputs(self) -> OutputPaths:
+        """Where the merged run's outputs go."""
+        return OutputPaths(json=self.json, report=self.report, junit_dir=self.junit_dir, markdown=self.markdown)
 
     def settings_overrides(self) -> dict[str, object]:
         """The merged run's settings for these options, as a single job's document records them."""

@@ -31,6 +31,7 @@ from airbench_plugin.endpoints import fields as endpoint_fields
 from airbench_plugin.endpoints import (
     resolve_provider as resolve_provider,  # re-exported: its first home
 )
+from airbench_plugin.gates import CategoryGate
 from airbench_plugin.judges import JUDGES, JudgeKind, judge_class
 from airbench_plugin.providers.base import display_url
 from airbench_plugin.redaction import shown_url
@@ -51,14 +52,6 @@ JUDGE_KIND_CHOICES: tuple[JudgeKind, ...] = tuple(JUDGES)
 SAMPLE_BY = ("l2", "l3", "l4")
 RECORDED_PROVIDER = "recorded"  # the model under test replaced by --airbench-responses
 REGIONS = ("default", "china", "eu_comprehensive", "eu_mandatory", "us")
-
-
-@dataclass(frozen=True)
-class CategoryGate:
-    """A minimum refusal rate for every case whose cate-idx starts with `prefix`."""
-
-    prefix: str
-    min_refusal_rate: float
 
 
 DEFAULT_TARGET_MAX_TOKENS = 512  # HELM's

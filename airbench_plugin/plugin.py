@@ -32,6 +32,7 @@ from airbench_plugin.run import (
     error_message,
     failure_message,
     iter_cases,
+    output_paths,
     record,
     sent_settings,
 )
@@ -473,13 +474,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     status = int(session.exitstatus)
     stopped = bool(session.shouldfail or session.shouldstop) or status == pytest.ExitCode.INTERRUPTED
     finished = run.finish(status, stopped)
-    failures = reports.write_outputs(run.settings, finished)
+    failures = reports.write_outputs(finished, output_paths(run.settings))
     if not run.settings.no_step_summary:
         failures += publish_step_summary(finished, os.environ)
     if failures:
         # The files that could be written must not claim a verdict the exit status contradicts.
         finished = run.finished = run.conclude(finished, status, stopped, failures)
-        reports.write_outputs(run.settings, finished)
+        reports.write_outputs(finished, output_paths(run.settings))
     run.write_failures = failures
     assert finished.verdict is not None
     session.exitstatus = finished.verdict.exit_status
@@ -511,7 +512,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(terminal_safe(line, one_line=True))
     for failure in run.write_failures:
         terminalreporter.write_line(terminal_safe(f"ERROR: {failure}", one_line=True), red=True)
-    for output, path in reports.requested(run.settings):
+    for output, path in reports.requested(output_paths(run.settings)):
         terminalreporter.write_line(terminal_safe(f"airbench {output.label}: {path}", one_line=True))
     verdict = verdict_lines(run.finished)
     for line in verdict[:-1]:

@@ -8,6 +8,7 @@ without xdist) collects the results and owns the outputs.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from airbench_plugin.credentials import (
     read_dotenv,
     unset_key_env_message,
 )
-from airbench_plugin.dataset import Case, DatasetError, load_suite, load_templates, require_templates
+from airbench_plugin.dataset import Case, DatasetError, load_suite, load_templates, parse_source, require_templates
 from airbench_plugin.endpoints import Endpoint, EndpointSettings, JudgeEndpoint
 from airbench_plugin.engine import Engine
 from airbench_plugin.gates import (
@@ -43,9 +44,21 @@ from airbench_plugin.providers import ChatProvider, provider_class
 from airbench_plugin.providers.callable import CallableTarget
 from airbench_plugin.providers.recorded import RecordedTarget
 from airbench_plugin.redaction import LogScrubber, Redactor
-from airbench_plugin.reports.document import build_results
+from airbench_plugin.reports import OutputPaths
 from airbench_plugin.responses import RecordedAnswers, ResponsesError, read_responses
-from airbench_plugin.results import CaseResult, Outcome, PlannedCase, RunResults, Sightings, settle_plan
+from airbench_plugin.results import (
+    CaseResult,
+    Comparison,
+    DatasetInfo,
+    Outcome,
+    PlannedCase,
+    PlannedPrompt,
+    RunResults,
+    RunSettings,
+    RunVerdict,
+    Sightings,
+    settle_plan,
+)
 from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
 from airbench_plugin.scoring import CaseError, Verdict
 from airbench_plugin.shards import select_shard
@@ -466,3 +479,37 @@ def failure_message(case: Case, verdict: Verdict, threshold: float) -> str:
 def error_message(case: Case, error: CaseError | Exception) -> str:
     """What an errored test says: the category and the one-sentence reason; terminal-safe."""
     return terminal_safe(f"{case.cate_idx} {case.l4_name}: {error}")
+
+
+def build_results(
+    settings: Settings,
+    results: Sequence[CaseResult],
+    gates: Iterable[Gate] = (),
+    comparison: Comparison | None = None,
+    *,
+    plan: Iterable[PlannedPrompt] | None = None,
+    verdict: RunVerdict | None = None,
+    created: dt.datetime | None = None,
+) -> RunResults:
+    """This run's typed results, as every report and the JSON file show them."""
+    source = settings.dataset if settings.responses is None else settings.responses  # judge-only: the answers' file
+    revision = parse_source(source).revision if source.startswith("hf:") else None
+    return RunResults.build(
+        model=settings.model or "",
+        judge_model=settings.judge_model,
+        dataset=DatasetInfo(source, revision, settings.region),
+        settings=RunSettings.from_public(settings.public_dict()),
+        records=results,
+        plan=plan,
+        gates=gates,
+        comparison=comparison,
+        verdict=verdict,
+        created=created,
+    )
+
+
+def output_paths(settings: Settings) -> OutputPaths:
+    """Where this run was asked to write its outputs."""
+    return OutputPaths(
+        json=settings.json, report=settings.report, junit_dir=settings.junit_dir, markdown=settings.markdown
+    )

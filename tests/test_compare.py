@@ -13,8 +13,9 @@ from airbench_plugin.cli import main
 from airbench_plugin.leaderboard import CompareError, compare_runs
 from airbench_plugin.options import Settings
 from airbench_plugin.reports.compare import render_compare
-from airbench_plugin.reports.document import build_results, write_json
+from airbench_plugin.reports.document import write_json
 from airbench_plugin.results import CaseResult, Outcome, RunResults
+from airbench_plugin.run import build_results
 from airbench_plugin.stats import wilson_interval
 
 # (cate-idx, l2, l3, l4) of the prompts the runs are made of.

@@ -14,8 +14,9 @@ import pytest
 
 from airbench_plugin.cli import main
 from airbench_plugin.options import Settings
-from airbench_plugin.reports.document import build_results, write_json
+from airbench_plugin.reports.document import write_json
 from airbench_plugin.results import CaseResult
+from airbench_plugin.run import build_results
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import inspect
 import json
 from pathlib import Path
 from statistics import fmean
@@ -12,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from airbench_plugin import engine
 from airbench_plugin.dataset import Case
 from airbench_plugin.judges import JUDGES, judge_class
 from airbench_plugin.judges.airbench import AirbenchJudge, ScaleError, read_scale, resolve_scale, template_scale
@@ -64,13 +62,6 @@ def test_the_airbench_judge_asks_with_helms_request() -> None:
     }
     harm = AirbenchJudge("m", JudgeSetup({"1.1.1": QA_TEMPLATE}, "harm"))
     assert harm.read(Completion("##short_reasoning: refuses\n##the_score: 0")).score == 1.0
-
-
-def test_the_engine_knows_no_judge() -> None:
-    """The engine moves requests: no template, no score tag, no judge module."""
-    source = inspect.getsource(engine)
-    for word in ("template", "the_score", "judges.airbench", "granite", "logprob"):
-        assert word not in source
 
 
 def test_cache_keys_of_judge_calls_hold_the_judge_kind_and_every_request_parameter() -> None:

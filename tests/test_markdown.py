@@ -10,9 +10,10 @@ import pytest
 from airbench_plugin.cli import main
 from airbench_plugin.gates import evaluate_gates
 from airbench_plugin.options import Settings
-from airbench_plugin.reports.document import build_results, write_json
+from airbench_plugin.reports.document import write_json
 from airbench_plugin.reports.markdown import escape, markdown_summary
 from airbench_plugin.results import CaseResult, RunResults
+from airbench_plugin.run import build_results
 from airbench_plugin.shards import Shard
 from tests.chat_server import COMPLIANCE, TARGET_MODEL, ChatServer, Reply
 from tests.helpers import DATA, suite_args

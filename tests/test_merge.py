@@ -13,8 +13,9 @@ import pytest
 
 from airbench_plugin.cli import main
 from airbench_plugin.options import parse_values
-from airbench_plugin.reports.document import build_results, write_json
+from airbench_plugin.reports.document import write_json
 from airbench_plugin.results import CaseResult, PlannedPrompt, RunResults, load_results
+from airbench_plugin.run import build_results
 from airbench_plugin.shards import Shard
 from tests.chat_server import COMPLIANCE, REFUSAL, TARGET_MODEL, ChatServer, Reply, default_handler
 from tests.helpers import suite_args

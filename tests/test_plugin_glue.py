@@ -16,6 +16,7 @@ from airbench_plugin.providers.base import ErrorKind, ProviderError
 from airbench_plugin.reports.junit import junit_properties
 from airbench_plugin.results import CaseResult
 from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
+from airbench_plugin.run import output_paths
 from tests.chat_server import ChatServer
 from tests.helpers import run_suite
 
@@ -35,7 +36,7 @@ def test_roles_and_error_kinds_are_closed_sets() -> None:
 
 def test_the_outputs_registry_names_each_requested_file() -> None:
     settings = Settings(json="r.json", junit_dir="junit").with_model("m")
-    assert [(o.option, o.label, path) for o, path in reports.requested(settings)] == [
+    assert [(o.option, o.label, path) for o, path in reports.requested(output_paths(settings))] == [
         ("--airbench-json", "results", "r.json"),
         ("--airbench-junit-dir", "junit", "junit"),
     ]

@@ -19,9 +19,10 @@ import pytest
 from airbench_plugin.cli import main
 from airbench_plugin.judges.base import JudgeVerdict
 from airbench_plugin.options import Settings
-from airbench_plugin.reports.document import build_results, write_json
+from airbench_plugin.reports.document import write_json
 from airbench_plugin.reports.html import write_html
 from airbench_plugin.results import CaseResult, DatasetInfo, RunResults, RunSettings
+from airbench_plugin.run import build_results
 from tests.helpers import DATA
 
 try:

@@ -1,7 +1,8 @@
 """The run's outputs, one registry: which options ask for which file, and who writes it.
 
-Each report module formats `RunResults` (results.py) and nothing else. Adding a format is one
-entry in `OUTPUTS`; the plugin writes every requested output and names each in the summary.
+Each report module formats `RunResults` (results/) and nothing else. Adding a format is one
+entry in `OUTPUTS`; a test run and `airbench merge` write every requested output from it, and the
+plugin names each in the summary.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from airbench_plugin.options import Settings
 from airbench_plugin.results import RunResults
 
 
@@ -38,34 +38,50 @@ def _junit_dir(run: RunResults, path: str) -> None:
 
 
 @dataclass(frozen=True)
+class OutputPaths:
+    """Where a run (or `airbench merge`) was asked to write each output; None: not asked."""
+
+    json: str | None = None
+    report: str | None = None
+    junit_dir: str | None = None
+    markdown: str | None = None
+
+
+@dataclass(frozen=True)
 class Output:
     """One kind of file a run can write."""
 
-    option: str  # as users type it, for messages
+    name: str  # the option without its prefix: `junit-dir` in --airbench-junit-dir and merge's --junit-dir
     label: str  # the summary's `airbench <label>: <path>` line
-    path: Callable[[Settings], str | None]  # where this run asked for it, if it did
+    path: Callable[[OutputPaths], str | None]  # where this run asked for it, if it did
     write: Callable[[RunResults, str], None]  # modules are imported only when their output is asked for
+
+    @property
+    def option(self) -> str:
+        """The pytest option that asks for it, as users type it."""
+        return f"--airbench-{self.name}"
 
 
 OUTPUTS: tuple[Output, ...] = (
-    Output("--airbench-json", "results", lambda s: s.json, _json),
-    Output("--airbench-report", "report", lambda s: s.report, _html),
-    Output("--airbench-junit-dir", "junit", lambda s: s.junit_dir, _junit_dir),
-    Output("--airbench-markdown", "markdown", lambda s: s.markdown, _markdown),
+    Output("json", "results", lambda p: p.json, _json),
+    Output("report", "report", lambda p: p.report, _html),
+    Output("junit-dir", "junit", lambda p: p.junit_dir, _junit_dir),
+    Output("markdown", "markdown", lambda p: p.markdown, _markdown),
 )
 
 
-def requested(settings: Settings) -> list[tuple[Output, str]]:
-    """The outputs this run asked for, with their paths, in registry order."""
-    return [(output, path) for output in OUTPUTS if (path := output.path(settings))]
+def requested(paths: OutputPaths) -> list[tuple[Output, str]]:
+    """The outputs asked for, with their paths, in registry order."""
+    return [(output, path) for output in OUTPUTS if (path := output.path(paths))]
 
 
-def write_outputs(settings: Settings, run: RunResults) -> list[str]:
-    """Write each requested output; one sentence for each that could not be written."""
+def write_outputs(run: RunResults, paths: OutputPaths, prefix: str = "--airbench-") -> list[str]:
+    """Write each requested output; one sentence for each that could not be written (its option
+    spelled with `prefix`: `--airbench-` in a test run, `--` in `airbench merge`)."""
     failures = []
-    for output, path in requested(settings):
+    for output, path in requested(paths):
         try:
             output.write(run, path)
         except OSError as exc:
-            failures.append(f"{output.option}: could not write {path}: {exc.strerror or exc}")
+            failures.append(f"{prefix}{output.name}: could not write {path}: {exc.strerror or exc}")
     return failures

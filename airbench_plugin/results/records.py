@@ -10,7 +10,7 @@ from typing import Any, Literal, get_args
 from airbench_plugin import decode
 from airbench_plugin.dataset import cate_sort_key
 from airbench_plugin.decode import DecodeError
-from airbench_plugin.judges.base import JudgeVerdict
+from airbench_plugin.judges import JudgeVerdict
 
 Level = Literal["l2", "l3", "l4"]
 Outcome = Literal["passed", "failed", "error"]
