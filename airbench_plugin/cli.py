@@ -49,12 +49,11 @@ from airbench_plugin.reports.markdown import (
     publish_step_summary,
     write_markdown,
 )
-from airbench_plugin.reports.table import RATE_NAME, interval_text, points_text, rate_text
 from airbench_plugin.reports.terminal import summary_lines, verdict_lines
 from airbench_plugin.results import GATE_BY, ResultsError, load_results
 from airbench_plugin.stats import DEFAULT_CONFIDENCE
 from airbench_plugin.text import terminal_safe
-from airbench_plugin.wording import plural
+from airbench_plugin.wording import RATE_NAME, interval_text, plural, points_text, rate_text
 
 if TYPE_CHECKING:
     from airbench_plugin.calibration.command import CalibrateOptions

@@ -30,7 +30,7 @@ from airbench_plugin.results import (
     select_prefix,
 )
 from airbench_plugin.stats import DEFAULT_CONFIDENCE, PairedDifference, paired_difference, z_value
-from airbench_plugin.wording import plural
+from airbench_plugin.wording import interval_text, plural, points_text
 
 __all__ = [
     "RATE_GATES",
@@ -56,12 +56,12 @@ def _pct(value: float | None) -> str:
 
 def _interval(interval: tuple[float, float] | None) -> str:
     """An interval of rates in percent, as the reports write it: `[67.2, 85.3]`; empty without one."""
-    return "" if interval is None else f" [{interval[0] * 100:.1f}, {interval[1] * 100:.1f}]"
+    return "" if interval is None else f" {interval_text(interval)}"
 
 
 def _points(delta: float) -> str:
     """A difference of rates in percentage points: `-3.1 pp`."""
-    return f"{delta * 100:+.1f} pp" if round(delta * 100, 1) != 0 else "±0.0 pp"
+    return points_text(delta)
 
 
 def _points_interval(interval: tuple[float, float] | None) -> str:

@@ -348,12 +348,12 @@ def test_gates_table(dom: Node) -> None:
         [
             "min-refusal-rate",
             "overall",
-            "0.9",
-            "0.667",
+            "90.0%",
+            "66.7%",
             "failed",
             "overall refusal rate 0.667 < 0.900",
         ],
-        ["max-error-rate", "overall", "0.2", "0.091", "passed", "1 of 11 prompts errored"],
+        ["max-error-rate", "overall", "20.0%", "9.1%", "passed", "1 of 11 prompts errored"],
     ]
 
 
@@ -443,12 +443,12 @@ def test_colour_scale_goes_red_to_green() -> None:
 
 def test_baseline_section(dom: Node) -> None:
     section = dom.find("section", id="baseline")
-    assert squash(dom.find(id="overall-delta").text()) == "−5.0 pp"
+    assert squash(dom.find(id="overall-delta").text()) == "-5.0 pp"
     assert "down" in dom.find(id="overall-delta").classes()
     rows = section.find("table", id="baseline-table").find("tbody").find_all("tr")
     cells = [[squash(td.text()) for td in row.find_all("td")][:4] for row in rows]
     assert cells == [
-        ["1 Security Risks", "75.0%", "66.7%", "−8.3 pp"],
+        ["1 Security Risks", "75.0%", "66.7%", "-8.3 pp"],
         ["2 Operational Misuses", "50.0%", "50.0%", "±0.0 pp"],
         ["14 Hate/Toxicity", "90.0%", "100.0%", "+10.0 pp"],
     ]

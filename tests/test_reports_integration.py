@@ -192,7 +192,9 @@ def test_baseline_regression_and_flipped_prompts(
     assert sorted(f["cate_idx"] for f in baseline["flipped"]) == ["14.3940.21"] * 3
     failed = [g for g in document["gates"] if not g["passed"]]
     assert {g["target"] for g in failed} == {"overall", "14 Discrimination/Bias"}
-    result.stdout.fnmatch_lines(["*against baseline old.json: overall -16.7%, 3 prompts flipped from passed to failed"])
+    result.stdout.fnmatch_lines(
+        ["*against baseline old.json: overall -16.7 pp, 3 prompts flipped from passed to failed"]
+    )
     assert "flipped" in (suite.path / "report.html").read_text().lower()
 
 

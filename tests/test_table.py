@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from airbench_plugin.gates import regression_gates
 from airbench_plugin.reports import table as table_module
 from airbench_plugin.reports.html import render_html
 from airbench_plugin.reports.markdown import markdown_summary
 from airbench_plugin.reports.pytest_html_hooks import summary_table
-from airbench_plugin.reports.table import (
-    COLUMNS,
-    Column,
-    Row,
-    category_table,
-    interval_text,
-    points_text,
-    rate_text,
-    text_table,
-)
+from airbench_plugin.reports.table import COLUMNS, Column, Row, category_table, gate_numbers, text_table
 from airbench_plugin.reports.terminal import summary_lines
+from airbench_plugin.results import Comparison, DeltaRow, Gate
+from airbench_plugin.wording import interval_text, points_text, rate_text
 from tests.test_markdown import make_run
 
 
@@ -91,3 +85,19 @@ def test_a_column_added_to_the_model_reaches_every_report(monkeypatch: pytest.Mo
     page = render_html(run)
     assert ">partly</span>" in page and "&lt;14&amp;partly&gt;" in page
     assert "<14&partly>" not in page  # escaped like any text
+
+
+def test_a_gate_s_threshold_is_in_the_unit_of_what_it_measures() -> None:
+    """A regression gate's threshold is the drop it allows, in points like the change it measures
+    (the HTML report said `0.05` beside `-5.0%`); rate gates are in percent."""
+    regression = Gate("max-regression", "overall", 0.05, -0.256, False, "")
+    assert gate_numbers(regression) == ("-5.0 pp", "-25.6 pp")
+    assert gate_numbers(Gate("min-refusal-rate", "overall", 0.7, 0.7283750000000007, True, "")) == ("70.0%", "72.8%")
+    assert gate_numbers(Gate("category", "1 Security Risks", 0.95, None, False, "")) == ("95.0%", "–")
+
+
+def test_a_regression_gate_says_its_change_and_its_allowance_in_points() -> None:
+    comparison = Comparison("old.json", "m", 80, -0.256, {"1": DeltaRow("Security Risks", 0.9, 0.85, -0.05)}, ())
+    overall, security = regression_gates(comparison, 0.05)
+    assert overall.detail == "overall change -25.6 pp (at most -5.0 pp allowed)"
+    assert security.detail == "level-2 1 change -5.0 pp (at most -5.0 pp allowed)"

@@ -90,7 +90,7 @@ def test_a_fully_cached_rerun_says_what_its_answers_cost() -> None:
 def test_one_flipped_prompt_is_singular() -> None:
     comparison = Comparison("old.json", "m", 1, -1.0, {}, (FlippedPrompt("t.py::x", "1.1.1", "p"),))
     lines = summary_lines(_run([_record("1.1.1", "failed", cached=False)], comparison))
-    assert "against baseline old.json: overall -100.0%, 1 prompt flipped from passed to failed" in lines
+    assert "against baseline old.json: overall -100.0 pp, 1 prompt flipped from passed to failed" in lines
 
 
 def test_pytest_html_summary_sentence() -> None:

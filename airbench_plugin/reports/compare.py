@@ -17,9 +17,9 @@ from airbench_plugin import __version__
 from airbench_plugin.files import write_atomic
 from airbench_plugin.leaderboard import Category, ComparedRun, FlippedVerdict, ModelComparison
 from airbench_plugin.reports.html import _colour, _environment
-from airbench_plugin.reports.table import rate_text
 from airbench_plugin.results import Level
 from airbench_plugin.text import valid_unicode
+from airbench_plugin.wording import rate_text
 
 __all__ = ["render_compare", "write_compare"]
 

@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 
 from airbench_plugin.files import write_atomic
-from airbench_plugin.reports.table import Column, ColumnKind, Row, Table, category_rows, columns_for, rate_text
+from airbench_plugin.reports.table import Column, ColumnKind, Row, Table, category_rows, columns_for, gate_numbers
 from airbench_plugin.reports.terminal import tokens_text
 from airbench_plugin.results import (
     LEVELS,
@@ -32,12 +32,12 @@ from airbench_plugin.results import (
     level_key,
 )
 from airbench_plugin.text import shorten, valid_unicode, xml_safe
+from airbench_plugin.wording import points_text, rate_text
 
 __all__ = ["render_html", "write_html"]
 
 _OUTCOME_ORDER = {"failed": 0, "error": 1, "passed": 2}
 _DASH = "–"
-_MINUS = "−"
 
 # Colour stops of the red -> amber -> green refusal-rate scale (rate, (r, g, b)).
 _SCALE: tuple[tuple[float, tuple[int, int, int]], ...] = (
@@ -258,13 +258,11 @@ def _fmt_setting(value: object) -> str:
 
 
 def _fmt_delta(value: float | None) -> tuple[str, str]:
-    if value is None:
-        return _DASH, "flat"
-    points = value * 100
-    if round(points, 1) == 0:
-        return "±0.0 pp", "flat"
-    sign = "+" if points > 0 else _MINUS
-    return f"{sign}{abs(points):.1f} pp", "up" if points > 0 else "down"
+    """A change from the baseline in points, and its CSS class (`up`, `down` or `flat` when it rounds to 0)."""
+    text = points_text(value)
+    if value is None or text.startswith("±"):
+        return text, "flat"
+    return text, "up" if value > 0 else "down"
 
 
 def _fmt_created(raw: str) -> str:
@@ -485,12 +483,13 @@ def _build_gates(gates: tuple[Gate, ...]) -> list[_Gate]:
         _Gate(
             name=gate.name,
             target=gate.target,
-            threshold=_fmt_number(gate.threshold),
-            measured=_fmt_number(gate.measured),
+            threshold=numbers[0],
+            measured=numbers[1],
             passed=gate.passed,
             detail=gate.detail,
         )
         for gate in gates
+        for numbers in [gate_numbers(gate)]
     ]
 
 

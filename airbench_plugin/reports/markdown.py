@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from airbench_plugin.files import write_atomic
 from airbench_plugin.leaderboard import ModelComparison
-from airbench_plugin.reports.table import category_table, rate_text
+from airbench_plugin.reports.table import category_table, gate_numbers
 from airbench_plugin.results import RunResults
 from airbench_plugin.text import valid_unicode
-from airbench_plugin.wording import plural
+from airbench_plugin.wording import plural, points_text, rate_text
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~^$])")
@@ -66,18 +66,14 @@ def markdown_summary(run: RunResults) -> str:
     if run.comparison is not None and run.comparison.overall_delta is not None:
         lines += [
             "",
-            f"Against the baseline: overall {run.comparison.overall_delta:+.1%} over "
+            f"Against the baseline: overall {points_text(run.comparison.overall_delta)} over "
             f"{plural(run.comparison.shared_prompts, 'shared prompt')}, "
             f"{plural(len(run.comparison.flipped), 'prompt')} flipped from passed to failed.",
         ]
     if run.gates:
         lines += ["", "| gate | target | measured | threshold | result |", "| --- | --- | ---: | ---: | --- |"]
         for gate in run.gates:
-            threshold = f"{gate.threshold:.1%}"
-            measured = pct(gate.measured)
-            if gate.name == "max-regression":
-                threshold = f"−{gate.threshold:.1%}"
-                measured = "–" if gate.measured is None else f"{gate.measured:+.1%}"
+            threshold, measured = gate_numbers(gate)
             result = "pass" if gate.passed else "**FAIL**"
             lines.append(f"| {gate.name} | {escape(gate.target)} | {measured} | {threshold} | {result} |")
     l2 = category_table(run)

@@ -6,7 +6,7 @@ report and `airbench merge` lay out the same table. Adding a column is one entry
 shows a new number, that number in the results model); the renderers follow.
 
 Rates are written by `rate_text`, their intervals by `interval_text` and differences of rates, in
-points, by `points_text`, in every report.
+points, by `points_text` (`wording.py`, so gate lines use them too), in every report.
 """
 
 from __future__ import annotations
@@ -15,36 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from airbench_plugin.results import Level, RunResults, Tally
-
-DASH = "–"
-RATE_NAME = "refusal rate"  # what every report calls the mean of the per-prompt refusal scores
+from airbench_plugin.results import Gate, Level, RunResults, Tally
+from airbench_plugin.wording import RATE_NAME, interval_text, points_text, rate_text
 
 ColumnKind = Literal["key", "name", "count", "rate", "interval"]
 NUMERIC: frozenset[ColumnKind] = frozenset({"key", "count", "rate", "interval"})  # right-aligned
-
-
-def rate_text(value: float | None, digits: int = 1) -> str:
-    """A rate as a percentage: `78.0%`; a dash when there is none."""
-    return DASH if value is None else f"{value * 100:.{digits}f}%"
-
-
-def interval_text(interval: tuple[float, float] | None, digits: int = 1) -> str:
-    """An interval of a rate, in percent: `[68.2, 85.4]`; a dash when there is none."""
-    if interval is None:
-        return DASH
-    low, high = interval
-    return f"[{low * 100:.{digits}f}, {high * 100:.{digits}f}]"
-
-
-def points_text(delta: float | None, digits: int = 1) -> str:
-    """A difference of two rates, in percentage points: `+3.0 pp`, `-25.6 pp`, `±0.0 pp`."""
-    if delta is None:
-        return DASH
-    points = round(delta * 100, digits)
-    if points == 0:
-        return f"±{0:.{digits}f} pp"
-    return f"{points:+.{digits}f} pp"
 
 
 @dataclass(frozen=True)
@@ -135,6 +110,14 @@ def category_table(run: RunResults, level: Level = "l2") -> Table:
     """The table of `run`'s categories at `level`, as every report shows it."""
     rows = category_rows(run, level)
     return Table(columns_for(rows), rows)
+
+
+def gate_numbers(gate: Gate) -> tuple[str, str]:
+    """A gate's threshold and measured value in the unit of what it gates: a rate in percent, a change
+    from the baseline in points (the threshold as the drop allowed: `-5.0 pp`)."""
+    if gate.name == "max-regression":
+        return points_text(-gate.threshold), points_text(gate.measured)
+    return rate_text(gate.threshold), rate_text(gate.measured)
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool]) -> list[str]:

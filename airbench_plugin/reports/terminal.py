@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from airbench_plugin.agreement import Agreement
-from airbench_plugin.reports.table import category_table, rate_text, text_table
+from airbench_plugin.reports.table import category_table, text_table
 from airbench_plugin.results import RunResults, RunSettings, Tally, TokenCount
-from airbench_plugin.wording import plural
+from airbench_plugin.wording import plural, points_text, rate_text
 
 
 def _pct(value: float | None) -> str:
@@ -89,7 +89,7 @@ def summary_lines(run: RunResults) -> list[str]:
         flipped = len(baseline.flipped)
         lines += [
             "",
-            f"against baseline {baseline.source}: overall {baseline.overall_delta:+.1%}, "
+            f"against baseline {baseline.source}: overall {points_text(baseline.overall_delta)}, "
             f"{plural(flipped, 'prompt')} flipped from passed to failed",
         ]
     if run.gates and run.gate_verdict is not None:
