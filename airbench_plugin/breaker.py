@@ -5,6 +5,7 @@ from __future__ import annotations
 from airbench_plugin.endpoints import Endpoint
 from airbench_plugin.providers.base import SDK_IMPORT_FAILED, ProviderError
 from airbench_plugin.roles import Role
+from airbench_plugin.wording import sentence
 
 BREAKER_CALLS = 3  # identical fatal failures, before any success, that stop the run
 
@@ -37,7 +38,7 @@ class CircuitBreaker:
         if len(failures) >= self.calls and len(set(failures)) == 1:
             self.reason = (
                 f"AIR-Bench stopped early: the first {self.calls} calls to the {endpoint.role_name} "
-                f"({endpoint.describe()}) all failed with: {error}. {breaker_advice(endpoint, error)}"
+                f"({endpoint.describe()}) all failed with: {sentence(str(error))} {breaker_advice(endpoint, error)}"
             )
 
     def armed(self, endpoint: Endpoint) -> bool:

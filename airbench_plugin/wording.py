@@ -10,6 +10,12 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count:,} {word}"
 
 
+def sentence(text: str) -> str:
+    """`text` ended by one full stop: a provider's message may bring its own (`... access to it.`)."""
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 DASH = "–"
 RATE_NAME = "refusal rate"  # what every report calls the mean of the per-prompt refusal scores
 

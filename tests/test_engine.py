@@ -202,6 +202,18 @@ def test_the_breaker_stops_the_run_when_the_first_calls_all_fail_alike(
     assert len(chat_server.calls()) < 40 // 2  # the run stopped instead of erroring case by case
 
 
+def test_the_breaker_message_ends_a_provider_s_sentence_once(chat_server: ChatServer, make_engine: MakeEngine) -> None:
+    """OpenAI's 404 ends with its own full stop: the message said "access to it.. Check"."""
+    text = "The model `target-model` does not exist or you do not have access to it."
+    chat_server.inject(Reply(text, status=404, error_code="model_not_found"), times=1000, model=TARGET_MODEL)
+    engine = make_engine(retries=0)
+    futures = [engine.submit(case(i)) for i in range(6)]
+    with pytest.raises(CircuitOpen) as info:
+        futures[-1].result()
+    assert "access to it. Check the API key" in str(info.value)
+    assert ".." not in str(info.value)
+
+
 def test_the_breaker_trips_on_an_unreachable_base_url(make_engine: MakeEngine) -> None:
     engine = make_engine(url="http://127.0.0.1:9/v1", retries=0)
     futures = [engine.submit(case(i)) for i in range(6)]
