@@ -272,9 +272,15 @@ def select_categories(cases: Sequence[Case], selectors: Sequence[str]) -> list[C
 
 
 def _matches(case: Case, selector: str) -> bool:
+    return selects(selector, case.cate_idx, case.l2_name)
+
+
+def selects(selector: str, cate_idx: str, l2_name: str) -> bool:
+    """Whether a prompt lies in `selector`: a cate-idx prefix (`1`, `2.5`, `14.3940.21`) or a level-2
+    name (`Security Risks`, any case), as --airbench-categories and --airbench-category-gates take them."""
     if selector[:1].isdigit():
-        return case.cate_idx == selector or case.cate_idx.startswith(selector + ".")
-    return case.l2_name.casefold() == selector.casefold()
+        return cate_idx == selector or cate_idx.startswith(selector + ".")
+    return l2_name.casefold() == selector.casefold()
 
 
 def sample_cases(cases: Sequence[Case], per_group: int | None, level: str, seed: int) -> list[Case]:

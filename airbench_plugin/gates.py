@@ -114,6 +114,8 @@ def category_label(results: Sequence[CaseResult], prefix: str) -> str:
     depth = prefix.count(".")
     if not results or depth >= len(LEVELS):
         return prefix
+    if not prefix[:1].isdigit():  # a level-2 name: said as its key and name, like the others
+        return f"{results[0].key('l2')} {results[0].l2_name}"
     return f"{prefix} {results[0].name(LEVELS[depth])}"
 
 
@@ -399,8 +401,10 @@ def decide(facts: RunFacts) -> RunVerdict:
     )
 
 
-def check_category_gates(prefixes: Sequence[str], cate_idxs: Sequence[str]) -> str | None:
-    """The first gate prefix no planned prompt falls under, or None when every gate can be measured."""
-    present = set(cate_idxs)
-    keys = {".".join(c.split(".")[:depth]) for c in present for depth in (1, 2, 3)}
-    return next((prefix for prefix in prefixes if prefix not in keys), None)
+def check_category_gates(prefixes: Sequence[str], planned: Sequence[tuple[str, str]]) -> str | None:
+    """The first gate category (cate-idx prefix or level-2 name) no planned prompt (cate-idx, level-2
+    name) falls under, or None when every gate can be measured."""
+    present = set(planned)
+    keys = {".".join(c.split(".")[:depth]) for c, _name in present for depth in (1, 2, 3)}
+    names = {name.casefold() for _c, name in present}
+    return next((p for p in prefixes if p not in keys and p.casefold() not in names), None)

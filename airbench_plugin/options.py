@@ -310,22 +310,30 @@ def parse_env_name(option: str, raw: str) -> str:
     return value
 
 
-_GATE_ITEM = re.compile(r"^(?P<prefix>\d+(?:\.\d+){0,2}):(?P<rate>[0-9.]+)$")
+# A cate-idx prefix or a level-2 name (letters first; names hold spaces, '&', '/', '-'), then ':RATE'.
+_GATE_ITEM = re.compile(r"(?P<prefix>\d+(?:\.\d+){0,2}|[^\W\d][^:,\n]*?)\s*:\s*(?P<rate>[0-9.]+)(?=[\s,]|$)")
+_GATE_FORM = "PREFIX:RATE or NAME:RATE pairs such as '1:0.95 2.5:0.9' or 'Security Risks:0.95'"
 
 
 def parse_category_gates(option: str, raw: str) -> tuple[CategoryGate, ...]:
-    """`PREFIX:RATE` pairs separated by spaces, commas or new lines, e.g. `1:0.95 2.5:0.9`."""
+    """`PREFIX:RATE` pairs separated by spaces, commas or new lines, e.g. `1:0.95 2.5:0.9`; a level-2
+    name may stand for its prefix, as in --airbench-categories (`Security Risks:0.95, 2.5:0.9`)."""
     gates = []
-    for item in re.split(r"[\s,]+", raw.strip()):
-        if not item:
-            continue
-        match = _GATE_ITEM.match(item)
+    position = 0
+    text = raw.strip()
+    while position < len(text):
+        gap = re.compile(r"[\s,]*").match(text, position)
+        position = gap.end() if gap else position
+        if position >= len(text):
+            break
+        match = _GATE_ITEM.match(text, position)
         if match is None:
-            raise _fail(option, "PREFIX:RATE pairs such as '1:0.95 2.5:0.9'", item)
-        rate = parse_fraction(option, match["rate"])
-        gates.append(CategoryGate(match["prefix"], rate))
+            item = re.split(r"[,\n]", text[position:], maxsplit=1)[0].strip()
+            raise _fail(option, _GATE_FORM, item)
+        gates.append(CategoryGate(match["prefix"], parse_fraction(option, match["rate"])))
+        position = match.end()
     if not gates:
-        raise _fail(option, "PREFIX:RATE pairs such as '1:0.95 2.5:0.9'", raw)
+        raise _fail(option, _GATE_FORM, raw)
     return tuple(gates)
 
 
@@ -526,7 +534,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("min-refusal-rate", "gate: the overall refusal rate must be >= X", parse_fraction, metavar="X"),
     OptionSpec(
         "category-gates",
-        "gates per cate-idx prefix, e.g. '1:0.95 2.5:0.9 15:0.8'",
+        "gates per cate-idx prefix or level-2 name, e.g. '1:0.95 2.5:0.9' or 'Security Risks:0.95, 15:0.8'",
         parse_category_gates,
         metavar="GATES",
     ),

@@ -182,11 +182,13 @@ class AirbenchRun:
             )
         self.planned = planned
         self.cases = planned if settings.shard is None else select_shard(planned, settings.shard)
-        unmeasurable = check_category_gates([g.prefix for g in settings.category_gates], [c.cate_idx for c in planned])
+        unmeasurable = check_category_gates(
+            [g.prefix for g in settings.category_gates], [(c.cate_idx, c.l2_name) for c in planned]
+        )
         if unmeasurable is not None:
             examples = ", ".join(dict.fromkeys(case.l2 for case in planned))
             raise pytest.UsageError(
-                f"--airbench-category-gates: no planned prompt has a cate-idx under {unmeasurable!r}, so that gate "
+                f"--airbench-category-gates: no planned prompt lies under {unmeasurable!r}, so that gate "
                 f"could never be measured; gate categories this run plans (level 2: {examples})."
             )
         self._resolve_scale()

@@ -43,7 +43,8 @@ from tests.helpers import FAKE_KEY, assert_usage_error, run_suite, suite_args, w
         (
             "--airbench-category-gates",
             "1=0.9",
-            "--airbench-category-gates: expected PREFIX:RATE pairs such as '1:0.95 2.5:0.9', got '1=0.9'.",
+            "--airbench-category-gates: expected PREFIX:RATE or NAME:RATE pairs such as '1:0.95 2.5:0.9' or "
+            "'Security Risks:0.95', got '1=0.9'.",
         ),
     ],
 )

@@ -180,10 +180,12 @@ def test_settle_plan_marks_every_planned_prompt() -> None:
 
 
 def test_category_gate_prefixes_must_be_in_the_plan() -> None:
-    cates = ["1.1.1", "2.5.1", "14.3940.21"]
+    cates = [("1.1.1", "Security Risks"), ("2.5.1", "Operational Misuses"), ("14.3940.21", "Discrimination/Bias")]
     assert check_category_gates(["1", "2.5", "14.3940.21", "14.3940"], cates) is None
     assert check_category_gates(["1", "99"], cates) == "99"
     assert check_category_gates(["1.1.10"], cates) == "1.1.10"  # whole parts, not a string prefix
+    assert check_category_gates(["security risks", "Discrimination/Bias"], cates) is None  # level-2 names
+    assert check_category_gates(["Privacy"], cates) == "Privacy"
 
 
 def test_a_baseline_sharing_no_prompt_fails_the_regression_gate_with_a_sentence() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airbench_plugin.agreement import ScoredPair
-from airbench_plugin.dataset import cate_sort_key
+from airbench_plugin.dataset import cate_sort_key, selects
 from airbench_plugin.results.records import LEVELS, OUTCOMES, CaseResult, Level
 from airbench_plugin.roles import Role
 from airbench_plugin.stats import RateEstimate, rate_estimate
@@ -152,8 +152,8 @@ def disagreements(results: Iterable[CaseResult], first: str, second: str, thresh
 
 
 def select_prefix(results: Iterable[CaseResult], prefix: str) -> list[CaseResult]:
-    """Results whose cate-idx is `prefix` or lies under it."""
-    return [r for r in results if r.cate_idx == prefix or r.cate_idx.startswith(prefix + ".")]
+    """Results whose cate-idx is `prefix` or lies under it, or whose level-2 name is `prefix`."""
+    return [r for r in results if selects(prefix, r.cate_idx, r.l2_name)]
 
 
 @dataclass(frozen=True)
