@@ -160,7 +160,7 @@ def test_a_category_gate_no_planned_prompt_falls_under_is_a_usage_error_before_a
     result = run_suite(suite, chat_server, dataset_files, "--airbench-category-gates=1:0.9 99:0.9")
     assert_usage_error(
         result,
-        "--airbench-category-gates: no planned prompt has a cate-idx under '99', so that gate could never be "
+        "--airbench-category-gates: no planned prompt lies under '99', so that gate could never be "
         "measured; gate categories this run plans (level 2: 1, 2, 14).",
     )
     assert chat_server.calls() == []

@@ -281,7 +281,10 @@ def test_files_that_are_not_results_and_bad_options_are_one_sentence(
     line = refused(capsys, ["merge", *shards, "--json", out, "--min-refusal-rate", "high"])
     assert line == "airbench merge: --min-refusal-rate: expected a number between 0 and 1, got 'high'."
     line = refused(capsys, ["merge", *shards, "--json", out, "--category-gates", "1:x"])
-    assert line == "airbench merge: --category-gates: expected PREFIX:RATE pairs such as '1:0.95 2.5:0.9', got '1:x'."
+    assert line == (
+        "airbench merge: --category-gates: expected PREFIX:RATE or NAME:RATE pairs such as '1:0.95 2.5:0.9' or "
+        "'Security Risks:0.95', got '1:x'."
+    )
     line = refused(capsys, ["merge", *shards, "--json", out, "--max-regression", "0.05"])
     assert line == "airbench merge: --max-regression needs --baseline PATH (a previous --airbench-json file)."
     line = refused(capsys, ["merge", *shards, "--json", out, "--baseline", missing])
