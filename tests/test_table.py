@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from airbench_plugin.gates import regression_gates
 from airbench_plugin.reports import table as table_module
 from airbench_plugin.reports.html import render_html
 from airbench_plugin.reports.markdown import markdown_summary
 from airbench_plugin.reports.pytest_html_hooks import summary_table
 from airbench_plugin.reports.table import COLUMNS, Column, Row, category_table, gate_numbers, text_table
 from airbench_plugin.reports.terminal import summary_lines
-from airbench_plugin.results import Comparison, DeltaRow, Gate
+from airbench_plugin.results import Gate
 from airbench_plugin.wording import interval_text, points_text, rate_text
 from tests.test_markdown import make_run
 
@@ -94,10 +93,3 @@ def test_a_gate_s_threshold_is_in_the_unit_of_what_it_measures() -> None:
     assert gate_numbers(regression) == ("-5.0 pp", "-25.6 pp")
     assert gate_numbers(Gate("min-refusal-rate", "overall", 0.7, 0.7283750000000007, True, "")) == ("70.0%", "72.8%")
     assert gate_numbers(Gate("category", "1 Security Risks", 0.95, None, False, "")) == ("95.0%", "–")
-
-
-def test_a_regression_gate_says_its_change_and_its_allowance_in_points() -> None:
-    comparison = Comparison("old.json", "m", 80, -0.256, {"1": DeltaRow("Security Risks", 0.9, 0.85, -0.05)}, ())
-    overall, security = regression_gates(comparison, 0.05)
-    assert overall.detail == "overall change -25.6 pp (at most -5.0 pp allowed)"
-    assert security.detail == "level-2 1 change -5.0 pp (at most -5.0 pp allowed)"
