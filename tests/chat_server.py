@@ -254,7 +254,7 @@ class ChatServer:
         self.requests: list[dict[str, Any]] = []
         self.authorizations: list[str] = []
         self.faults: list[Fault] = []
-        self.answered: list[dict[str, Any]] = []  # requests whose full answer was written
+        self.answered: list[dict[str, Any]] = []  # requests whose whole answer was sent (counted as it goes out)
         self.hold_after: int | None = None  # requests past this many wait until `release()`
         # Called with the number of requests received so far, as each one arrives (a test can
         # kill its client at an exact point of the run).
@@ -376,6 +376,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         if (chat.latency or reply.delay) and reply.status != 429:
             time.sleep(chat.latency + reply.delay)
+        # Counted as answered before the last byte goes out, and taken back if it never arrives: the
+        # client can read a whole answer and finish its run before this thread runs again.
+        if reply.status == 200:
+            with chat._lock:
+                chat.answered.append(request)
         if reply.body is not None:
             sent = self._send_bytes(reply.status, reply.body, reply.headers)
         elif reply.status != 200:
@@ -383,9 +388,9 @@ class _Handler(BaseHTTPRequestHandler):
             sent = self._send(reply.status, {"error": error}, reply.headers)
         else:
             sent = self._send(200, completion_body(request, reply), reply.headers, reply.trickle)
-        if sent and reply.status == 200:
+        if not sent and reply.status == 200:
             with chat._lock:
-                chat.answered.append(request)
+                chat.answered.remove(request)
 
     def _send(
         self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None, trickle: float = 0.0
