@@ -142,6 +142,11 @@ class Endpoint:
         where = f" at {display_url(self.provider.base_url)}" if self.provider.base_url else ""
         return f"{self.model} via {self.provider.name or 'a custom target'}{where}"
 
+    def where(self) -> str:
+        """The endpoint's URL as messages show it: its base URL, else its provider's own."""
+        url = self.provider.base_url or getattr(self.provider, "default_base_url", "")
+        return display_url(url) or self.provider.name
+
 
 @dataclass(frozen=True)
 class JudgeEndpoint:

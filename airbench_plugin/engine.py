@@ -33,6 +33,7 @@ from airbench_plugin.providers.base import (
     ProviderError,
 )
 from airbench_plugin.providers.quirks import RequestShape
+from airbench_plugin.retirement import gone_message, model_gone
 from airbench_plugin.roles import ROLES, Role
 from airbench_plugin.scoring import (
     CaseError,
@@ -476,6 +477,14 @@ class Engine:
                         endpoint.temperature, endpoint.max_tokens, endpoint.reasoning_effort
                     )
                     continue
+                if model_gone(error):
+                    # Retired or unknown: every call would be answered the same, so the first answer says it.
+                    self.stats.errored += 1
+                    if self.breaker.reason is None:
+                        self.breaker.reason = gone_message(
+                            endpoint.role, endpoint.model, endpoint.where(), str(error), endpoint.option("")
+                        )
+                    raise CircuitOpen(self.breaker.reason) from None
                 if error.kind == "connection" and self.breaker.armed(endpoint):
                     # Nothing answered yet: a refused connection or an unknown host will not get
                     # better in the minute the retries would take, so every attempt counts.

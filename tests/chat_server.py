@@ -17,6 +17,7 @@ import re
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -243,6 +244,48 @@ def reasoning_model(
 JSON = {"Content-Type": "application/json"}
 
 
+# The answers to a call for a retired or unknown model, as the providers send them (HTTP 404).
+def openai_model_gone(model: str, deprecated: bool = True) -> dict[str, Any]:
+    """OpenAI's 404 body: a shut-down model ("has been deprecated") or one that never existed."""
+    message = (
+        f"The model `{model}` has been deprecated, learn more here: https://platform.openai.com/docs/deprecations"
+        if deprecated
+        else f"The model `{model}` does not exist or you do not have access to it."
+    )
+    return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "model_not_found"}}
+
+
+def together_model_gone(model: str) -> dict[str, Any]:
+    """Together's 404 body for a model it does not serve."""
+    return {
+        "error": {
+            "message": f"Unable to access model {model}. Please visit https://api.together.ai/models to view the "
+            "list of supported models.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "model_not_available",
+        }
+    }
+
+
+def gone(
+    model: str, body: dict[str, Any], handler: Callable[[dict[str, Any]], Reply | str] = default_handler
+) -> Callable[[dict[str, Any]], Reply | str]:
+    """A handler under which every call for `model` is answered 404 with `body`."""
+
+    def handle(request: dict[str, Any]) -> Reply | str:
+        if request.get("model") == model:
+            return Reply(status=404, body=json.dumps(body).encode(), headers=JSON)
+        return handler(request)
+
+    return handle
+
+
+def model_object(model: str, **fields: Any) -> dict[str, Any]:
+    """`GET /v1/models/{model}`'s answer: OpenAI's model object, with `fields` (e.g. `shutdown_date`) added."""
+    return {"id": model, "object": "model", "created": 1715558400, "owned_by": "system", **fields}
+
+
 class ChatServer:
     """A threaded chat-completions server; use as a context manager or call `close`."""
 
@@ -260,6 +303,10 @@ class ChatServer:
         # kill its client at an exact point of the run).
         self.on_request: Callable[[int], None] | None = None
         self.rate_limit: RateLimit | None = None
+        # `GET /models/{id}`: the answer for each model id (a JSON object, or bytes sent as is); any
+        # other id is answered 404 model_not_found, as OpenAI does. `lookups` records the ids asked for.
+        self.models: dict[str, dict[str, Any] | bytes] = {}
+        self.lookups: list[str] = []
         self.closed = False
         self._released = threading.Event()
         self._drop_held = False
@@ -355,6 +402,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def do_GET(self) -> None:
+        chat = self.server.chat
+        path = self.path.split("?")[0]
+        prefix = "/v1/models/" if path.startswith("/v1/models/") else "/models/"
+        if not path.startswith(prefix):
+            self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+            return
+        model = urllib.parse.unquote(path[len(prefix) :])
+        with chat._lock:
+            chat.lookups.append(model)
+            answer = chat.models.get(model)
+        if answer is None:
+            self._send(404, openai_model_gone(model, deprecated=False))
+        elif isinstance(answer, bytes):
+            self._send_bytes(200, answer, JSON)
+        else:
+            self._send(200, answer)
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
