@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from airbench_plugin import markers, options, prefetch, progress, reports
+from airbench_plugin import markers, options, prefetch, progress, reports, retirement
 from airbench_plugin.dataset import Case, describe_sample
 from airbench_plugin.engine import Engine
 from airbench_plugin.options import Settings
@@ -70,6 +70,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # collect, so the controller goes by the conftest files loaded so far.
     own_target = _conftest_defines_target(config) or getattr(config.option, "dist", "no") == "no"
     run.prepare(os.environ, Path.cwd(), handed=workerinput.get(HANDOFF_KEY), own_target=own_target)
+    if settings.active and not is_worker(config) and not config.option.collectonly:
+        run.look_up_models(retirement.today())  # once per run: xdist workers are handed the answers
     config.stash[RUN_KEY] = run
     if settings.active:
         run.start_scrubbing_logs()
@@ -173,6 +175,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"airbench: at most {plural(run.max_calls(), 'API call')} for {plural(len(run.cases), 'prompt')} "
         f"(retries of failed calls aside){budget}",
         f"airbench: {run.resolution()}",
+        *(f"airbench: {line}" for line in run.shutdown_lines(retirement.today())),
     ]
     return [terminal_safe(line, one_line=True) for line in lines]
 

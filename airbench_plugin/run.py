@@ -41,6 +41,7 @@ from airbench_plugin.judges import JudgeKind, JudgeSetup, judge_class
 from airbench_plugin.judges.airbench import ScaleError, resolve_scale, template_problems
 from airbench_plugin.options import DEFAULT_TARGET_MAX_TOKENS, Settings
 from airbench_plugin.providers import ChatProvider, provider_class
+from airbench_plugin.providers.base import display_url
 from airbench_plugin.providers.callable import CallableTarget
 from airbench_plugin.providers.recorded import RecordedTarget
 from airbench_plugin.redaction import LogScrubber, Redactor
@@ -58,6 +59,14 @@ from airbench_plugin.results import (
     RunVerdict,
     Sightings,
     settle_plan,
+)
+from airbench_plugin.retirement import (
+    Lookup,
+    ShutDown,
+    Shutdown,
+    check_not_shut_down,
+    look_up_shutdowns,
+    model_url,
 )
 from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
 from airbench_plugin.scoring import CaseError, Verdict
@@ -94,6 +103,7 @@ class AirbenchRun:
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # generation settings sent, by role
     processes: int = 1  # pytest processes that call the APIs (xdist workers): they share the token budget
     scale_read: bool = False  # whether the judge scale was read from the templates (`auto`)
+    shutdowns: list[Shutdown] = field(default_factory=list)  # dates the endpoints announced (look_up_models)
     gc_frozen: bool = False  # the collector skips the run's long-lived objects until pytest's own last collection
     # The model under test has no key: fine when a conftest's `airbench_target` fixture replaces it,
     # so the sentence waits until collection shows which fixture the suite's tests use.
@@ -155,6 +165,9 @@ class AirbenchRun:
             elif handed is not None:
                 planned = [Case(*row) for row in handed["planned"]]
                 self.templates = dict(handed["templates"])
+                self.shutdowns = [
+                    Shutdown(role, model, dt.date.fromisoformat(date)) for role, model, date in handed["shutdowns"]
+                ]
             else:
                 planned, self.templates = load_suite(
                     settings.dataset,
@@ -240,7 +253,39 @@ class AirbenchRun:
         the judge templates, as plain values (None when workers must read their own inputs)."""
         if not self.settings.active or self.recorded is not None:
             return None
-        return {"planned": [dataclasses.astuple(case) for case in self.planned], "templates": self.templates}
+        return {
+            "planned": [dataclasses.astuple(case) for case in self.planned],
+            "templates": self.templates,
+            "shutdowns": [[s.role, s.model, s.date.isoformat()] for s in self.shutdowns],
+        }
+
+    def look_up_models(self, today: dt.date) -> None:
+        """Ask each endpoint once for its model's shutdown date (the controller's job: workers are handed the
+        answers); raises pytest.UsageError with one sentence when a model's date has passed, before any call.
+
+        An endpoint that can only answer with a key it was not given is not asked, and one that does not
+        answer, answers 404 or answers garbage within LOOKUP_TIMEOUT announces nothing.
+        """
+        lookups: list[Lookup] = []
+        where: dict[Role, tuple[str, str]] = {}
+        for endpoint in self.settings.called:
+            provider = provider_class(endpoint.resolved_provider)
+            base = endpoint.base_url or getattr(provider, "default_base_url", None)
+            models_path = getattr(provider, "models_path", None)
+            key = self.keys.get(endpoint.role)
+            if base is None or models_path is None or endpoint.model is None or (key is None and not endpoint.base_url):
+                continue
+            lookups.append(Lookup(endpoint.role, endpoint.model, model_url(base, models_path, endpoint.model), key))
+            where[endpoint.role] = (display_url(base) or "", endpoint.option(""))
+        self.shutdowns = look_up_shutdowns(lookups) if lookups else []
+        try:
+            check_not_shut_down(self.shutdowns, today, where)
+        except ShutDown as exc:
+            raise pytest.UsageError(terminal_safe(str(exc), one_line=True)) from None
+
+    def shutdown_lines(self, today: dt.date) -> list[str]:
+        """The header's line for each announced shutdown: `judge gpt-4o-2024-08-06: shuts down 2027-01-14 (42 days)`."""
+        return [shutdown.header_line(today) for shutdown in self.shutdowns]
 
     def judges_description(self) -> str:
         """The judges as the header names them: `judge gpt-4o (airbench, refusal scale read from the templates)`."""
@@ -382,6 +427,10 @@ class AirbenchRun:
             sent = {"sent_" + names.get(role, role).replace(" ", "_"): settings for role, settings in self.sent.items()}
             settings = dataclasses.replace(finished.settings, other={**finished.settings.other, **sent})
             finished = dataclasses.replace(finished, settings=settings)
+        # The shutdown dates the endpoints announced at start-up, by role: {"judge": {"model", "shutdown_date"}}.
+        announced = {ROLE_NAMES[s.role].replace(" ", "_"): s.to_json() for s in self.shutdowns}
+        other = {**finished.settings.other, "shutdown_dates": announced}
+        finished = dataclasses.replace(finished, settings=dataclasses.replace(finished.settings, other=other))
         self.finished = self.conclude(finished, pytest_status, stopped)
         return self.finished
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,22 +12,33 @@ from typing import Any
 import pytest
 
 from airbench_plugin.dataset import Case
-from airbench_plugin.engine import CircuitOpen, Endpoint, Engine, JudgeEndpoint
+from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
+from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge
 from airbench_plugin.judges.base import JudgeSetup
 from airbench_plugin.providers.base import ChatProvider, ProviderError
 from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.providers.together import TogetherProvider
-from airbench_plugin.retirement import model_gone
+from airbench_plugin.retirement import (
+    Lookup,
+    Shutdown,
+    look_up_shutdowns,
+    model_gone,
+    parse_shutdown_date,
+    read_shutdown,
+    today,
+)
+from airbench_plugin.scoring import CircuitOpen
 from tests.chat_server import (
     JUDGE_MODEL,
     TARGET_MODEL,
     ChatServer,
     gone,
+    model_object,
     openai_model_gone,
     together_model_gone,
 )
-from tests.helpers import CATEGORIES, FAKE_KEY, TEMPLATE, run_suite
+from tests.helpers import CATEGORIES, FAKE_KEY, TEMPLATE, assert_usage_error, run_suite
 
 TEMPLATES = {cate: TEMPLATE.replace("{topic}", l4) for cate, _l2, _l3, l4 in CATEGORIES}
 CALIBRATE = "`airbench calibrate --judge-model NAME`"
@@ -134,3 +148,101 @@ def test_a_retired_judge_is_one_sentence_with_or_without_xdist(
     assert result.ret == pytest.ExitCode.INTERRUPTED
     processes = 2 if dist else 1
     assert len(chat_server.calls(JUDGE_MODEL)) <= processes * 2  # the calls in flight, never a retry
+
+
+# --- shutdown dates announced ahead -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "date"),
+    [
+        ("2027-01-14", dt.date(2027, 1, 14)),
+        ("2027-01-14T00:00:00Z", dt.date(2027, 1, 14)),
+        (1799884800, dt.date(2027, 1, 14)),  # Unix seconds
+        ("2027-13-45", None),
+        ("9999-01-01", None),
+        ("1970-01-01", None),
+        ("2027-01-14" + "\x1b[2J" * 20, None),
+        ("x" * 10_000, None),
+        (None, None),
+        (True, None),
+        ([2027, 1, 14], None),
+        ({"date": "2027-01-14"}, None),
+        (float("nan"), None),
+        (float("inf"), None),
+        (-1, None),
+        (10**30, None),
+    ],
+)
+def test_a_shutdown_date_is_read_only_when_it_is_one(value: object, date: dt.date | None) -> None:
+    assert parse_shutdown_date(value) == date
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\xff\xfe", b"[]", b"null", b'{"id": "other-model", "shutdown_date": "2027-01-14"}', b"[" * 100_000],
+)
+def test_a_model_object_that_is_not_one_announces_nothing(body: bytes) -> None:
+    assert read_shutdown(body, "m") is None
+
+
+def test_an_endpoint_that_never_answers_is_not_waited_for() -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1/models/m"
+        assert look_up_shutdowns([Lookup("judge", "m", url)], timeout=0.2) == []
+
+
+def test_the_header_line() -> None:
+    shutdown = Shutdown("judge", "gpt-4o-2024-08-06", dt.date(2027, 1, 14))
+    assert shutdown.header_line(dt.date(2026, 12, 3)) == "judge gpt-4o-2024-08-06: shuts down 2027-01-14 (42 days)"
+    assert shutdown.header_line(dt.date(2027, 1, 13)) == "judge gpt-4o-2024-08-06: shuts down 2027-01-14 (1 day)"
+    assert Shutdown("target", "gpt-4.1", dt.date(2027, 1, 14)).header_line(dt.date(2027, 1, 14)) == (
+        "model under test gpt-4.1: shuts down 2027-01-14 (today)"
+    )
+
+
+@pytest.mark.parametrize("dist", [pytest.param([], id="no-xdist"), pytest.param(["-n", "2"], id="n2")])
+def test_an_announced_shutdown_is_in_the_header_and_the_json_and_asked_once(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str]
+) -> None:
+    date = today() + dt.timedelta(days=42)
+    chat_server.models[JUDGE_MODEL] = model_object(JUDGE_MODEL, shutdown_date=date.isoformat())
+    chat_server.models[TARGET_MODEL] = model_object(TARGET_MODEL)  # served, no date announced
+    out = suite.path / "r.json"
+    result = run_suite(suite, chat_server, dataset_files, "--airbench-categories=1.1", f"--airbench-json={out}", *dist)
+    result.assert_outcomes(passed=5)
+    # The days are counted from the day the run started (a run may cross midnight).
+    result.stdout.re_match_lines([rf"airbench: judge {JUDGE_MODEL}: shuts down {date.isoformat()} \(4[12] days\)"])
+    assert "shuts down" not in result.stdout.str().replace(f"judge {JUDGE_MODEL}: shuts down", "", 1)
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["shutdown_dates"] == {"judge": {"model": JUDGE_MODEL, "shutdown_date": date.isoformat()}}
+    assert sorted(chat_server.lookups) == sorted([JUDGE_MODEL, TARGET_MODEL])  # once per run, not per worker
+
+
+def test_a_model_already_shut_down_is_one_sentence_before_any_call(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    date = today() - dt.timedelta(days=41)
+    chat_server.models[JUDGE_MODEL] = model_object(JUDGE_MODEL, shutdown_date=date.isoformat())
+    result = run_suite(suite, chat_server, dataset_files, "--airbench-categories=1.1")
+    assert_usage_error(
+        result,
+        f"AIR-Bench stopped before any call: the judge model {JUDGE_MODEL} was shut down on {date.isoformat()}, "
+        f"as {chat_server.v1_url} says. Pass --airbench-judge-model with a model the endpoint serves (nothing "
+        f"replaces a judge behind your back), and measure how far its scores move from the official judge's with "
+        f"{CALIBRATE} first (see the README's opening section).",
+    )
+    assert chat_server.calls() == []
+
+
+def test_a_hostile_model_object_changes_nothing(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    chat_server.models[JUDGE_MODEL] = model_object(JUDGE_MODEL, shutdown_date="1999-99-99\x1b]0;pwned\x07")
+    chat_server.models[TARGET_MODEL] = b'{"id": "target-model", "shutdown_date": '  # cut off
+    result = run_suite(suite, chat_server, dataset_files, "--airbench-categories=1.1")
+    result.assert_outcomes(passed=5)
+    assert "shuts down" not in result.stdout.str()
+    assert "pwned" not in result.stdout.str()

@@ -204,6 +204,7 @@ class SDKProvider(ChatProvider):
 
     default_base_url: str = ""
     chat_path: str = "/chat/completions"  # relative to the base URL
+    models_path: str = "/models"  # `GET {base}{models_path}/{id}`: the model object (its shutdown date)
 
     def __init__(self, *, api_key: str | None, base_url: str | None, timeout: float) -> None:
         super().__init__(api_key=api_key, base_url=base_url, timeout=timeout)

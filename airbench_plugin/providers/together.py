@@ -14,6 +14,7 @@ class TogetherProvider(SDKProvider):
     key_hosts = ("api.together.xyz", "api.together.ai")
     default_base_url = "https://api.together.ai"
     chat_path = "/v1/chat/completions"  # Together's base URL has no /v1
+    models_path = "/v1/models"
 
     @staticmethod
     def load_sdk() -> SDK:
