@@ -70,8 +70,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # collect, so the controller goes by the conftest files loaded so far.
     own_target = _conftest_defines_target(config) or getattr(config.option, "dist", "no") == "no"
     run.prepare(os.environ, Path.cwd(), handed=workerinput.get(HANDOFF_KEY), own_target=own_target)
-    if settings.active and not is_worker(config) and not config.option.collectonly:
-        run.look_up_models(retirement.today())  # once per run: xdist workers are handed the answers
+    # Once per run (xdist workers are handed the answers), and not while a missing key may still stop it.
+    if settings.active and not is_worker(config) and not config.option.collectonly and not run.target_key_problem:
+        run.look_up_models(retirement.today())
     config.stash[RUN_KEY] = run
     if settings.active:
         run.start_scrubbing_logs()
