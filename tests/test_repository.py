@@ -46,8 +46,9 @@ def test_gitignore_covers_what_the_readme_command_writes(
 ) -> None:
     # The README's command, pointed at the loopback server, in a git work tree holding our .gitignore.
     args = readme_run_command()
-    model = args.index("--airbench-model")
-    del args[model : model + 2]
+    for endpoint in ("--airbench-model", "--airbench-judge-model"):  # the loopback server's models instead
+        index = args.index(endpoint)
+        del args[index : index + 2]
     jobs = args.index("-n")  # the outputs are the same without workers; in-process is faster
     del args[jobs : jobs + 2]
     shutil.copy(REPO / ".gitignore", suite.path / ".gitignore")
