@@ -29,7 +29,7 @@ from airbench_plugin.results import (
     load_results,
     select_prefix,
 )
-from airbench_plugin.stats import DEFAULT_CONFIDENCE, PairedDifference, paired_difference, z_value
+from airbench_plugin.stats import DEFAULT_CONFIDENCE, Z95, PairedDifference, paired_difference, z_value
 from airbench_plugin.wording import interval_text, plural, points_text
 
 __all__ = [
@@ -41,9 +41,6 @@ __all__ = [
     "evaluate_gates",
     "load_baseline",
 ]
-
-
-Z95 = z_value(DEFAULT_CONFIDENCE)
 
 
 class BaselineError(Exception):

@@ -35,6 +35,9 @@ def z_value(confidence: float) -> float:
     return _NORMAL.inv_cdf(1.0 - (1.0 - confidence) / 2.0)
 
 
+Z95 = z_value(DEFAULT_CONFIDENCE)
+
+
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)  # as `results.tally` sums, so a gate and the summary agree to the bit
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,36 @@ def make_hub_folder(folder: Path, rows: Sequence[Sequence[str]], judge_rows: Seq
         encoding="utf-8",
     )
     return folder
+
+
+def reference_error_bar(results: Sequence[dict[str, Any]], z: float = 1.959963984540054) -> tuple[float, float, float]:
+    """The (stderr, ci_low, ci_high) of a document's scored results, computed apart from the plugin's
+    stats module, for checking it: the clustered variance from cluster means (n_c (mean_c - m))², and
+    Wilson's bounds as the roots of the score test's quadratic (1 + z²/n) p² - (2m + z²/n) p + m² = 0."""
+    scored = [(r["cate_idx"], float(r["score"])) for r in results if r["outcome"] != "error" and r["score"] is not None]
+    n = len(scored)
+    m = sum(score for _c, score in scored) / n
+    clusters: dict[str, list[float]] = {}
+    for cate, score in scored:
+        clusters.setdefault(cate, []).append(score)
+    c = len(clusters)
+    if c > 1:
+        spread = sum((len(s) * (sum(s) / len(s) - m)) ** 2 for s in clusters.values())
+        variance = c / (c - 1) * spread / n**2
+    else:
+        variance = sum((score - m) ** 2 for _c, score in scored) / (n * (n - 1))
+    stderr = math.sqrt(variance)
+    n_eff = min(n, m * (1 - m) / variance) if variance > 0 else n
+    a, b = 1 + z * z / n_eff, -(2 * m + z * z / n_eff)
+    root = math.sqrt(max(b * b - 4 * a * m * m, 0.0))
+    return stderr, (-b - root) / (2 * a), (-b + root) / (2 * a)
+
+
+def assert_error_bars(document: dict[str, Any]) -> None:
+    """A document's summary and level-2 rows carry the stderr and interval `reference_error_bar` gives."""
+    rows = [(document["summary"], document["results"])]
+    for key, row in document["categories"]["l2"].items():
+        rows.append((row, [r for r in document["results"] if r["cate_idx"].split(".")[0] == key]))
+    for row, results in rows:
+        stderr, low, high = reference_error_bar(results)
+        assert (row["stderr"], row["ci_low"], row["ci_high"]) == pytest.approx((stderr, low, high), abs=1e-9)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 import pytest
@@ -26,6 +27,7 @@ from airbench_plugin.results import (
     tally,
     token_usage,
 )
+from airbench_plugin.stats import Z95, wilson_interval
 
 
 def result(cate: str, score: float | None, outcome: Outcome | None = None, prompt: str = "p") -> CaseResult:
@@ -77,15 +79,29 @@ def test_rates_are_plain_means_and_errors_are_left_out() -> None:
     assert (overall.n, overall.passed, overall.failed, overall.errors) == (6, 4, 2, 1)
     assert overall.refusal_rate == pytest.approx(3.5 / 6)
     table = categories(RESULTS)
-    assert table["l2"]["1"] == CategoryRow("1", "Security Risks", Tally(4, 2.5 / 4, 3, 1, 0))
-    assert table["l2"]["1"].to_json() == {
+    row = table["l2"]["1"]
+    assert dataclasses.replace(row, tally=dataclasses.replace(row.tally, estimate=None)) == CategoryRow(
+        "1", "Security Risks", Tally(4, 2.5 / 4, 3, 1, 0)
+    )
+    # Scores 1, 0.5 | 0 | 1 in level-4 clusters 1.1.1, 1.1.2, 1.2.3 around m = 0.625: cluster sums of
+    # deviations 0.25, -0.625, 0.375, so SE = sqrt(3/2 * 0.59375) / 4 = 0.2359 and n_eff = min(4, 4.21) = 4.
+    stderr = math.sqrt(1.5 * 0.59375) / 4
+    low, high = wilson_interval(0.625, 4, Z95)
+    assert row.to_json() == {
         "name": "Security Risks",
         "n": 4,
         "refusal_rate": 2.5 / 4,
         "passed": 3,
         "failed": 1,
         "errors": 0,
+        "stderr": pytest.approx(stderr),
+        "ci_low": pytest.approx(low),
+        "ci_high": pytest.approx(high),
+        "n_effective": 4.0,
     }
+    # A category of one prompt has no standard error but an interval; the error bar is in the JSON as null.
+    assert table["l4"]["1.2.3"].tally.to_json()["stderr"] is None
+    assert tally([result("2.5.1", None)]).to_json()["ci_low"] is None
     assert table["l2"]["2"].tally.refusal_rate == 0.5
     assert table["l2"]["2"].tally.errors == 1
     assert list(table["l3"]) == ["1.1", "1.2", "2.5", "2.10"]  # numeric order, not string order

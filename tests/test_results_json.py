@@ -28,6 +28,7 @@ from airbench_plugin.results import (
     TokenCount,
     load_results,
 )
+from airbench_plugin.stats import Z95, RateEstimate, wilson_interval
 
 V1 = Path(__file__).parent / "data" / "results_v1.json"
 
@@ -99,7 +100,23 @@ def test_to_json_then_from_json_gives_the_same_run() -> None:
 def test_records_are_in_taxonomy_order_and_aggregates_are_derived() -> None:
     run = full_run()
     assert [r.cate_idx for r in run.records] == ["1.1.6", "1.1.6", "2.5.1", "14.3940.21"]
-    assert run.summary == Tally(n=3, refusal_rate=0.5, passed=2, failed=1, errors=1)
+    # Clusters 1.1.6 (scores 1 and 0) and 14.3940.21 (0.5) each average the overall 0.5: the clustered
+    # SE is 0, so n_eff = n = 3 and the interval is Wilson's on 3 prompts.
+    low, high = wilson_interval(0.5, 3, Z95)
+    error_bar = RateEstimate(mean=0.5, n=3, stderr=0.0, n_effective=3.0, ci_low=low, ci_high=high)
+    assert run.summary == Tally(n=3, refusal_rate=0.5, passed=2, failed=1, errors=1, estimate=error_bar)
+    assert run.to_json()["summary"] == {
+        "n": 3,
+        "refusal_rate": 0.5,
+        "passed": 2,
+        "failed": 1,
+        "errors": 1,
+        "stderr": 0.0,
+        "ci_low": pytest.approx(0.125334, abs=1e-6),
+        "ci_high": pytest.approx(0.874666, abs=1e-6),
+        "n_effective": 3.0,
+    }
+    assert run.to_json()["confidence"] == 0.95
     assert list(run.aggregates.levels["l2"]) == ["1", "2", "14"]
     assert run.aggregates.levels["l4"]["14.3940.21"].tally.refusal_rate == 0.5
     assert run.usage == {"target": TokenCount(40, 20), "judge": TokenCount(400, 12)}

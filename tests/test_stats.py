@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from airbench_plugin.stats import (
     wilson_interval,
     z_value,
 )
+from tests.helpers import reference_error_bar
 
 Z95 = 1.959963984540054
 
@@ -87,6 +89,21 @@ def test_clustered_stderr_agrees_with_a_cluster_bootstrap() -> None:
     formula = clustered_stderr(scores, clusters)
     assert formula is not None
     assert statistics.stdev(means) == pytest.approx(formula * math.sqrt((c - 1) / c), rel=0.08)
+
+
+def test_rate_estimates_agree_with_a_computation_apart() -> None:
+    # tests.helpers.reference_error_bar: the variance from cluster means, Wilson from its quadratic.
+    rng = random.Random(20)
+    for _ in range(200):
+        n = rng.randint(2, 40)
+        results: list[dict[str, Any]] = [
+            {"cate_idx": f"1.1.{rng.randint(1, 5)}", "score": rng.choice((0.0, 0.5, 1.0)), "outcome": "passed"}
+            for _ in range(n)
+        ]
+        estimate = rate_estimate([r["score"] for r in results], [r["cate_idx"] for r in results], Z95)
+        assert estimate is not None
+        stderr, low, high = reference_error_bar(results)
+        assert (estimate.stderr, estimate.ci_low, estimate.ci_high) == pytest.approx((stderr, low, high), abs=1e-9)
 
 
 def test_no_stderr_below_two_scores() -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from airbench_plugin.prefetch import DEPTH_KEY
 from tests.chat_server import JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
-from tests.helpers import run_suite
+from tests.helpers import assert_error_bars, run_suite
 
 HOSTILE = "<script>window.__xss=1</script><img src=x onerror=\"document.title='pwned'\"></textarea>"
 
@@ -130,6 +130,7 @@ def test_every_output_is_the_same_with_and_without_xdist(
     assert comparable(json.loads((n2 / "r.json").read_text()), "n2") == comparable(
         json.loads((one / "r.json").read_text()), "one"
     )
+    assert_error_bars(json.loads((n2 / "r.json").read_text()))  # computed on the controller, as without -n
     cases = junit_cases(n2 / "junit.xml")
     assert cases == junit_cases(one / "junit.xml")
     assert len(cases) == 18

@@ -16,33 +16,53 @@ from airbench_plugin.agreement import ScoredPair
 from airbench_plugin.dataset import cate_sort_key, selects
 from airbench_plugin.results.records import LEVELS, OUTCOMES, CaseResult, Level
 from airbench_plugin.roles import Role
-from airbench_plugin.stats import RateEstimate, rate_estimate
+from airbench_plugin.stats import Z95, RateEstimate, rate_estimate
 
 
 @dataclass(frozen=True)
 class Tally:
-    """Counts and the refusal rate of a set of results."""
+    """Counts and the refusal rate of a set of results, with the rate's error bar (`estimate`:
+    clustered standard error, effective size and interval; None without a scored result)."""
 
     n: int  # scored results: the rate's denominator
     refusal_rate: float | None
     passed: int
     failed: int
     errors: int
+    estimate: RateEstimate | None = None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The rate's confidence interval, when there is a rate."""
+        return None if self.estimate is None else (self.estimate.ci_low, self.estimate.ci_high)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data: dict[str, Any] = {
+            "n": self.n,
+            "refusal_rate": self.refusal_rate,
+            "passed": self.passed,
+            "failed": self.failed,
+            "errors": self.errors,
+        }
+        if self.estimate is None:
+            return {**data, "stderr": None, "ci_low": None, "ci_high": None, "n_effective": None}
+        return {**data, **self.estimate.to_json()}
 
 
-def tally(results: Iterable[CaseResult]) -> Tally:
-    """The plain mean of scores over scored results, and the outcome counts."""
+def tally(results: Iterable[CaseResult], z: float = Z95) -> Tally:
+    """The plain mean of scores over scored results with its interval at the normal quantile `z`,
+    and the outcome counts."""
     scores: list[float] = []
+    clusters: list[str] = []
     counts = dict.fromkeys(OUTCOMES, 0)
     for result in results:
         counts[result.outcome] += 1
         if result.scored and result.score is not None:
             scores.append(result.score)
+            clusters.append(result.cate_idx)
     rate = sum(scores) / len(scores) if scores else None
-    return Tally(len(scores), rate, counts["passed"], counts["failed"], counts["error"])
+    error_bar = rate_estimate(scores, clusters, z)
+    return Tally(len(scores), rate, counts["passed"], counts["failed"], counts["error"], error_bar)
 
 
 def estimate(results: Iterable[CaseResult], z: float) -> RateEstimate | None:
@@ -82,8 +102,11 @@ def mean_prob_of_risk(results: Iterable[CaseResult]) -> float | None:
     return sum(risks) / len(risks) if risks else None
 
 
-def categories(results: Sequence[CaseResult], guardian: bool = False) -> dict[Level, dict[str, CategoryRow]]:
-    """Every level-2, level-3 and level-4 category of `results`, in taxonomy order."""
+def categories(
+    results: Sequence[CaseResult], guardian: bool = False, z: float = Z95
+) -> dict[Level, dict[str, CategoryRow]]:
+    """Every level-2, level-3 and level-4 category of `results`, in taxonomy order, each rate with
+    its interval at the normal quantile `z`."""
     table: dict[Level, dict[str, CategoryRow]] = {}
     for level in LEVELS:
         groups: dict[str, list[CaseResult]] = defaultdict(list)
@@ -93,7 +116,7 @@ def categories(results: Sequence[CaseResult], guardian: bool = False) -> dict[Le
             key: CategoryRow(
                 key,
                 members[0].name(level),
-                tally(members),
+                tally(members, z),
                 guardian,
                 mean_prob_of_risk(members) if guardian else None,
             )

@@ -36,7 +36,7 @@ from airbench_plugin.results.outcome import GATE_BY, Comparison, Gate, GateBy, G
 from airbench_plugin.results.plan import PlanCounts, PlannedPrompt, plan_counts, plan_from_records
 from airbench_plugin.results.records import LEVELS, CaseResult, ResultsError, order_results
 from airbench_plugin.shards import Shard
-from airbench_plugin.stats import DEFAULT_CONFIDENCE
+from airbench_plugin.stats import DEFAULT_CONFIDENCE, z_value
 
 SCHEMA = 2  # version of the JSON document; documents without a "schema" field are version 1
 
@@ -129,10 +129,18 @@ class RunSettings:
             seed=decode.integer(take("seed"), f"{where}.seed", -(2**63), 2**63),
             categories=tuple(decode.text(item, f"{where}.categories[{i}]") for i, item in enumerate(categories)),
             shard=None if shard is None else _shard(shard, f"{where}.shard"),
-            confidence=decode.number(take("confidence"), f"{where}.confidence", 0.5, 0.999999),
+            confidence=read_confidence(take("confidence"), f"{where}.confidence"),
             gate_by=decode.choice(take("gate_by"), f"{where}.gate_by", GATE_BY),
             other={key: decode.plain(value, f"{where}.{key}") for key, value in raw.items()},
         )
+
+
+def read_confidence(value: object, where: str) -> float:
+    """A confidence level, as --airbench-confidence takes it: at least 0.5 and below 1."""
+    confidence = decode.number(value, where, 0.5, 1.0)
+    if confidence == 1.0:
+        raise ResultsError(f"{where} is 1, not a confidence level below 1")
+    return confidence
 
 
 def _shard(value: object, where: str) -> Shard:
@@ -202,7 +210,9 @@ class RunResults:
 
     @cached_property
     def aggregates(self) -> Aggregates:
-        return Aggregates(tally(self.records), categories(self.records, guardian=GUARDIAN in self.judge_kinds))
+        z = z_value(self.settings.confidence)
+        guardian = GUARDIAN in self.judge_kinds
+        return Aggregates(tally(self.records, z), categories(self.records, guardian, z))
 
     @property
     def judge_kinds(self) -> tuple[str, ...]:
@@ -271,6 +281,7 @@ class RunResults:
             "judge_model": self.judge_model,
             "dataset": self.dataset.to_json(),
             "settings": self.settings.to_json(),
+            "confidence": self.settings.confidence,  # of every interval in the document
             "summary": self.summary.to_json(),
             "categories": self.aggregates.categories_json(),
             "gates": [gate.to_json() for gate in self.gates],
@@ -312,6 +323,8 @@ class RunResults:
             if name not in raw:
                 raise ResultsError(f"it has no {name!r} field")
         _check_aggregates(raw["summary"], raw["categories"])
+        if "confidence" in raw:  # the settings' confidence, repeated at the top for readers of the file
+            read_confidence(raw["confidence"], "confidence")
         items = decode.array(raw["results"], "results")
         records = tuple(CaseResult.from_json(item, f"results[{i}]") for i, item in enumerate(items))
         gates = decode.array(raw.get("gates", []), "gates")
@@ -341,7 +354,9 @@ class RunResults:
 
 def _check_tally(data: object, where: str) -> None:
     raw = decode.obj(data, where)
-    decode.opt_number(raw.get("refusal_rate"), f"{where}.refusal_rate", 0.0, 1.0)
+    for name in ("refusal_rate", "stderr", "ci_low", "ci_high"):
+        decode.opt_number(raw.get(name), f"{where}.{name}", 0.0, 1.0)
+    decode.opt_number(raw.get("n_effective"), f"{where}.n_effective", 0.0, decode.MAX_COUNT)
     for name in ("n", "passed", "failed", "errors"):
         if name in raw:
             decode.integer(raw[name], f"{where}.{name}")

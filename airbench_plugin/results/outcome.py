@@ -80,7 +80,7 @@ class DeltaRow:
     baseline: float | None
     current: float | None
     delta: float | None
-    difference: PairedDifference | None = None  # the paired difference with its error bar (schema 3)
+    difference: PairedDifference | None = None  # the paired difference with its error bar
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -135,7 +135,7 @@ class Comparison:
     overall_delta: float | None
     l2: dict[str, DeltaRow]
     flipped: tuple[FlippedPrompt, ...]
-    difference: PairedDifference | None = None  # overall, with its error bar (schema 3)
+    difference: PairedDifference | None = None  # overall, with its error bar
 
     def to_json(self) -> dict[str, Any]:
         return {
