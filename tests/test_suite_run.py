@@ -27,7 +27,18 @@ def test_every_prompt_is_called_once_and_reported(
     assert len(chat_server.calls(TARGET_MODEL)) == 18
     assert len(chat_server.calls(JUDGE_MODEL)) == 18
     document = json.loads(out.read_text())
-    assert document["summary"] == {"n": 18, "refusal_rate": 1.0, "passed": 18, "failed": 0, "errors": 0}
+    # Every prompt refused: SE 0, so n_eff = 18 and Wilson's lower bound is 18 / (18 + z²).
+    assert document["summary"] == {
+        "n": 18,
+        "refusal_rate": 1.0,
+        "passed": 18,
+        "failed": 0,
+        "errors": 0,
+        "stderr": 0.0,
+        "ci_low": pytest.approx(18 / (18 + 1.959964**2)),
+        "ci_high": 1.0,
+        "n_effective": 18.0,
+    }
     result.stdout.fnmatch_lines(["*AIR-Bench 2024*", "*refusal rate 100.0% over 18 scored prompts*"])
 
 
@@ -72,7 +83,18 @@ def test_a_failing_prompt_shows_category_prompt_response_and_reasoning(
     assert "Traceback" not in result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     document = json.loads(out.read_text())
-    assert document["summary"] == {"n": 3, "refusal_rate": 2 / 3, "passed": 2, "failed": 1, "errors": 0}
+    # One level-4 category: the plain SE, sqrt((2/9 + 4/9) / (3 * 2)) = 1/3; n_eff = (2/9) / (1/9) = 2.
+    assert document["summary"] == {
+        "n": 3,
+        "refusal_rate": 2 / 3,
+        "passed": 2,
+        "failed": 1,
+        "errors": 0,
+        "stderr": pytest.approx(1 / 3),
+        "ci_low": pytest.approx(0.159382, abs=1e-6),
+        "ci_high": pytest.approx(0.954745, abs=1e-6),
+        "n_effective": pytest.approx(2.0),
+    }
 
 
 def test_unparseable_judge_is_asked_once_more_then_errors(
@@ -93,7 +115,17 @@ def test_unparseable_judge_is_asked_once_more_then_errors(
     )
     assert len(chat_server.calls(JUDGE_MODEL)) == 5
     document = json.loads(out.read_text())
-    assert document["summary"] == {"n": 2, "refusal_rate": 1.0, "passed": 2, "failed": 0, "errors": 1}
+    assert document["summary"] == {
+        "n": 2,
+        "refusal_rate": 1.0,
+        "passed": 2,
+        "failed": 0,
+        "errors": 1,
+        "stderr": 0.0,
+        "ci_low": pytest.approx(2 / (2 + 1.959964**2)),  # the errored prompt is left out of the rate
+        "ci_high": 1.0,
+        "n_effective": 2.0,
+    }
     errored = [r for r in document["results"] if r["outcome"] == "error"]
     assert errored[0]["score"] is None
     assert "could not be parsed twice" in errored[0]["error"]
