@@ -294,6 +294,24 @@ def run_calibrate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return USAGE_ERROR if failures else calibration.exit_status
 
 
+# --- batch ---------------------------------------------------------------------------------------
+
+
+def run_batch(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from pathlib import Path
+
+    from airbench_plugin.batch.commands import BatchCommandError, cancel_lines, status_lines
+    from airbench_plugin.credentials import CredentialsError
+
+    lines = status_lines if args.action == "status" else cancel_lines
+    try:
+        for line in lines(Path(args.cache), environ, Path.cwd()):
+            print(line)
+    except (BatchCommandError, CredentialsError) as exc:
+        raise CliError(f"{exc}.") from None
+    return 0
+
+
 # --- the parser -----------------------------------------------------------------------------------
 
 
@@ -303,7 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Merge, export and compare AIR-Bench 2024 runs of pytest-airbench; download the dataset.",
     )
     parser.add_argument("--version", action="version", version=f"pytest-airbench {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{merge,export,compare,download,calibrate}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{merge,export,compare,download,calibrate,batch}"
+    )
 
     merge = commands.add_parser(
         "merge",
@@ -381,6 +401,16 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--repo", default=HF_REPO, metavar="OWNER/NAME", help=f"hub repository (default: {HF_REPO})")
     fetch.set_defaults(handler=run_download)
     add_calibrate(commands)
+
+    batch = commands.add_parser(
+        "batch",
+        help="list or cancel the Batch-API batches recorded in a cache directory (--airbench-batch)",
+        description="List the batches a --airbench-batch run recorded in its cache directory, with their status at "
+        "the provider, or cancel those not collected yet (a run with the same cache collects what they finished).",
+    )
+    batch.add_argument("action", choices=("status", "cancel"), help="list them, or cancel the running ones")
+    batch.add_argument("--cache", default=".airbench_cache", metavar="DIR", help="the cache (default: .airbench_cache)")
+    batch.set_defaults(handler=run_batch)
     return parser
 
 

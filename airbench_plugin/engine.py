@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import itertools
 import math
 import random
@@ -22,16 +23,22 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from airbench_plugin.batch.api import BatchAPI, batch_api, provider_host
+from airbench_plugin.batch.driver import BatchItem, StepProgress
+from airbench_plugin.batch.journal import Journal, Step
+from airbench_plugin.batch.lines import custom_id
+from airbench_plugin.batch.session import BatchSession, EndpointBatch
 from airbench_plugin.breaker import CircuitBreaker
 from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
-from airbench_plugin.judges.base import JudgeParseError, JudgeVerdict
+from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeVerdict
 from airbench_plugin.pacing import CHARS_PER_TOKEN, EndpointPacer, Stalled, Turn, estimate_tokens
 from airbench_plugin.providers.base import (
     ChatRequest,
     Completion,
     ProviderError,
 )
+from airbench_plugin.providers.callable import CallableTarget
 from airbench_plugin.providers.quirks import RequestShape
 from airbench_plugin.retirement import gone_message, model_gone
 from airbench_plugin.roles import ROLES, Role
@@ -56,6 +63,14 @@ DRAIN_TIMEOUT = 8.0  # seconds a closing engine waits for calls other workers wa
 CLAIM_POLL = 0.05  # seconds between looks at the store while another process makes a call
 
 
+@dataclass(frozen=True)
+class BatchSetup:
+    """Batch mode's settings for one process: the run it belongs to and how often it looks."""
+
+    run_id: str  # the same in every process of the run (xdist workers): they share its steps
+    poll: float
+
+
 @dataclass
 class EngineStats:
     """Counters for the progress line and the token summary; touched only on the loop thread."""
@@ -68,6 +83,8 @@ class EngineStats:
     reshaped: int = 0  # requests sent again in the shape a reasoning model wants
     errored: int = 0
     cases_done: int = 0
+    batched: int = 0  # answers this run received through a batch, read from the cache by their tests
+    batch: StepProgress | None = None  # batch mode: the batches' step, status and counts (where they are driven)
     tokens: dict[Role, list[int]] = field(default_factory=lambda: {role: [0, 0] for role in ROLES})
     sent: dict[Role, dict[str, Any]] = field(default_factory=dict)  # generation settings sent, by role
     store: StoreProblems = field(default_factory=StoreProblems)  # the engine's store's, shared
@@ -89,6 +106,8 @@ class EngineStats:
             "rate_limited": self.rate_limited,
             "errored": self.errored,
             "cases_done": self.cases_done,
+            "batched": self.batched,
+            "batch": None if self.batch is None else self.batch.to_json(),
             "tokens": {role: list(pair) for role, pair in self.tokens.items()},
         }
 
@@ -143,8 +162,16 @@ class Engine:
         backoff_base: float = BACKOFF_BASE,
         stall_timeout: float = 120.0,
         token_budget: int | None = None,
+        batch: BatchSetup | None = None,
     ) -> None:
         self.target = target
+        self.batch_setup = batch if store is not None else None
+        self.batch: BatchSession | None = None
+        self._batch_cases: list[Case] = []
+        self._batch_apis: dict[int, BatchAPI | None] = {}
+        self._batch_reserved = 0
+        # What each batched call's key stands for: its endpoint, request and what a judge keeps.
+        self._batch_requests: dict[str, tuple[Endpoint, ChatRequest, Callable[[Completion], bool]]] = {}
         self.judges = tuple(judges)
         self.system_prompt = system_prompt
         self.prompt_suffix = prompt_suffix
@@ -216,6 +243,27 @@ class Engine:
         future holds their verdicts, first judge first, or raises CaseError."""
         return self._run(self._judge_recorded(case, answer, next(self._order)))
 
+    def start_batch(self, cases: Sequence[Case]) -> None:
+        """Batch mode: these cases' calls go as batches, answers first; each test then waits for its own."""
+        if self.batch_setup is None or self.batch is not None:
+            return
+        self._batch_cases = list(cases)
+        self._run(self._start_batch()).result()
+
+    async def _start_batch(self) -> None:
+        assert self.store is not None and self.batch_setup is not None
+        self.batch = BatchSession(
+            journal=Journal(self.store.directory),
+            store=self.store,
+            run_id=self.batch_setup.run_id,
+            poll=self.batch_setup.poll,
+            plan=self._batch_plan,
+            allow=self._batch_allow,
+            fallback=self._batch_fallback,
+        )
+        self.stats.batch = self.batch.progress
+        self.batch.start()
+
     def close(self) -> None:
         """Cancel what is still pending, close connections and stop the loop."""
         for future in self._futures.values():
@@ -240,6 +288,11 @@ class Engine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.batch is not None:
+            await self.batch.aclose()  # its batches run on at the provider: the journal has them
+        for api in self._batch_apis.values():
+            if api is not None:
+                await api.aclose()
         for endpoint in {id(e.provider): e for e in self.endpoints}.values():
             await endpoint.provider.aclose()
 
@@ -312,15 +365,25 @@ class Engine:
         judge: str | None = None,
     ) -> Completion:
         """One completion, from the cache when it holds one that `keep` accepts."""
+        delivered: frozenset[str] = frozenset()
+        if self.batch is not None:
+            # Batch mode: this call may be on its way in a batch; once its step is settled it is
+            # in the cache, or it is made as an ordinary call.
+            delivered = await self.batch.settled(batch_step(endpoint), endpoint.role)
         key = None
         if self.store is not None and endpoint.cacheable:
             key = request_key(endpoint.provider.name, endpoint.provider.base_url, request, judge)
             cached = await self._stored_or_claim(self.store, key, keep)
             if cached is not None:
-                self.stats.cached += 1
+                batched = key in delivered
+                if batched:
+                    self.stats.batched += 1
+                else:
+                    self.stats.cached += 1
                 # The counts stay what the answer cost when it was made; the flag says this run did
-                # not pay them (the progress line's counters only add calls actually made).
-                return dataclasses.replace(cached, from_cache=True)
+                # not pay them (the progress line's counters only add calls actually made). An
+                # answer this run's batch brought was paid by this run.
+                return dataclasses.replace(cached, from_cache=not batched)
         if key is None:
             return await self._call_and_store(endpoint, request, None, keep, order)
         call = asyncio.ensure_future(self._call_and_store(endpoint, request, key, keep, order))
@@ -386,6 +449,136 @@ class Engine:
         """The spend guard: once the budget is spent no new call starts and the run stops."""
         if self.token_budget is not None and self.breaker.reason is None and self.stats.spent() >= self.token_budget:
             self.breaker.reason = budget_message(self.stats.spent(), self.token_budget)
+
+    # --- batch mode: what each step sends, and the budget it may spend ---------------------------
+
+    async def _batch_api(self, endpoint: Endpoint) -> BatchAPI | None:
+        """`endpoint`'s Batches client, or None: a callable, recorded answers, or a server without the
+        Batches API (vLLM, Ollama: asked once) is called as usual."""
+        if id(endpoint) not in self._batch_apis:
+            api = batch_api(endpoint.provider) if endpoint.cacheable else None
+            if api is not None and not provider_host(endpoint.provider) and not await api.probe():
+                await api.aclose()
+                api = None
+            self._batch_apis[id(endpoint)] = api
+        return self._batch_apis[id(endpoint)]
+
+    async def _batch_plan(self, step: Step, only: frozenset[str] | None) -> list[EndpointBatch]:
+        """Each batchable endpoint's calls for `step` not in the cache yet (with `only`: just those keys)."""
+        self._batch_reserved = 0  # what the last step reserved is now spent or released
+        plans: list[EndpointBatch] = []
+        target = self.target
+        if target is None:  # judging recorded answers one by one (calibrate): nothing to batch
+            return plans
+        roles: list[tuple[Endpoint, Judge | None]] = (
+            [(target, None)] if step == "answers" else [(j.endpoint, j.judge) for j in self.judges]
+        )
+        for endpoint, judge in roles:
+            api = await self._batch_api(endpoint)
+            if api is None:
+                continue
+            items = await self._batch_items(target, endpoint, judge, only)
+            plans.append(
+                EndpointBatch(
+                    api=api,
+                    role=endpoint.role,
+                    model=endpoint.model,
+                    items=items,
+                    adapt=functools.partial(self._batch_adapt, endpoint),
+                    on_tokens=functools.partial(self._batch_tokens, endpoint.role),
+                )
+            )
+        return plans
+
+    async def _batch_items(
+        self, target: Endpoint, endpoint: Endpoint, judge: Judge | None, only: frozenset[str] | None
+    ) -> list[BatchItem]:
+        store = self.store
+        assert store is not None
+        shape = self.shape(endpoint)
+        items: dict[str, BatchItem] = {}
+        for case in self._batch_cases:
+            request = target_request(target, case.prompt + self.prompt_suffix, self.system_prompt)
+            keep: Callable[[Completion], bool] = _always
+            if judge is not None:
+                answer = await self._batch_answer(target, request)
+                if answer is None or answer.refused_by_provider or not answer.text.strip():
+                    continue  # no answer yet, or none a judge is asked about
+                request, keep = judge.request(case, valid_unicode(answer.text)), judge.parses
+            key = request_key(
+                endpoint.provider.name, endpoint.provider.base_url, request, judge.kind if judge else None
+            )
+            if key in items or (only is not None and key not in only):
+                continue
+            cached = await asyncio.to_thread(store.get, key)
+            if cached is not None and keep(cached):
+                continue
+            self._batch_requests[key] = (endpoint, request, keep)
+            body = shape.apply(request).body()
+            cost = estimate_tokens(request.messages, request.max_tokens)
+            items[key] = BatchItem(custom_id(endpoint.role, case.test_id), key, body, keep, cost)
+        return list(items.values())
+
+    async def _batch_answer(self, target: Endpoint, request: ChatRequest) -> Completion | None:
+        """The model's answer to `request` for the judgements step: from the cache, or recorded answers."""
+        if target.cacheable:
+            assert self.store is not None
+            key = request_key(target.provider.name, target.provider.base_url, request)
+            return await asyncio.to_thread(self.store.get, key)
+        if isinstance(target.provider, CallableTarget):
+            return None  # the tests ask the function themselves: their judgements go as usual
+        try:
+            return await target.provider.complete(request)  # recorded answers: read, not called
+        except ProviderError:
+            return None
+
+    async def _batch_fallback(self, keys: Sequence[str]) -> list[str]:
+        """Make the calls a step's batches did not answer as ordinary calls; the keys now in the cache.
+
+        A call that fails is left to its test, which makes it again and errors with its own sentence.
+        """
+        store = self.store
+        assert store is not None
+
+        async def call(order: int, key: str) -> str | None:
+            endpoint, request, keep = self._batch_requests[key]
+            try:
+                await self._call_and_store(endpoint, request, key, keep, order)
+            except CaseError:
+                return None
+            stored = await asyncio.to_thread(store.get, key)
+            return key if stored is not None and keep(stored) else None
+
+        made = await asyncio.gather(*(call(order, key) for order, key in enumerate(keys)))
+        return [key for key in made if key is not None]
+
+    def _batch_allow(self, items: Sequence[BatchItem]) -> Sequence[BatchItem]:
+        """The items whose worst case the token budget still covers, in test order."""
+        if self.token_budget is None:
+            return items
+        room = self.token_budget - self.stats.spent() - self._batch_reserved
+        allowed: list[BatchItem] = []
+        for item in items:
+            if item.cost > room:
+                break
+            room -= item.cost
+            allowed.append(item)
+        self._batch_reserved += sum(item.cost for item in allowed)
+        return allowed
+
+    def _batch_adapt(self, endpoint: Endpoint, error: ProviderError) -> bool:
+        """Learn from a batch line's 400 as from an ordinary call's (a reasoning model's settings)."""
+        shape = self.shape(endpoint)
+        probe = shape.apply(ChatRequest(endpoint.model, (), endpoint.temperature, endpoint.max_tokens))
+        if not shape.adapt(error, probe):
+            return False
+        self.stats.reshaped += 1
+        self.stats.sent[endpoint.role] = shape.sent(endpoint.temperature, endpoint.max_tokens)
+        return True
+
+    def _batch_tokens(self, role: Role, prompt: int, completion: int) -> None:
+        self.stats.tokens[role][0] += prompt
+        self.stats.tokens[role][1] += completion
 
     def shape(self, endpoint: Endpoint) -> RequestShape:
         """How `endpoint` wants its generation settings sent, as learned from its 400 answers."""
@@ -517,6 +710,15 @@ def paid_tokens(request: ChatRequest, completion: Completion) -> tuple[int, int]
         return completion.prompt_tokens, completion.completion_tokens
     prompt = estimate_tokens(request.messages, 0)
     return prompt, math.ceil(len(completion.text) / CHARS_PER_TOKEN)
+
+
+def batch_step(endpoint: Endpoint) -> Step:
+    """Which step of a batch run sends `endpoint`'s calls: the model's answers, then the judgements."""
+    return "answers" if endpoint.role == "target" else "judgements"
+
+
+def _always(_completion: Completion) -> bool:
+    return True
 
 
 def valid_text(completion: Completion) -> Completion:

@@ -44,6 +44,7 @@ HELM_REVISION = "976d9fbb0f52bce704dcbef5bd7a2652e65f2a21"
 HF_REPO = "stanford-crfm/air-bench-2024"
 DEFAULT_DATASET = f"hf:{HF_REPO}@{HELM_REVISION}"
 DEFAULT_JUDGE_MODEL = "gpt-4o-2024-05-13"
+DEFAULT_BATCH_POLL = 10.0  # seconds: a batch takes minutes to hours; the wait grows to 5 min while it is unchanged
 
 PROVIDERS = ("auto", *provider_registry.PROVIDERS)  # `auto` decides by the model name, see resolve_provider
 _BACKENDS = ", ".join(PROVIDERS[1:-1]) + f" or {PROVIDERS[-1]}"  # "openai or together", for help texts
@@ -112,6 +113,8 @@ class Settings:
     no_step_summary: bool = False
     responses: str | None = None  # judge-only: recorded answers instead of a model
     allow_partial: bool = False  # gates may judge a run whose plan was filtered
+    batch: bool = False  # send the calls as Batch-API batches: answers, then judgements
+    batch_poll: float = DEFAULT_BATCH_POLL  # seconds before the first look at a batch; longer while it is unchanged
 
     @property
     def model(self) -> str | None:
@@ -596,6 +599,18 @@ OPTIONS: tuple[OptionSpec, ...] = (
         metavar="FILE",
     ),
     OptionSpec(
+        "batch",
+        "send the calls through the providers' Batch APIs (half the price, up to 24 h per step): the answers as "
+        "one batch per endpoint, then the judgements; batches are recorded in the cache and resumed by a rerun",
+        flag=True,
+    ),
+    OptionSpec(
+        "batch-poll",
+        f"seconds between looks at a running batch, growing while it is unchanged (default: {DEFAULT_BATCH_POLL:g})",
+        parse_seconds,
+        metavar="S",
+    ),
+    OptionSpec(
         "allow-partial",
         "let the gates judge a run that left planned prompts out on purpose (-k, -m, --lf, --deselect, "
         "skips); the reports then say the run was partial. A stopped or crashed run never passes",
@@ -666,6 +681,10 @@ def parse_values(raw: dict[str, Any]) -> Settings:
                 "--airbench-judge-prompts: a local --airbench-dataset needs its judge templates too; "
                 "pass --airbench-judge-prompts=FILE (a file with cate-idx and judge_prompt columns)."
             )
+    if settings.batch and settings.no_cache:
+        raise pytest.UsageError(
+            "--airbench-batch keeps its batches and their answers in the response cache; drop --airbench-no-cache."
+        )
     if settings.max_regression is not None and settings.baseline is None:
         raise pytest.UsageError(
             "--airbench-max-regression needs --airbench-baseline=PATH (a previous --airbench-json file)."

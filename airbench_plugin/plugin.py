@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import functools
 import gc
 import os
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from airbench_plugin import markers, options, prefetch, progress, reports, retirement
+from airbench_plugin.batch import messages as batch
 from airbench_plugin.dataset import Case, describe_sample
 from airbench_plugin.engine import Engine
 from airbench_plugin.options import Settings
@@ -47,6 +49,7 @@ STOPPED_EARLY = "not scored: AIR-Bench stopped the run early (the reason is on t
 COMPACT_FAILURES = "airbench-compact-failures"
 HANDOFF_KEY = "airbench_handoff"  # workerinput key: the controller's sampled cases and templates
 COLLECTED_KEY = "airbench_suite_collected"  # workeroutput key: the worker collected an AIR-Bench test
+BATCH_RUN_KEY = "airbench_batch_run"  # workerinput key: the run id every process's batch mode shares
 _VERDICT_KEY = pytest.StashKey[Verdict]()
 _ERROR_KEY = pytest.StashKey[str]()
 _PREFETCH_KEY = pytest.StashKey["prefetch.Prefetch[Case]"]()
@@ -65,6 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
     run = AirbenchRun(settings=settings, rootdir=Path(str(config.rootpath)))
     workerinput = getattr(config, "workerinput", {})
     run.processes = int(workerinput.get("workercount", 1))
+    run.batch_run = str(workerinput.get(BATCH_RUN_KEY, run.batch_run))
     # The model under test may be the user's own `airbench_target` fixture, which needs no key. Without
     # xdist, collection shows which fixture the suite uses before any call; under xdist only the workers
     # collect, so the controller goes by the conftest files loaded so far.
@@ -99,6 +103,8 @@ def pytest_configure_node(node: Any) -> None:
     handoff = run.handoff() if run is not None else None
     if handoff is not None:
         node.workerinput[HANDOFF_KEY] = handoff
+    if run is not None:
+        node.workerinput[BATCH_RUN_KEY] = run.batch_run
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -178,6 +184,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"airbench: {run.resolution()}",
         *(f"airbench: {line}" for line in run.shutdown_lines(retirement.today())),
     ]
+    lines += batch.header_lines(s, run.cache_dir)
     return [terminal_safe(line, one_line=True) for line in lines]
 
 
@@ -272,7 +279,7 @@ def airbench_target(request: pytest.FixtureRequest) -> ChatProvider | Callable[[
 
 @pytest.fixture(scope="session")
 def airbench_engine(
-    pytestconfig: pytest.Config, airbench_target: ChatProvider | Callable[[str], Any]
+    pytestconfig: pytest.Config, airbench_target: ChatProvider | Callable[[str], Any], request: pytest.FixtureRequest
 ) -> Generator[Engine]:
     """The process's engine: concurrency, retries and the cache around the target and the judge."""
     run = pytestconfig.stash[RUN_KEY]
@@ -285,6 +292,9 @@ def airbench_engine(
         run.gc_frozen = True  # until pytest's last cleanup has run: see pytest_configure_thaw_last
     _freeze_at_exit()
     engine = run.start_engine(airbench_target)
+    if run.settings.batch:
+        # Every process collected the same tests: each knows the whole run, and one of them sends it.
+        engine.start_batch(list(iter_cases(request.session.items)))
     try:
         yield engine
     finally:
@@ -308,7 +318,7 @@ def airbench_verdict(request: pytest.FixtureRequest, airbench_case: Case, airben
     _prefetch(item, airbench_case, airbench_engine)
     shown: str | None = None
     try:
-        verdict = airbench_engine.verdict(airbench_case)
+        verdict = _wait_for(item, airbench_case, airbench_engine)
     except CircuitOpen as exc:
         # The reason ends the run's output once ("Interrupted: ..."); the results keep it per test.
         reason = terminal_safe(str(exc), one_line=True)  # it quotes the server's error message
@@ -321,6 +331,19 @@ def airbench_verdict(request: pytest.FixtureRequest, airbench_case: Case, airben
         pytest.fail(shown, pytrace=False)  # outside `except`: no "During handling of ..." chain
     item.stash[_VERDICT_KEY] = verdict
     return verdict
+
+
+def _wait_for(item: pytest.Item, case: Case, engine: Engine) -> Verdict:
+    """The case's verdict; while a batch keeps it waiting, the progress line goes on (without xdist)."""
+    collector = item.config.pluginmanager.get_plugin("airbench-results")
+    if engine.batch is None or not isinstance(collector, ResultCollector):
+        return engine.verdict(case)
+    future = engine.submit(case)
+    while True:
+        try:
+            return future.result(timeout=collector.pacer.every)
+        except concurrent.futures.TimeoutError:
+            collector.waiting(engine.stats.snapshot())
 
 
 def _prefetch(item: pytest.Item, case: Case, engine: Engine) -> None:
@@ -417,7 +440,7 @@ class ResultCollector:
             # Anything else that failed (another test, a teardown error) must fail the run too.
             self.run.other_failures += 1
 
-    def _progress(self, report: pytest.TestReport) -> None:
+    def _progress(self, report: pytest.TestReport | None) -> None:
         """Every few seconds, a line of engine counters; only on a terminal, never in CI logs."""
         snapshot = getattr(report, "airbench_engine", None)
         if isinstance(snapshot, dict):
@@ -430,7 +453,13 @@ class ResultCollector:
         total = self.config.stash.get(_COLLECTED_KEY, None)
         elapsed = None if self.started is None else now - self.started
         line = progress.progress_line(len(self.run.results), total, progress.merge(self.engines), elapsed)
+        line += progress.batch_part(self.engines)
         progress.write_progress(terminal, terminal_safe(line, one_line=True))
+
+    def waiting(self, snapshot: dict[str, Any]) -> None:
+        """A test waits for a batch: the progress line goes on, from this process's engine."""
+        self.engines["main"] = snapshot
+        self._progress(None)
 
 
 class CompactFailures:
@@ -501,6 +530,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         # Numbers no server should send, and usage a budget needs: one line per endpoint.
         suspect = SuspectNumbers.merged(snapshot.get("suspect", {}) for snapshot in collector.engines.values())
         for line in suspect.warnings():
+            terminalreporter.write_line(terminal_safe(line, one_line=True), yellow=True)
+    if run is not None and run.settings.active and run.settings.batch:
+        for line in batch.end_lines(run.cache_dir, run.batch_run):
             terminalreporter.write_line(terminal_safe(line, one_line=True), yellow=True)
     if run is None or run.finished is None:
         return

@@ -62,6 +62,17 @@ def progress_line(done: int, total: int | None, counters: Mapping[str, int], ela
     )
 
 
+def batch_part(snapshots: Mapping[str, Mapping[str, Any]]) -> str:
+    """` · batch answers: in_progress, 120/5,694 calls`: the driving process's batches, or nothing."""
+    for snapshot in snapshots.values():
+        batch = snapshot.get("batch")
+        if isinstance(batch, Mapping) and batch.get("step"):
+            status = batch.get("status") or "sending"
+            done, total = int(batch.get("done", 0)), int(batch.get("total", 0))
+            return f" · batch {batch['step']}: {status}, {done:,}/{total:,} calls"
+    return ""
+
+
 class Pacer:
     """Says when the next progress line is due."""
 

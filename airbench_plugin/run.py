@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from airbench_plugin.credentials import (
 )
 from airbench_plugin.dataset import Case, DatasetError, load_suite, load_templates, parse_source, require_templates
 from airbench_plugin.endpoints import Endpoint, EndpointSettings, JudgeEndpoint
-from airbench_plugin.engine import Engine
+from airbench_plugin.engine import BatchSetup, Engine
 from airbench_plugin.gates import (
     BaselineError,
     Gate,
@@ -104,6 +105,7 @@ class AirbenchRun:
     processes: int = 1  # pytest processes that call the APIs (xdist workers): they share the token budget
     scale_read: bool = False  # whether the judge scale was read from the templates (`auto`)
     shutdowns: list[Shutdown] = field(default_factory=list)  # dates the endpoints announced (look_up_models)
+    batch_run: str = field(default_factory=lambda: uuid.uuid4().hex)  # one id for every process of the run
     gc_frozen: bool = False  # the collector skips the run's long-lived objects until pytest's own last collection
     # The model under test has no key: fine when a conftest's `airbench_target` fixture replaces it,
     # so the sentence waits until collection shows which fixture the suite's tests use.
@@ -349,6 +351,7 @@ class AirbenchRun:
             store=store,
             stall_timeout=s.timeout,
             token_budget=self.share(s.token_budget),
+            batch=BatchSetup(self.batch_run, s.batch_poll) if s.batch else None,
         )
         return self.engine
 

@@ -219,6 +219,9 @@ class BatchServer(ChatServer):
         self._batches_released.set()
         super().close()
 
+    def __enter__(self) -> BatchServer:
+        return self
+
 
 class _BatchHandler(_Handler):
     server: Any

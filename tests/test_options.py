@@ -79,6 +79,8 @@ PUBLIC_OPTIONS = [
     "--airbench-token-budget",
     "--airbench-shard",
     "--airbench-responses",
+    "--airbench-batch",
+    "--airbench-batch-poll",
     "--airbench-allow-partial",
 ]
 

@@ -12,8 +12,11 @@ SHOWN_IDS = 5
 
 
 class _BatchSettings(Protocol):
-    batch: bool
-    batch_poll: float
+    @property
+    def batch(self) -> bool: ...
+
+    @property
+    def batch_poll(self) -> float: ...
 
 
 def header_lines(settings: _BatchSettings, cache_dir: Path) -> list[str]:

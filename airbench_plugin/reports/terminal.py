@@ -80,7 +80,9 @@ def agreement_lines(agreement: Agreement) -> list[str]:
 
 def summary_lines(run: RunResults) -> list[str]:
     """Plain-text lines for the end of the pytest run."""
-    lines = [f"model {run.model}  judge {run.judge_model}  {overall_text(run.summary)}", ""]
+    # A batch run scores as a normal run; the reader still learns where the answers came from.
+    batch = "  (calls sent as Batch-API batches)" if run.settings.other.get("batch") is True else ""
+    lines = [f"model {run.model}  judge {run.judge_model}  {overall_text(run.summary)}{batch}", ""]
     table = category_table(run)
     lines += text_table(table.header, table.cells(), table.numeric)
     lines += judge_lines(run)
