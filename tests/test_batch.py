@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,3 +148,14 @@ def test_polling_backs_off_while_nothing_changes_and_starts_again_after_a_change
     for _ in range(50):
         delay = backoff.next(BatchState("b", "in_progress", completed=2))
     assert delay == BACKOFF_CAP
+
+
+def test_the_progress_line_shows_the_driving_processs_batches() -> None:
+    from airbench_plugin.progress import batch_part
+
+    waiting: dict[str, dict[str, Any]] = {
+        "gw1": {"batch": {"step": None}},
+        "gw0": {"batch": {"step": "answers", "status": "in_progress", "done": 120, "total": 5694}},
+    }
+    assert batch_part(waiting) == " · batch answers: in_progress, 120/5,694 calls"
+    assert batch_part({"main": {"batch": None}}) == ""

@@ -297,3 +297,38 @@ def test_batch_shards_merge_exactly_into_the_single_run(
         assert cli.main(["merge", "1of2.json", "2of2.json", "--json", "merged.json"], environ={}) in (0, 1)
         merged = comparable(suite.path / "merged.json")
         assert merged == normal
+
+
+def test_recorded_answers_are_judged_in_one_batch(suite: pytest.Pytester, api_key: str) -> None:
+    from tests.test_judge_only import PIPELINE1, judge_only_args, recorded, replay_judge
+
+    replay = replay_judge(recorded())
+    replay.close()  # only its handler is wanted: the batch server answers with it
+    with BatchServer("openai", handler=replay.handler) as server:
+        normal = suite.runpytest(*judge_only_args(server, PIPELINE1, "--airbench-json=normal.json"))
+        ordinary = len(server.requests)
+        given = [
+            arg
+            for arg in judge_only_args(server, PIPELINE1, "--airbench-json=batch.json")
+            if arg != "--airbench-no-cache"
+        ]
+        result = suite.runpytest(*given, "--airbench-batch", POLL, "--airbench-cache=cache")
+        assert result.ret == normal.ret
+        assert len(server.batches) == 1 and len(server.requests) == ordinary  # the judgements, in one batch
+        assert comparable(suite.path / "batch.json") == comparable(suite.path / "normal.json")
+
+
+def test_a_batch_holds_only_what_the_token_budget_covers(
+    suite: pytest.Pytester, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    with BatchServer("openai", handler=mixed) as server:
+        result = batch_run(suite, server, dataset_files, "--airbench-token-budget=2000")
+        answers = next(iter(server.batches.values()))
+        sent = len(answers.lines)
+        assert 0 < sent < 18
+        result.stdout.fnmatch_lines(
+            [
+                f"airbench: batch mode: {18 - sent} target calls were left out of the batch: their worst case would "
+                "pass --airbench-token-budget."
+            ]
+        )
