@@ -63,24 +63,44 @@ class BatchSession:
     progress: StepProgress = field(default_factory=StepProgress)
     notes: list[str] = field(default_factory=list)
     delivered: dict[Step, frozenset[str]] = field(default_factory=dict)
+    roles: dict[Step, frozenset[str]] = field(default_factory=dict)  # the endpoints each step batches
     _driver: asyncio.Task[None] | None = None
+    # One watcher per step and process reads the journal; every waiting call waits on its events.
+    _watchers: dict[Step, asyncio.Task[None]] = field(default_factory=dict)
+    _planned: dict[Step, asyncio.Event] = field(default_factory=dict)
+    _done: dict[Step, asyncio.Event] = field(default_factory=dict)
 
     async def settled(self, step: Step, role: str) -> frozenset[str]:
         """Wait until `step` is settled for `role`'s endpoint; the keys its batches delivered to the cache
         in this run. An endpoint the step does not batch (it cannot) waits only for the step's plan."""
-        while step not in self.delivered:
-            state = self.journal.run_state(self.run_id).get(step)
-            if isinstance(state, dict):
-                if "delivered" in state:
-                    self.delivered[step] = frozenset(str(key) for key in state["delivered"])
-                    break
-                if role not in state.get("roles", ()):
-                    return frozenset()
+        if step in self.delivered:
+            return self.delivered[step]
+        if step not in self._watchers:
+            self._planned[step], self._done[step] = asyncio.Event(), asyncio.Event()
+            self._watchers[step] = asyncio.ensure_future(self._watch(step))
+        await self._planned[step].wait()
+        if step not in self.delivered and role not in self.roles.get(step, ()):
+            return frozenset()
+        await self._done[step].wait()
+        return self.delivered[step]
+
+    async def _watch(self, step: Step) -> None:
+        """Read the journal until `step` is settled; take the lease over from a driver that died."""
+        while True:
+            entry = (await asyncio.to_thread(self.journal.run_state, self.run_id)).get(step)
+            if isinstance(entry, dict):
+                if step not in self.roles:
+                    self.roles[step] = frozenset(str(role) for role in entry.get("roles", ()))
+                    self._planned[step].set()
+                if "delivered" in entry:
+                    self.delivered[step] = frozenset(str(key) for key in entry["delivered"])
+                    self._planned[step].set()
+                    self._done[step].set()
+                    return
             idle = self._driver is None or self._driver.done()
             if idle and await asyncio.to_thread(self.store.claim, LEASE + self.run_id):
                 self._driver = asyncio.ensure_future(self._drive())
             await asyncio.sleep(self.poll)
-        return self.delivered[step]
 
     def start(self) -> None:
         """Begin driving at once (the batches need not wait for the first test)."""
@@ -91,7 +111,8 @@ class BatchSession:
         renewal = asyncio.ensure_future(self._renew())
         try:
             for step in STEPS:
-                if isinstance(self.journal.run_state(self.run_id).get(step), dict):
+                entry = self.journal.run_state(self.run_id).get(step)
+                if isinstance(entry, dict) and "delivered" in entry:
                     continue  # settled by a driver before this one
                 delivered: list[str] = []
                 notes: list[str] = []
