@@ -11,7 +11,7 @@ import pytest
 
 from airbench_plugin.batch.api import BatchAPI, batch_api
 from airbench_plugin.batch.driver import BatchItem, StepOutcome, StepProgress, Submitter
-from airbench_plugin.batch.journal import Journal
+from airbench_plugin.batch.journal import BatchRecord, Journal
 from airbench_plugin.batch.lines import Limits
 from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.providers.together import TogetherProvider
@@ -218,3 +218,77 @@ def test_an_unreadable_output_line_is_missing_never_stored(server: BatchServer, 
     outcome, store = run(server, tmp_path, items(2))
     assert outcome.stored == ["key1"] and store.get("key0") is None
     assert json.dumps(outcome.failed["key0"].message).count("not a chat completion") == 1
+
+
+def test_the_batch_command_shows_a_running_batch_and_cancels_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airbench_plugin import cli
+
+    monkeypatch.chdir(tmp_path)  # no .env of the repository's
+
+    with BatchServer("openai") as server:
+        server.plan(BatchPlan(hold=True))
+        store = CallStore(tmp_path)
+        api = api_for(server)
+
+        async def stopped() -> None:
+            submitter = Submitter(
+                api=api,
+                journal=Journal(tmp_path),
+                store=store,
+                role="target",
+                model=TARGET_MODEL,
+                step="answers",
+                poll=POLL,
+                progress=StepProgress(),
+            )
+            task = asyncio.ensure_future(submitter.run(items(2)))
+            while not Journal(tmp_path).open_records() or not Journal(tmp_path).open_records()[0].batch_id:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await api.aclose()
+
+        asyncio.run(stopped())
+        store.close()
+        (batch_id,) = server.batches
+        cache = str(tmp_path)
+        assert cli.main(["batch", "status", "--cache", cache], environ={}) == 0
+        (line,) = capsys.readouterr().out.splitlines()
+        assert line.startswith(f"{batch_id}  openai {TARGET_MODEL}  target, answers: 2 calls, ")
+        assert line.endswith("(0 done, 0 failed); not collected yet")
+        assert cli.main(["batch", "cancel", "--cache", cache], environ={}) == 0
+        assert capsys.readouterr().out.splitlines() == [
+            f"{batch_id}: cancelling",
+            f"a run with --airbench-cache {cache} collects what they finished and makes the other calls as usual",
+        ]
+        assert server.cancelled == [batch_id]
+
+
+def test_the_batch_command_says_when_no_key_reaches_a_providers_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airbench_plugin import cli
+
+    monkeypatch.chdir(tmp_path)  # no .env of the repository's
+
+    journal = Journal(tmp_path)
+    journal.save(
+        BatchRecord(
+            local_id="a",
+            provider="openai",
+            base_url=None,
+            model="gpt-4o",
+            role="target",
+            step="answers",
+            lines={"target:x": "k"},
+            input_file_id="file-1",
+            input_bytes=10,
+            batch_id="batch_1",
+            status="in_progress",
+        )
+    )
+    assert cli.main(["batch", "status", "--cache", str(tmp_path)], environ={}) == 2
+    assert capsys.readouterr().err == "airbench batch: no API key for openai: set OPENAI_API_KEY, then run again.\n"
