@@ -36,7 +36,14 @@ BATCH_HEADER = (
     "airbench: batch mode: answers, then judgements; up to 24 h per step (a look every 0.2 s, less often while a "
     "batch is unchanged)"
 )
-RUN_ONLY = ("batch", "batch_poll", "cache", "no_cache", "json")  # settings that differ between the runs by design
+RUN_ONLY = (
+    "batch",
+    "batch_poll",
+    "cache",
+    "no_cache",
+    "json",
+    "report",
+)  # settings that differ between the runs by design
 
 
 def mixed(request: dict[str, Any]) -> Reply | str:
@@ -116,8 +123,9 @@ def test_a_batch_run_scores_exactly_as_a_normal_run_and_makes_no_ordinary_call(
 ) -> None:
     normal = normal_run(suite, batch_server, dataset_files)
     ordinary = len(batch_server.requests)
-    result = batch_run(suite, batch_server, dataset_files)
+    result = batch_run(suite, batch_server, dataset_files, "--airbench-report=batch.html")
     result.assert_outcomes(passed=12, failed=6)
+    assert "Batch API: answers, then judgements" in (suite.path / "batch.html").read_text()
     assert len(batch_server.requests) == ordinary  # every call went in a batch
     assert len(batch_server.batches) == 2  # one per step: the answers, then the judgements
     assert len(batch_server.batch_requests) == 36

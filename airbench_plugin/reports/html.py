@@ -562,6 +562,7 @@ def _build_meta(run: RunResults) -> list[tuple[str, str, bool]]:
         ("Judge", _fmt_setting(s.judge), False),
         ("Judge scale", _fmt_setting(s.judge_scale), False),
         ("Pass threshold", _fmt_setting(s.threshold), False),
+        ("Calls", "Batch API: answers, then judgements" if s.other.get("batch") is True else "one by one", False),
     ]
     for role, tokens in run.usage.items():
         rows.append((f"Tokens ({role})", tokens_text(tokens), False))
