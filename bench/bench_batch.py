@@ -29,6 +29,7 @@ sys.path.insert(0, str(BENCH))
 
 from bench_throughput import FULL_CATEGORIES, FULL_PROMPTS, Handler, run_child, write_dataset  # noqa: E402
 
+from airbench_plugin.batch.journal import Journal  # noqa: E402
 from tests.batch_server import BatchServer  # noqa: E402
 from tests.chat_server import JUDGE_MODEL, TARGET_MODEL  # noqa: E402
 
@@ -64,8 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         calls = len(server.requests)
         batch_cmd = [*base, "--airbench-batch", "--airbench-batch-poll", "0.2", "--airbench-cache", str(tmp / "cache")]
         batch = run_child(batch_cmd, tmp, env, tmp / "batch.log", args.timeout)
-        inputs = sorted((tmp / "cache" / "batches").glob("*.jsonl"))
-        outputs = [content for file_id, content in server.files.items() if file_id not in server.uploads]
+        records = list(Journal(tmp / "cache").records())
+        files = [
+            f"{record.step} {mb(record.input_bytes)} in, "
+            f"{mb(len(server.files.get(record.output_file_id or '', b'')))} out "
+            f"({record.role}, {len(record.lines)} lines)"
+            for record in records
+        ]
         print(f"prompts: {prompts} (the dataset read once before, exit {warm['code']}: both runs read its parsed copy)")
         for name, run in (("normal", normal), ("batch", batch)):
             print(
@@ -73,11 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"({1000 * run['cpu'] / prompts:.2f} ms per prompt), peak memory {run['tree_peak_kb'] / 1024:.0f} MB"
             )
         print(f"normal run: {calls} ordinary calls; batch run: {len(server.requests) - calls} ordinary calls")
-        print(
-            f"batch run: {len(server.batches)} batches, {len(server.batch_requests)} lines, {server.retrievals} "
-            f"status looks; input files {', '.join(mb(p.stat().st_size) for p in inputs)}; output files "
-            f"{', '.join(mb(len(content)) for content in outputs)}"
-        )
+        print(f"batch run: {len(server.batches)} batches, {server.retrievals} status looks; files: {'; '.join(files)}")
         return 0 if normal["code"] == batch["code"] == 0 else 1
     finally:
         server.close()
