@@ -49,6 +49,8 @@ OPERATIONAL = frozenset(
         "min_judge_agreement",
         "shard",
         "shutdown_dates",  # what the endpoints announced when the job started
+        "batch",  # a batch run scores as a normal run: batch and normal shards merge
+        "batch_poll",
         # How fast each endpoint was called and with which key variable.
         *(field_name(role, setting) for role in ROLES for setting in ("api_key_env", "rpm", "tpm")),
     }
