@@ -92,7 +92,8 @@ def test_a_batch_goes_through_every_status_and_its_answers_land_in_the_cache(
     (record,) = Journal(tmp_path).records()
     assert record.collected and record.status == "completed" and record.batch_id is not None
     assert record.lines == {f"target:case-{i}": f"key{i}" for i in range(3)}
-    assert Journal(tmp_path).input_path(record.local_id).stat().st_size == record.input_bytes
+    assert record.input_bytes == len(server.files[record.input_file_id])  # what was uploaded
+    assert not Journal(tmp_path).input_path(record.local_id).exists()  # the provider holds it now
 
 
 def test_the_bodies_sent_are_exactly_the_items_bodies(server: BatchServer, tmp_path: Path) -> None:

@@ -152,7 +152,12 @@ class Submitter:
         path.parent.mkdir(parents=True, exist_ok=True)
         content = encoded(chunk)
         path.write_bytes(content)
-        file_id = await self.api.upload(path)
+        try:
+            file_id = await self.api.upload(path)
+        finally:
+            # Uploaded, the provider holds it (the record keeps its id and size); not uploaded, its
+            # lines are made as ordinary calls. Either way the cache need not keep ~25 MB per step.
+            path.unlink(missing_ok=True)
         record = BatchRecord(
             local_id=local_id,
             provider=self.api.provider.name,
