@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(f"normal run: {calls} ordinary calls; batch run: {len(server.requests) - calls} ordinary calls")
         print(f"batch run: {len(server.batches)} batches, {server.retrievals} status looks; files: {'; '.join(files)}")
+        kept = sum(path.stat().st_size for path in (tmp / "cache" / "batches").iterdir())
+        print(f"batch run: the records it left in CACHE/batches: {mb(kept)}")
         return 0 if normal["code"] == batch["code"] == 0 else 1
     finally:
         server.close()
