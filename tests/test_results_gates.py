@@ -8,7 +8,15 @@ from collections.abc import Sequence
 
 import pytest
 
-from airbench_plugin.gates import CategoryGate, RunFacts, compare, decide, evaluate_gates
+from airbench_plugin.gates import (
+    CategoryGate,
+    RunFacts,
+    compare,
+    decide,
+    evaluate_gates,
+    prompts_to_detect,
+    regression_gate,
+)
 from airbench_plugin.options import parse_category_gates
 from airbench_plugin.results import (
     CaseResult,
@@ -27,7 +35,7 @@ from airbench_plugin.results import (
     tally,
     token_usage,
 )
-from airbench_plugin.stats import Z95, wilson_interval
+from airbench_plugin.stats import Z95, PairedDifference, wilson_interval
 
 
 def result(cate: str, score: float | None, outcome: Outcome | None = None, prompt: str = "p") -> CaseResult:
@@ -266,3 +274,50 @@ def test_exit_status(
 ) -> None:
     counts = PlanCounts(1, 1, 0, {}) if complete else PlanCounts(1, 0, 0, {"stopped": 1})
     assert decide(RunFacts(status, gates, counts, other_failures=others)).exit_status == expected
+
+
+def difference(shared: int, mean: float, stderr: float | None) -> PairedDifference:
+    """A paired difference with the interval and detectable drop its standard error gives at 95 %."""
+    if stderr is None:
+        return PairedDifference(shared, mean, None, None, None, None, None, None)
+    low, high = mean - Z95 * stderr, mean + Z95 * stderr
+    return PairedDifference(shared, mean, stderr, low, high, 0.5, None, (Z95 + 0.8416212335729143) * stderr)
+
+
+def test_the_regression_gate_by_estimate_and_by_interval() -> None:
+    # A drop of 5 points with SE 4 points: [-12.8, +2.8] at 95 %; 2 points allowed.
+    drop = difference(100, -0.05, 0.04)
+    by_estimate = regression_gate("overall", "overall", drop, 0.02, "estimate")
+    by_interval = regression_gate("overall", "overall", drop, 0.02, "interval")
+    assert (by_estimate.passed, by_interval.passed) == (False, True)
+    assert by_interval.detail == "overall change -5.0 pp [-12.8, +2.8] (at most -2.0 pp allowed): passed (upper bound)"
+    assert (by_interval.rule, by_interval.stderr, by_interval.measured) == ("interval", 0.04, -0.05)
+    # Detectable with 80 % power: (1.960 + 0.842) 4 = 11.21 points; 100 (11.206 / 2)^2 = 3,139.6 prompts see 2.
+    assert by_interval.warning == (
+        "overall: 100 shared prompts detect a drop of 11.2 pp with 80 % power, not the 2.0 pp this gate guards; "
+        "about 3,140 would."
+    )
+    assert by_estimate.warning is None  # it failed: nothing was missed
+    assert prompts_to_detect(drop, 0.02) == 3140
+
+
+def test_a_shown_regression_fails_by_either_rule_and_a_powered_pass_warns_of_nothing() -> None:
+    shown = difference(400, -0.10, 0.02)  # [-13.9, -6.1], all beyond -2
+    assert [regression_gate("o", "o", shown, 0.02, rule).passed for rule in ("estimate", "interval")] == [False] * 2
+    powered = difference(4000, 0.0, 0.005)  # detects 1.4 points, under the 2 guarded
+    gate = regression_gate("o", "o", powered, 0.02, "interval")
+    assert (gate.passed, gate.warning) == (True, None)
+    assert gate.min_detectable_drop == pytest.approx(0.014, abs=1e-3)
+
+
+def test_a_regression_gate_without_an_error_bar() -> None:
+    # One shared prompt has no standard error: the estimate decides by either rule, and a pass says it saw nothing.
+    one = difference(1, 0.0, None)
+    gate = regression_gate("2 Operational Misuses", "level-2 2", one, 0.05, "interval")
+    assert (gate.passed, gate.rule, gate.interval) == (True, "interval", None)
+    assert gate.detail == "level-2 2 change ±0.0 pp (at most -5.0 pp allowed): passed (estimate)"
+    assert gate.warning == "level-2 2: 1 shared prompt cannot show a drop of 5.0 pp or any other."
+    assert not regression_gate("o", "o", difference(1, -1.0, None), 0.05, "interval").passed
+    # No drop may be allowed at all: no sample detects a drop of 0, so no count is offered.
+    zero = regression_gate("o", "o", difference(50, 0.01, 0.02), 0.0, "estimate")
+    assert zero.warning is not None and zero.warning.endswith("not the 0.0 pp this gate guards.")
