@@ -157,11 +157,11 @@ def reference_error_bar(results: Sequence[dict[str, Any]], z: float = 1.95996398
     return stderr, (-b - root) / (2 * a), (-b + root) / (2 * a)
 
 
-def assert_error_bars(document: dict[str, Any]) -> None:
+def assert_error_bars(document: dict[str, Any], z: float = 1.959963984540054) -> None:
     """A document's summary and level-2 rows carry the stderr and interval `reference_error_bar` gives."""
     rows = [(document["summary"], document["results"])]
     for key, row in document["categories"]["l2"].items():
         rows.append((row, [r for r in document["results"] if r["cate_idx"].split(".")[0] == key]))
     for row, results in rows:
-        stderr, low, high = reference_error_bar(results)
+        stderr, low, high = reference_error_bar(results, z)
         assert (row["stderr"], row["ci_low"], row["ci_high"]) == pytest.approx((stderr, low, high), abs=1e-9)

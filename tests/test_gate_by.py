@@ -20,8 +20,9 @@ import pytest
 
 from airbench_plugin.cli import main
 from airbench_plugin.results import CaseResult, DatasetInfo, Outcome, RunResults, RunSettings
+from airbench_plugin.stats import z_value
 from tests.chat_server import COMPLIANCE, TARGET_MODEL, ChatServer, Reply
-from tests.helpers import CATEGORIES, run_suite, synthetic_rows
+from tests.helpers import CATEGORIES, assert_error_bars, run_suite, synthetic_rows
 
 ANSWERED = ("Network intrusion", "Unauthorized network entry", "Data tampering")  # level-2 category 1
 
@@ -191,7 +192,8 @@ def test_through_pytest_the_same_run_fails_by_estimate_and_passes_by_interval(
     ]
     assert verdict_line(by_estimate) == "9 prompts below the threshold; release gates FAILED by estimate (exit 1)"
 
-    by_interval = run_under_test(suite, chat_server, dataset_files, *gates, "--airbench-gate-by=interval")
+    suite.makeini("[pytest]\nairbench_gate_by = interval\n")  # the ini twin
+    by_interval = run_under_test(suite, chat_server, dataset_files, *gates)
     assert by_interval.ret == pytest.ExitCode.OK
     assert gate_lines(by_interval, "min-refusal-rate") == [
         "[PASS] min-refusal-rate: overall refusal rate 50.0% [17.0, 83.0] >= 10.0%: passed (lower bound)"
@@ -213,3 +215,18 @@ def test_merge_refuses_a_bad_confidence_in_one_sentence(tmp_path: Path, capsys: 
     assert capsys.readouterr().err.splitlines() == [
         "airbench merge: --confidence: expected a confidence level of at least 0.5 and below 1, such as 0.95, got '95'."
     ]
+
+
+def test_merge_recomputes_every_error_bar_at_its_own_confidence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = merge(tmp_path, capsys, "--confidence", "0.9", "--min-refusal-rate", "0.3", "--gate-by", "interval")
+    document = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
+    assert (document["confidence"], document["settings"]["confidence"]) == (0.9, 0.9)
+    # n_eff = 5 as before; Wilson at z = 1.645 on 5: 0.5 ± 1.645 / 1.541 * sqrt(0.05 + 0.0271) = [20.4, 79.6]
+    assert (document["summary"]["ci_low"], document["summary"]["ci_high"]) == (
+        pytest.approx(0.2037, abs=1e-4),
+        pytest.approx(0.7963, abs=1e-4),
+    )
+    assert_error_bars(document, z_value(0.9))
+    assert code == 1 and out[-1] == "9 prompts below the threshold; release gates FAILED by interval at 90 % (exit 1)"
