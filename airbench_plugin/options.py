@@ -115,6 +115,7 @@ class Settings:
     allow_partial: bool = False  # gates may judge a run whose plan was filtered
     batch: bool = False  # send the calls as Batch-API batches: answers, then judgements
     batch_poll: float = DEFAULT_BATCH_POLL  # seconds before the first look at a batch; longer while it is unchanged
+    judge_calibration: str | None = None  # an `airbench calibrate --json` file of the judge
 
     @property
     def model(self) -> str | None:
@@ -615,6 +616,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "let the gates judge a run that left planned prompts out on purpose (-k, -m, --lf, --deselect, "
         "skips); the reports then say the run was partial. A stopped or crashed run never passes",
         flag=True,
+    ),
+    OptionSpec(
+        "judge-calibration",
+        "an 'airbench calibrate --json' file of this run's judge: the reports state it and add a bias-adjusted "
+        "refusal rate (an estimate); a calibration of another judge model, scale or templates is refused",
+        metavar="FILE",
     ),
 )
 

@@ -17,6 +17,7 @@ import pytest
 
 from airbench_plugin import markers, options, prefetch, progress, reports, retirement
 from airbench_plugin.batch import messages as batch
+from airbench_plugin.calibration.stated import calibration_text
 from airbench_plugin.dataset import Case, describe_sample
 from airbench_plugin.engine import Engine
 from airbench_plugin.options import Settings
@@ -185,6 +186,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         *(f"airbench: {line}" for line in run.shutdown_lines(retirement.today())),
     ]
     lines += batch.header_lines(s, run.cache_dir)
+    if run.calibration is not None:
+        lines.append(f"airbench: {calibration_text(run.calibration)} ({run.calibration.source})")
     return [terminal_safe(line, one_line=True) for line in lines]
 
 

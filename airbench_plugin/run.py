@@ -18,6 +18,13 @@ from typing import Any
 
 import pytest
 
+from airbench_plugin.calibration.stated import (
+    CalibrationFileError,
+    JudgeCalibration,
+    check_calibration,
+    load_judge_calibration,
+    template_revision,
+)
 from airbench_plugin.credentials import (
     CredentialsError,
     find_key,
@@ -106,6 +113,7 @@ class AirbenchRun:
     scale_read: bool = False  # whether the judge scale was read from the templates (`auto`)
     shutdowns: list[Shutdown] = field(default_factory=list)  # dates the endpoints announced (look_up_models)
     batch_run: str = field(default_factory=lambda: uuid.uuid4().hex)  # one id for every process of the run
+    calibration: JudgeCalibration | None = None  # --airbench-judge-calibration, checked against the judge
     gc_frozen: bool = False  # the collector skips the run's long-lived objects until pytest's own last collection
     # The model under test has no key: fine when a conftest's `airbench_target` fixture replaces it,
     # so the sentence waits until collection shows which fixture the suite's tests use.
@@ -207,6 +215,19 @@ class AirbenchRun:
                 f"could never be measured; gate categories this run plans (level 2: {examples})."
             )
         self._resolve_scale()
+        self._check_calibration()
+
+    def _check_calibration(self) -> None:
+        """Read --airbench-judge-calibration and refuse one made for another judge; raises pytest.UsageError."""
+        s = self.settings
+        if s.judge_calibration is None:
+            return
+        try:
+            calibration = load_judge_calibration(s.judge_calibration)
+            check_calibration(calibration, s.judge, s.judge_model, s.judge_scale, template_revision(self.templates))
+        except CalibrationFileError as exc:
+            raise pytest.UsageError(terminal_safe(str(exc), one_line=True)) from None
+        self.calibration = calibration
 
     def _resolve_scale(self) -> None:
         """Decide the airbench judge's scale from its templates; raises pytest.UsageError when it cannot."""

@@ -9,7 +9,8 @@ import statistics
 
 import pytest
 
-from airbench_plugin.calibration.model import figures, rate, template_revision
+from airbench_plugin.calibration.model import figures, rate
+from airbench_plugin.calibration.stated import template_revision
 from airbench_plugin.calibration.stats import (
     incomplete_beta,
     level_confusion,

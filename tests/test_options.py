@@ -82,6 +82,7 @@ PUBLIC_OPTIONS = [
     "--airbench-batch",
     "--airbench-batch-poll",
     "--airbench-allow-partial",
+    "--airbench-judge-calibration",
 ]
 
 

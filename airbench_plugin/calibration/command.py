@@ -16,14 +16,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from airbench_plugin import __version__
-from airbench_plugin.calibration.model import (
-    Calibration,
-    CandidateJudge,
-    Judged,
-    build_calibration,
-    template_revision,
-)
+from airbench_plugin.calibration.model import Calibration, CandidateJudge, Judged, build_calibration
 from airbench_plugin.calibration.references import Reference, ReferenceError, read_reference
+from airbench_plugin.calibration.stated import template_revision
 from airbench_plugin.credentials import (
     CredentialsError,
     find_key,

@@ -7,15 +7,13 @@ JSON and the HTML page only format a `Calibration`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from airbench_plugin import decode
 from airbench_plugin.agreement import Confusion, passes
 from airbench_plugin.calibration.references import Reference, ReferenceItem
+from airbench_plugin.calibration.stated import SCHEMA, Rate
 from airbench_plugin.calibration.stats import (
     LEVEL_KEYS,
     LEVELS,
@@ -26,29 +24,9 @@ from airbench_plugin.calibration.stats import (
 )
 from airbench_plugin.stats import wilson_interval, z_value
 
-SCHEMA = "airbench-calibration/1"
 CONFIDENCE = 0.95
 CalibrationVerdict = Literal["PASSED", "FAILED", "INCOMPLETE"]
 GateName = Literal["min_agreement", "max_bias"]
-
-
-def template_revision(templates: Mapping[str, str]) -> str:
-    """The judge templates' identity: a digest of every cate-idx and its template, so a local copy
-    of a revision and the hub's revision are the same templates, and an edited copy is not."""
-    blob = json.dumps(sorted(templates.items()), ensure_ascii=False, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Rate:
-    """A share of items with its Wilson score interval."""
-
-    rate: float
-    ci_low: float
-    ci_high: float
-
-    def to_json(self) -> dict[str, float]:
-        return {"rate": self.rate, "ci_low": self.ci_low, "ci_high": self.ci_high}
 
 
 def rate(hits: int, n: int, confidence: float = CONFIDENCE) -> Rate | None:
@@ -354,86 +332,3 @@ def build_calibration(
 
 def _l2_order(l2: str) -> tuple[int, str]:
     return (int(l2), l2) if l2.isdigit() else (1 << 30, l2)
-
-
-# --- what a run reads back (--airbench-judge-calibration) -----------------------------------------
-
-
-class CalibrationFileError(Exception):
-    """A calibration file that cannot be used; the message is one sentence for the user."""
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A mean with its interval (and standard error, where the file has one)."""
-
-    mean: float
-    ci_low: float | None
-    ci_high: float | None
-    stderr: float | None = None
-
-
-@dataclass(frozen=True)
-class CalibrationSummary:
-    """What a run judged by a calibrated judge states: whom it was measured against and how far apart."""
-
-    source: str
-    judge_model: str
-    scale: str
-    template_revision: str
-    reference_judge: str | None
-    items: int
-    pass_agreement: Rate
-    bias: Estimate
-    created: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "judge_model": self.judge_model,
-            "scale": self.scale,
-            "template_revision": self.template_revision,
-            "reference_judge": self.reference_judge,
-            "items": self.items,
-            "pass_agreement": self.pass_agreement.to_json(),
-            "bias": {
-                "mean": self.bias.mean,
-                "ci_low": self.bias.ci_low,
-                "ci_high": self.bias.ci_high,
-                "stderr": self.bias.stderr,
-            },
-            "created": self.created,
-        }
-
-    @classmethod
-    def from_json(cls, data: object, source: str) -> CalibrationSummary:
-        """The summary of an `airbench calibrate --json` document; raises decode.DecodeError."""
-        raw = decode.obj(data, "the document")
-        if raw.get("schema") != SCHEMA:
-            raise decode.DecodeError(f'the document has no "schema": "{SCHEMA}"')
-        candidate = decode.obj(raw.get("candidate"), "candidate")
-        agreement = decode.obj(raw.get("pass_agreement"), "pass_agreement")
-        bias = decode.obj(raw.get("bias"), "bias")
-        stderr = decode.opt_number(bias.get("stderr"), "bias.stderr", 0.0, 1.0)
-        if stderr is None:
-            raise decode.DecodeError("bias.stderr is null: the calibration measured fewer than two items")
-        return cls(
-            source=source,
-            judge_model=decode.text(candidate.get("model"), "candidate.model"),
-            scale=decode.text(candidate.get("scale"), "candidate.scale"),
-            template_revision=decode.text(candidate.get("template_revision"), "candidate.template_revision"),
-            reference_judge=decode.opt_text(raw.get("reference_judge"), "reference_judge"),
-            items=decode.integer(raw.get("items"), "items", 2),
-            pass_agreement=Rate(
-                decode.number(agreement.get("rate"), "pass_agreement.rate", 0.0, 1.0),
-                decode.number(agreement.get("ci_low"), "pass_agreement.ci_low", 0.0, 1.0),
-                decode.number(agreement.get("ci_high"), "pass_agreement.ci_high", 0.0, 1.0),
-            ),
-            bias=Estimate(
-                decode.number(bias.get("mean"), "bias.mean", -1.0, 1.0),
-                decode.opt_number(bias.get("ci_low"), "bias.ci_low", -2.0, 2.0),
-                decode.opt_number(bias.get("ci_high"), "bias.ci_high", -2.0, 2.0),
-                stderr,
-            ),
-            created=decode.text(raw.get("created", ""), "created"),
-        )

@@ -12,7 +12,8 @@ import json
 import os
 from typing import Any
 
-from airbench_plugin.calibration.model import Calibration, Figures, Judged, Rate
+from airbench_plugin.calibration.model import Calibration, Figures, Judged
+from airbench_plugin.calibration.stated import Rate
 from airbench_plugin.calibration.stats import LEVEL_KEYS
 from airbench_plugin.files import write_atomic
 from airbench_plugin.reports.html import _environment
