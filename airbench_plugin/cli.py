@@ -21,6 +21,7 @@ import pytest
 
 from airbench_plugin import __version__
 from airbench_plugin.dataset import DatasetError
+from airbench_plugin.endpoints import REASONING_EFFORTS
 from airbench_plugin.export import EXPORT_FORMATS, write_export
 from airbench_plugin.gates import BaselineError, load_baseline
 from airbench_plugin.github import fork_pull_request
@@ -33,6 +34,7 @@ from airbench_plugin.options import (
     JUDGE_SCALES,
     PROVIDERS,
     REGIONS,
+    judge_endpoint,
     parse_category_gates,
     parse_confidence,
     parse_count,
@@ -240,14 +242,20 @@ def calibrate_options(args: argparse.Namespace) -> CalibrateOptions:
         value: int | None = _validated(parse_positive_int, name, raw)
         return value
 
+    given = {
+        "model": _validated(parse_text, "judge-model", args.judge_model),
+        "provider": args.judge_provider,
+        "base_url": _validated(parse_url, "judge-base-url", args.judge_base_url),
+        "api_key_env": _validated(parse_env_name, "judge-api-key-env", args.judge_api_key_env),
+        "rpm": count("judge-rpm", args.judge_rpm),
+        "tpm": count("judge-tpm", args.judge_tpm),
+        "max_tokens": count("judge-max-tokens", args.judge_max_tokens),
+        "reasoning_effort": args.judge_reasoning_effort,
+    }
     return CalibrateOptions(
         references=tuple(args.references),
-        judge_model=_validated(parse_text, "judge-model", args.judge_model),
-        judge_provider=args.judge_provider,
-        judge_base_url=_validated(parse_url, "judge-base-url", args.judge_base_url),
-        judge_api_key_env=_validated(parse_env_name, "judge-api-key-env", args.judge_api_key_env),
-        judge_rpm=count("judge-rpm", args.judge_rpm),
-        judge_tpm=count("judge-tpm", args.judge_tpm),
+        # The candidate judge is one endpoint value, built as a run builds its judge's.
+        judge=judge_endpoint("judge", "airbench", {name: value for name, value in given.items() if value is not None}),
         judge_prompts=_validated(parse_text, "judge-prompts", args.judge_prompts),
         judge_scale=args.judge_scale,
         threshold=_validated(parse_fraction, "threshold", args.threshold),
@@ -433,11 +441,19 @@ def add_calibrate(commands: Any) -> None:
         "cate-idx, prompt, response, score (refusal scale); none: the shipped calibration set",
     )
     calibrate.add_argument("--judge-model", required=True, metavar="M", help="the candidate judge model")
-    calibrate.add_argument("--judge-provider", choices=PROVIDERS, default="auto", help="its provider (default auto)")
+    calibrate.add_argument("--judge-provider", choices=PROVIDERS, help="its provider (default openai)")
     calibrate.add_argument("--judge-base-url", metavar="URL", help="an OpenAI-compatible endpoint serving it")
     calibrate.add_argument("--judge-api-key-env", metavar="NAME", help="the variable holding its key, for any host")
     calibrate.add_argument("--judge-rpm", metavar="N", help="requests per minute to send it at most")
     calibrate.add_argument("--judge-tpm", metavar="N", help="tokens per minute to send it at most")
+    calibrate.add_argument(
+        "--judge-max-tokens", metavar="N", help="its visible-answer allowance, as --airbench-judge-max-tokens"
+    )
+    calibrate.add_argument(
+        "--judge-reasoning-effort",
+        choices=REASONING_EFFORTS,
+        help="sent as reasoning_effort, as --airbench-judge-reasoning-effort (default: not sent)",
+    )
     calibrate.add_argument(
         "--judge-prompts",
         metavar="SOURCE",

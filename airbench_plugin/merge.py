@@ -152,6 +152,7 @@ IDENTITIES: tuple[tuple[str, Identity], ...] = (
     ("judges", lambda run: (run.judge_model, *(_measured(run.settings).get(key) for key in JUDGE_SETTINGS))),
     ("dataset revisions", lambda run: (run.dataset.source, run.dataset.revision, run.dataset.region)),
     ("seeds", lambda run: run.settings.seed),
+    ("judge calibrations", lambda run: run.judge_calibration),
 )
 
 
@@ -313,7 +314,7 @@ def merge_runs(
         confidence=settings.confidence,
         gate_by=settings.gate_by,
     )
-    run = run.with_outcome(gates, comparison, None)
+    run = dataclasses.replace(run.with_outcome(gates, comparison, None), judge_calibration=first.judge_calibration)
     merged = Merged(run, missing, options.allow_partial, absent)
     return dataclasses.replace(merged, run=dataclasses.replace(run, verdict=merged_verdict(merged)))
 

@@ -431,6 +431,7 @@ class AirbenchRun:
         if self.baseline is not None and s.baseline is not None:
             comparison = compare(self.baseline, self.results, s.baseline, z_value(s.confidence))
         results = build_results(s, self.results, (), comparison, plan=plan)
+        results = dataclasses.replace(results, judge_calibration=self.calibration)
         gates: list[Gate] = evaluate_gates(
             self.results,
             min_refusal_rate=s.min_refusal_rate,

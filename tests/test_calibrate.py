@@ -217,3 +217,21 @@ def test_the_terminal_shows_the_figures_once(server: ChatServer, capsys: pytest.
     assert lines[2] == "  items 6 · errors 0 · threshold 0.5"
     assert lines[-1] == "airbench calibrate: PASSED"
     assert err == ""
+
+
+def test_a_reasoning_candidate_is_sent_what_a_runs_reasoning_judge_is_sent(server: ChatServer, tmp_path: Path) -> None:
+    reference = Path(__file__).parent / "data" / "responses" / "pipeline1_step2_llama-3-8b.json"
+    out = tmp_path / "c.json"
+    before = len(server.calls())
+    args = calibrate_args(
+        server, str(reference), "--judge-reasoning-effort=low", "--judge-max-tokens=100", f"--json={out}"
+    )
+    assert main(args, environ={}) == 0
+    calls = server.calls()[before:]
+    assert len(calls) == 6
+    assert {(c.get("reasoning_effort"), c.get("max_completion_tokens"), "max_tokens" in c) for c in calls} == {
+        ("low", 100 + 4096, False)
+    }
+    candidate = json.loads(out.read_text(encoding="utf-8"))["candidate"]
+    assert (candidate["max_tokens"], candidate["reasoning_effort"]) == (100, "low")
+    assert candidate["sent"]["max_completion_tokens"] == 100 + 4096

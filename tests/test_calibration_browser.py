@@ -119,3 +119,53 @@ def test_the_disagreements_are_listed_worst_first_as_text(page: Chrome) -> None:
     page.execute_script("document.querySelectorAll('#disagreements details').forEach(function (d) { d.open = true; });")
     assert EVIL_ANSWER in rows[0].text
     assert page.execute_script("return typeof window.__xss") == "undefined"
+
+
+def test_a_calibrated_runs_report_shows_the_bias_adjusted_rate_beside_the_observed_one(
+    driver: Chrome, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from airbench_plugin.calibration.stated import Estimate, JudgeCalibration, Rate
+    from airbench_plugin.options import Settings
+    from airbench_plugin.reports.document import build_results
+    from airbench_plugin.reports.html import write_html
+    from airbench_plugin.results import CaseResult
+
+    records = [
+        CaseResult(
+            nodeid=f"t.py::test_airbench[1.1.{i}-x-0]",
+            cate_idx=f"1.1.{i}",
+            l2_name="Security Risks",
+            l3_name="Confidentiality",
+            l4_name=f"leaf {i}",
+            prompt=f"prompt {i}",
+            response="No.",
+            judge_reasoning="refuses",
+            judge_raw=None,
+            score=1.0 if i % 4 else 0.0,
+            outcome="passed" if i % 4 else "failed",
+        )
+        for i in range(1, 9)
+    ]
+    calibration = JudgeCalibration(
+        source=EVIL_NAME, judge_model=JUDGE_MODEL, scale="refusal", template_revision="sha256:x",
+        reference_judge="gpt-4o-2024-05-13", items=90, pass_agreement=Rate(0.9, 0.82, 0.95),
+        bias=Estimate(0.05, 0.01, 0.09, 0.02),
+    )  # fmt: skip
+    run = dataclasses.replace(build_results(Settings().with_model("m"), records), judge_calibration=calibration)
+    assert run.bias_adjusted is not None
+    path = tmp_path / "report.html"
+    write_html(run, path)
+    driver.get(path.as_uri())
+    assert driver.find_element(By.ID, "overall-rate").text == "75.0%"
+    assert driver.find_element(By.ID, "bias-adjusted-rate").text == "70.0%"
+    low, high = run.bias_adjusted.ci_low * 100, run.bias_adjusted.ci_high * 100
+    assert driver.find_element(By.ID, "bias-adjusted-interval").text == f"[{low:.1f}, {high:.1f}]"
+    assert driver.find_element(By.CSS_SELECTOR, "#bias-adjusted .card-label").text == (
+        "Bias-adjusted refusal rate (estimate)"
+    )
+    assert driver.find_element(By.ID, "judge-calibration").text.startswith(
+        f"judge {JUDGE_MODEL} calibrated against gpt-4o-2024-05-13 on 90 answers: pass agreement 90.0% [82.0%, 95.0%]"
+    )
+    assert driver.execute_script("return typeof window.__xss") == "undefined"

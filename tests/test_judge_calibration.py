@@ -22,7 +22,8 @@ from airbench_plugin.calibration.stated import (
     template_revision,
 )
 from airbench_plugin.dataset import load_templates
-from tests.chat_server import JUDGE_MODEL, ChatServer
+from airbench_plugin.reports.markdown import escape
+from tests.chat_server import COMPLIANCE, JUDGE_MODEL, ChatServer, Reply
 from tests.helpers import assert_usage_error, run_suite
 
 Z95 = 1.959963984540054
@@ -143,15 +144,67 @@ def test_a_run_with_a_calibration_of_another_scale_stops_before_any_call(
     assert chat_server.calls() == []
 
 
-def test_a_calibrated_run_states_its_calibration(
+def clustered_stderr(scores: list[float], clusters: list[str]) -> float:
+    """The standard error of the mean clustered by level-4 category, written out (Miller 2024, eq. 4)."""
+    n, mean = len(scores), statistics.fmean(scores)
+    sums: dict[str, float] = {}
+    for score, cluster in zip(scores, clusters, strict=True):
+        sums[cluster] = sums.get(cluster, 0.0) + score - mean
+    c = len(sums)
+    return math.sqrt(c / (c - 1) * sum(total**2 for total in sums.values())) / n
+
+
+def test_a_calibrated_run_states_its_calibration_and_the_bias_adjusted_rate(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path]
 ) -> None:
     revision = template_revision(load_templates(str(dataset_files[1])))
     path = write(suite.path / "c.json", document(revision))
-    result = run_suite(suite, chat_server, dataset_files, f"--airbench-judge-calibration={path}", "--airbench-sample=1")
-    result.stdout.fnmatch_lines(
-        [
-            f"airbench: judge {JUDGE_MODEL} calibrated against gpt-4o-2024-05-13 on 90 answers: pass agreement 90.0% "
-            f"[82.0%, 95.0%], bias +0.050 [+0.010, +0.090] ({path})"
-        ]
+    chat_server.inject(Reply(COMPLIANCE), times=5, prompt_contains="Prompt 1 ")  # the judge scores these 0
+    out = suite.path / "run.json"
+    result = run_suite(
+        suite,
+        chat_server,
+        dataset_files,
+        f"--airbench-judge-calibration={path}",
+        f"--airbench-json={out}",
+        f"--airbench-markdown={suite.path / 'summary.md'}",
+        f"--airbench-report={suite.path / 'report.html'}",
     )
+    stated = (
+        f"judge {JUDGE_MODEL} calibrated against gpt-4o-2024-05-13 on 90 answers: pass agreement 90.0% "
+        "[82.0%, 95.0%], bias +0.050 [+0.010, +0.090]"
+    )
+    result.stdout.fnmatch_lines([f"airbench: {stated} ({path})"])
+    run = json.loads(out.read_text(encoding="utf-8"))
+    scored = [r for r in run["results"] if r["outcome"] != "error"]
+    scores, clusters = [r["score"] for r in scored], [r["cate_idx"] for r in scored]
+    assert 0.0 in scores and 1.0 in scores
+    mean, observed_se = statistics.fmean(scores), clustered_stderr(scores, clusters)
+    se = math.sqrt(observed_se**2 + 0.02**2)
+    calibration = run["judge_calibration"]
+    assert calibration["source"] == str(path) and calibration["judge_model"] == JUDGE_MODEL
+    adjusted = calibration.pop("bias_adjusted")
+    assert adjusted == pytest.approx(
+        {
+            "label": ADJUSTED_LABEL,
+            "observed": mean,
+            "observed_stderr": observed_se,
+            "mean": mean - 0.05,
+            "stderr": se,
+            "ci_low": mean - 0.05 - Z95 * se,
+            "ci_high": mean - 0.05 + Z95 * se,
+            "confidence": 0.95,
+        }
+    )
+    # The gates and the summary keep the observed rate.
+    assert run["summary"]["refusal_rate"] == pytest.approx(mean)
+    markdown = (suite.path / "summary.md").read_text(encoding="utf-8")
+    line = next(line for line in markdown.splitlines() if line.startswith("Judge "))
+    low, high = mean - 0.05 - Z95 * se, mean - 0.05 + Z95 * se
+    assert line == escape(
+        f"Judge{stated[5:]}; bias-adjusted refusal rate (estimate: observed minus the calibrated judge bias) "
+        f"{mean - 0.05:.1%} [{low:.1%}, {high:.1%}]."
+    )
+    report = (suite.path / "report.html").read_text(encoding="utf-8")
+    assert f'<span class="card-value" id="bias-adjusted-rate">{(mean - 0.05) * 100:.1f}%</span>' in report
+    assert f'<p class="sub" id="judge-calibration">{stated}; ' in report.replace("&#43;", "+")

@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,11 +27,12 @@ from airbench_plugin.credentials import (
     unset_key_env_message,
 )
 from airbench_plugin.dataset import DatasetError, load_templates, require_templates
-from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
+from airbench_plugin.endpoints import Endpoint, EndpointSettings, JudgeEndpoint
 from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge, ScaleError, resolve_scale, template_problems
 from airbench_plugin.judges.base import JudgeSetup, JudgeVerdict
-from airbench_plugin.options import DEFAULT_DATASET, resolve_provider
+from airbench_plugin.options import DEFAULT_DATASET
+from airbench_plugin.options import judge_endpoint as judge_endpoint_settings
 from airbench_plugin.progress import PROGRESS_EVERY, progress_line
 from airbench_plugin.providers import provider_class
 from airbench_plugin.providers.base import display_url
@@ -50,12 +51,7 @@ class CalibrateOptions:
     """The command's options, validated by the parser."""
 
     references: tuple[str, ...] = ()  # none: the shipped calibration set
-    judge_model: str = ""
-    judge_provider: str = "auto"
-    judge_base_url: str | None = None
-    judge_api_key_env: str | None = None
-    judge_rpm: int | None = None
-    judge_tpm: int | None = None
+    judge: EndpointSettings = field(default_factory=lambda: judge_endpoint_settings("judge", "airbench", {}))
     judge_prompts: str = DEFAULT_DATASET
     judge_scale: str = "auto"
     threshold: float = 0.5
@@ -68,10 +64,6 @@ class CalibrateOptions:
     html: str | None = None
     min_agreement: float | None = None
     max_bias: float | None = None
-
-    @property
-    def provider(self) -> str:
-        return resolve_provider(self.judge_provider, self.judge_model, self.judge_base_url)
 
 
 def _cli_words(message: str) -> str:
@@ -129,35 +121,40 @@ def prepare_templates(options: CalibrateOptions, references: Sequence[Reference]
 
 def judge_key(options: CalibrateOptions, environ: Mapping[str, str], workdir: Path) -> str | None:
     """The candidate judge's key, found as a run finds its judge's; raises CalibrateError."""
-    provider = provider_class(options.provider)
+    settings = options.judge
+    provider = provider_class(settings.resolved_provider)
     try:
         dotenv = read_dotenv(workdir)
     except CredentialsError as exc:
         raise CalibrateError(str(exc)) from None
-    key = find_key(provider, environ, dotenv, base_url=options.judge_base_url, key_env=options.judge_api_key_env)
-    if key is None and options.judge_api_key_env is not None:
-        raise CalibrateError(unset_key_env_message("--judge-api-key-env", options.judge_api_key_env))
-    if key is None and options.judge_base_url is None:
-        raise CalibrateError(missing_key_message(provider, "judge", options.judge_model))
+    key = find_key(provider, environ, dotenv, base_url=settings.base_url, key_env=settings.api_key_env)
+    if key is None and settings.api_key_env is not None:
+        raise CalibrateError(unset_key_env_message("--judge-api-key-env", settings.api_key_env))
+    if key is None and settings.base_url is None:
+        raise CalibrateError(missing_key_message(provider, "judge", settings.model or ""))
     return key
 
 
 def judge_endpoint(
     options: CalibrateOptions, templates: Mapping[str, str], scale: str, key: str | None
 ) -> JudgeEndpoint:
-    """The candidate judge and its endpoint."""
-    provider = provider_class(options.provider)
-    judge = AirbenchJudge(options.judge_model, JudgeSetup(templates, scale))
-    client = provider(api_key=key, base_url=options.judge_base_url, timeout=options.timeout)
+    """The candidate judge and its endpoint, built as a run builds its judge's."""
+    settings = options.judge
+    model = settings.model or ""
+    judge = AirbenchJudge(model, JudgeSetup(templates, scale))
+    provider = provider_class(settings.resolved_provider)
+    client = provider(api_key=key, base_url=settings.base_url, timeout=options.timeout)
     endpoint = Endpoint(
         "judge",
         client,
-        options.judge_model,
+        model,
         judge.temperature,
-        judge.max_tokens,
-        rpm=options.judge_rpm,
-        tpm=options.judge_tpm,
+        settings.max_tokens or judge.max_tokens,
+        rpm=settings.rpm,
+        tpm=settings.tpm,
         option_prefix="--judge-",
+        reasoning_effort=settings.reasoning_effort,
+        reasoning_headroom=settings.reasoning_headroom,
     )
     return JudgeEndpoint(judge, endpoint)
 
@@ -210,7 +207,7 @@ def calibrate(
     key = judge_key(options, environ, workdir)
     templates, scale = prepare_templates(options, references)
     judging = judge_endpoint(options, templates, scale, key)
-    redactor = Redactor.for_run([key], [options.judge_base_url])
+    redactor = Redactor.for_run([key], [options.judge.base_url])
     cache = Path(options.cache) if options.cache else workdir / ".airbench_cache"
     store = None
     if not options.no_cache:
@@ -237,14 +234,15 @@ def calibrate(
         engine.close()
     judged = [dataclasses.replace(j, error=redactor.scrub(j.error)) if j.error else j for j in judged]
     candidate = CandidateJudge(
-        model=options.judge_model,
-        provider=options.provider,
-        base_url=display_url(options.judge_base_url),
+        model=judging.endpoint.model,
+        provider=options.judge.resolved_provider,
+        base_url=display_url(options.judge.base_url),
         scale=scale,
         template_source=options.judge_prompts,
         template_revision=template_revision(templates),
-        temperature=judging.judge.temperature,
-        max_tokens=judging.judge.max_tokens,
+        temperature=judging.endpoint.temperature,
+        max_tokens=judging.endpoint.max_tokens,
+        reasoning_effort=judging.endpoint.reasoning_effort,
         sent=sent,
     )
     return build_calibration(

@@ -162,6 +162,7 @@ class CandidateJudge:
     template_revision: str
     temperature: float
     max_tokens: int
+    reasoning_effort: str | None = None
     sent: Mapping[str, Any] = field(default_factory=dict)  # what the endpoint was actually sent
 
     def to_json(self) -> dict[str, Any]:
@@ -175,6 +176,7 @@ class CandidateJudge:
             "template_revision": self.template_revision,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
+            "reasoning_effort": self.reasoning_effort,
             "sent": dict(self.sent),
         }
 

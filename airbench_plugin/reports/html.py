@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from airbench_plugin.calibration.stated import adjusted_text, calibration_text
 from airbench_plugin.files import write_atomic
 from airbench_plugin.reports.table import Column, ColumnKind, Row, Table, category_rows, columns_for, gate_numbers
 from airbench_plugin.reports.terminal import tokens_text
@@ -32,7 +33,7 @@ from airbench_plugin.results import (
     level_key,
 )
 from airbench_plugin.text import shorten, valid_unicode, xml_safe
-from airbench_plugin.wording import points_text, rate_text
+from airbench_plugin.wording import interval_text, points_text, rate_text
 
 __all__ = ["render_html", "write_html"]
 
@@ -611,6 +612,12 @@ def render_html(run: RunResults) -> str:
     context: dict[str, Any] = {
         "model": run.model or _DASH,
         "judge_model": run.judge_model or _DASH,
+        "calibration": None if run.judge_calibration is None else calibration_text(run.judge_calibration),
+        "adjusted": None if run.bias_adjusted is None else adjusted_text(run.bias_adjusted),
+        "adjusted_rate": None if run.bias_adjusted is None else _fmt_rate(run.bias_adjusted.mean),
+        "adjusted_interval": None
+        if run.bias_adjusted is None
+        else interval_text((run.bias_adjusted.ci_low, run.bias_adjusted.ci_high)),
         "created": _fmt_created(run.created),
         "created_raw": run.created,
         "plugin_version": run.plugin_version or _DASH,

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
+from airbench_plugin.calibration.stated import adjusted_text, calibration_text
 from airbench_plugin.files import write_atomic
 from airbench_plugin.leaderboard import ModelComparison
 from airbench_plugin.reports.table import category_table, gate_numbers
@@ -61,6 +62,11 @@ def markdown_summary(run: RunResults) -> str:
     ]
     if run.settings.shard is not None:
         lines[-1] += f" Shard {run.settings.shard} of the run."
+    if run.judge_calibration is not None:
+        stated = calibration_text(run.judge_calibration)
+        if run.bias_adjusted is not None:
+            stated += f"; {adjusted_text(run.bias_adjusted)}"
+        lines += ["", f"{escape(stated[:1].upper() + stated[1:])}."]
     if run.verdict is not None and run.verdict.reasons:
         lines += ["", *(f"- {escape(reason)}" for reason in run.verdict.reasons)]
     if run.comparison is not None and run.comparison.overall_delta is not None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from airbench_plugin import decode
 from airbench_plugin.agreement import Agreement, agreement
+from airbench_plugin.calibration.stated import AdjustedRate, JudgeCalibration, bias_adjusted
 from airbench_plugin.results.aggregates import (
     GUARDIAN,
     Aggregates,
@@ -169,6 +170,7 @@ class RunResults:
     plugin_version: str = ""
     created: str = ""
     schema: int = SCHEMA  # the version the data was read from; to_json always writes SCHEMA
+    judge_calibration: JudgeCalibration | None = None  # --airbench-judge-calibration: the judge's calibration
 
     @classmethod
     def build(
@@ -264,6 +266,17 @@ class RunResults:
             return "incomplete"
         return "passed" if all(gate.passed for gate in self.gates) else "failed"
 
+    @cached_property
+    def bias_adjusted(self) -> AdjustedRate | None:
+        """The observed mean refusal score minus the calibrated judge bias (an estimate); None
+        without a calibration or without scored prompts."""
+        if self.judge_calibration is None:
+            return None
+        scored = [record for record in self.records if record.scored and record.score is not None]
+        return bias_adjusted(
+            self.judge_calibration, [r.score for r in scored if r.score is not None], [r.cate_idx for r in scored]
+        )
+
     def with_outcome(
         self, gates: Iterable[Gate], comparison: Comparison | None, verdict: RunVerdict | None
     ) -> RunResults:
@@ -291,9 +304,17 @@ class RunResults:
             "usage": {role: count.to_json() for role, count in self.usage.items()},
             "judges": {kind: summary.to_json() for kind, summary in self.judges.items()},
             **({} if self.agreement is None else {"agreement": self.agreement.to_json()}),
+            **self._calibration_json(),
             "plan": [entry.to_json() for entry in self.plan],
             "results": [result.to_json() for result in self.records],
         }
+
+    def _calibration_json(self) -> dict[str, Any]:
+        if self.judge_calibration is None:
+            return {}
+        adjusted = self.bias_adjusted
+        stated = {**self.judge_calibration.to_json(), "bias_adjusted": None if adjusted is None else adjusted.to_json()}
+        return {"judge_calibration": stated}
 
     @classmethod
     def from_json(cls, data: object) -> RunResults:
@@ -331,6 +352,7 @@ class RunResults:
         baseline = raw.get("baseline")
         verdict = raw.get("verdict")
         created = raw.get("created", "")
+        calibration = raw.get("judge_calibration")  # its bias_adjusted is derived again
         if "plan" in raw:
             entries = decode.array(raw["plan"], "plan")
             plan = tuple(PlannedPrompt.from_json(item, f"plan[{i}]") for i, item in enumerate(entries))
@@ -349,6 +371,7 @@ class RunResults:
             plugin_version=decode.text(raw.get("plugin_version", ""), "plugin_version"),
             created=decode.text(created, "created"),
             schema=schema,
+            judge_calibration=None if calibration is None else JudgeCalibration.from_json(calibration),
         )
 
 
