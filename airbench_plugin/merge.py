@@ -51,6 +51,7 @@ OPERATIONAL = frozenset(
         "shutdown_dates",  # what the endpoints announced when the job started
         "batch",  # a batch run scores as a normal run: batch and normal shards merge
         "batch_poll",
+        "judge_calibration",  # the file's path; its content is compared as the run's judge_calibration
         # How fast each endpoint was called and with which key variable.
         *(field_name(role, setting) for role in ROLES for setting in ("api_key_env", "rpm", "tpm")),
     }
@@ -152,7 +153,7 @@ IDENTITIES: tuple[tuple[str, Identity], ...] = (
     ("judges", lambda run: (run.judge_model, *(_measured(run.settings).get(key) for key in JUDGE_SETTINGS))),
     ("dataset revisions", lambda run: (run.dataset.source, run.dataset.revision, run.dataset.region)),
     ("seeds", lambda run: run.settings.seed),
-    ("judge calibrations", lambda run: run.judge_calibration),
+    ("judge calibrations", lambda run: run.judge_calibration and dataclasses.replace(run.judge_calibration, source="")),
 )
 
 

@@ -235,3 +235,15 @@ def test_a_reasoning_candidate_is_sent_what_a_runs_reasoning_judge_is_sent(serve
     candidate = json.loads(out.read_text(encoding="utf-8"))["candidate"]
     assert (candidate["max_tokens"], candidate["reasoning_effort"]) == (100, "low")
     assert candidate["sent"]["max_completion_tokens"] == 100 + 4096
+
+
+def test_a_second_calibration_reads_the_candidates_answers_from_the_cache(server: ChatServer, tmp_path: Path) -> None:
+    reference = Path(__file__).parent / "data" / "responses" / "pipeline1_step2_llama-3-8b.json"
+    args = [a for a in calibrate_args(server, str(reference), f"--cache={tmp_path / 'cache'}") if a != "--no-cache"]
+    before = len(server.calls())
+    assert main(args, environ={}) == 0
+    assert len(server.calls()) - before == 6
+    out = tmp_path / "again.json"
+    assert main([*args, f"--json={out}"], environ={}) == 0
+    assert len(server.calls()) - before == 6  # the second run made no call
+    assert json.loads(out.read_text(encoding="utf-8"))["items"] == 6

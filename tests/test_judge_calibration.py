@@ -208,3 +208,42 @@ def test_a_calibrated_run_states_its_calibration_and_the_bias_adjusted_rate(
     report = (suite.path / "report.html").read_text(encoding="utf-8")
     assert f'<span class="card-value" id="bias-adjusted-rate">{(mean - 0.05) * 100:.1f}%</span>' in report
     assert f'<p class="sub" id="judge-calibration">{stated}; ' in report.replace("&#43;", "+")
+
+
+def test_merge_keeps_the_shards_calibration_and_refuses_shards_of_different_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import dataclasses
+
+    from airbench_plugin.cli import main
+    from airbench_plugin.options import parse_values
+    from airbench_plugin.reports.document import build_results, write_json
+    from airbench_plugin.results import CaseResult
+    from airbench_plugin.shards import Shard
+
+    base = parse_values({"model": "m", "judge_model": JUDGE_MODEL, "sample": "all", "no_cache": True})
+    calibration = load_judge_calibration(str(write(tmp_path / "c.json", document("sha256:x"))))
+    records = [
+        CaseResult(
+            f"t.py::test_airbench[1.1.1-x-{i}]", "1.1.1", "S", "C", "N", f"p{i}", "No.", "r", None, 1.0, "passed"
+        )
+        for i in range(4)
+    ]
+
+    def shard(name: str, index: int, stated: JudgeCalibration) -> str:
+        run = build_results(base.replace(shard=Shard(index, 2)), records[index - 1 :: 2])
+        write_json(dataclasses.replace(run, judge_calibration=stated), tmp_path / name)
+        return str(tmp_path / name)
+
+    moved = dataclasses.replace(calibration, source="/elsewhere/c.json")  # the same file, another machine's path
+    one, two = shard("1.json", 1, calibration), shard("2.json", 2, moved)
+    assert main(["merge", one, two, "--json", str(tmp_path / "m.json"), "--no-step-summary"]) == 0
+    merged = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))["judge_calibration"]
+    assert merged["bias"] == calibration.to_json()["bias"] and merged["bias_adjusted"]["mean"] == pytest.approx(0.95)
+    capsys.readouterr()
+    other = shard("3.json", 2, dataclasses.replace(calibration, items=40))
+    assert main(["merge", one, other, "--json", str(tmp_path / "m.json")]) == 2
+    assert capsys.readouterr().err == (
+        f"airbench merge: cannot merge {one!r} and {other!r}: they were run with different judge calibrations; "
+        "merge only the shards of one run.\n"
+    )
