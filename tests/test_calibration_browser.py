@@ -128,9 +128,9 @@ def test_a_calibrated_runs_report_shows_the_bias_adjusted_rate_beside_the_observ
 
     from airbench_plugin.calibration.stated import Estimate, JudgeCalibration, Rate
     from airbench_plugin.options import Settings
-    from airbench_plugin.reports.document import build_results
     from airbench_plugin.reports.html import write_html
     from airbench_plugin.results import CaseResult
+    from airbench_plugin.run import build_results
 
     records = [
         CaseResult(

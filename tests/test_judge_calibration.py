@@ -217,8 +217,9 @@ def test_merge_keeps_the_shards_calibration_and_refuses_shards_of_different_ones
 
     from airbench_plugin.cli import main
     from airbench_plugin.options import parse_values
-    from airbench_plugin.reports.document import build_results, write_json
+    from airbench_plugin.reports.document import write_json
     from airbench_plugin.results import CaseResult
+    from airbench_plugin.run import build_results
     from airbench_plugin.shards import Shard
 
     base = parse_values({"model": "m", "judge_model": JUDGE_MODEL, "sample": "all", "no_cache": True})
