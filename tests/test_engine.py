@@ -203,14 +203,20 @@ def test_the_breaker_stops_the_run_when_the_first_calls_all_fail_alike(
 
 
 def test_the_breaker_message_ends_a_provider_s_sentence_once(chat_server: ChatServer, make_engine: MakeEngine) -> None:
-    """OpenAI's 404 ends with its own full stop: the message said "access to it.. Check"."""
-    text = "The model `target-model` does not exist or you do not have access to it."
-    chat_server.inject(Reply(text, status=404, error_code="model_not_found"), times=1000, model=TARGET_MODEL)
+    """OpenAI's errors end with their own full stop: the message said "access to it.. Check".
+
+    (A 404 for the model now stops the run with the retired-model sentence; OpenAI's 401 ends the same way.)
+    """
+    text = (
+        "Incorrect API key provided: sk-proj-abc. You can find your API key at "
+        "https://platform.openai.com/account/api-keys."
+    )
+    chat_server.inject(Reply(text, status=401, error_code="invalid_api_key"), times=1000, model=TARGET_MODEL)
     engine = make_engine(retries=0)
     futures = [engine.submit(case(i)) for i in range(6)]
     with pytest.raises(CircuitOpen) as info:
         futures[-1].result()
-    assert "access to it. Check the API key" in str(info.value)
+    assert "account/api-keys. Check the API key" in str(info.value)
     assert ".." not in str(info.value)
 
 
