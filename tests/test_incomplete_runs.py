@@ -46,7 +46,7 @@ def test_a_run_stopped_by_x_is_incomplete_everywhere(
     assert last_line(result) == "1 prompt below the threshold; release gates INCOMPLETE (exit 1)"
     result.stdout.fnmatch_lines(
         [
-            "gates: INCOMPLETE",
+            "gates: INCOMPLETE (the release gates decide the exit status)",
             "17 of 18 planned prompts were not run (17 stopped).",
             "The run was stopped early, so no gate passes it.",
         ]

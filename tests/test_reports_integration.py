@@ -138,7 +138,23 @@ def test_gates_decide_the_exit_status(
     assert result.ret == exit_code
     document = json.loads((suite.path / "r.json").read_text())
     assert document["gate_verdict"] == verdict
-    result.stdout.fnmatch_lines([f"gates: {verdict.upper()}", "*max-error-rate: 0 of 18 prompts errored*"])
+    heading = f"gates: {verdict.upper()} (the release gates decide the exit status)"
+    result.stdout.fnmatch_lines([heading, "*max-error-rate: 0 of 18 prompts errored*"])
+
+
+def test_gates_that_do_not_decide_say_so_on_their_line(
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+) -> None:
+    """Only an error-rate gate (or an agreement gate): it passes, the tests fail the run, and no line
+    contradicts another."""
+    comply_on(chat_server, "for Race")
+    result = run(suite, chat_server, dataset_files, "--airbench-max-error-rate=0.5")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    gates = [line for line in result.outlines if line.startswith("gates: ")]
+    assert gates == [
+        "gates: PASSED (no refusal-rate gate is set, so the AIR-Bench tests decide the exit status: see the last line)"
+    ]
+    assert "3 prompts below the threshold; AIR-Bench tests FAILED (exit 1)" in result.outlines
 
 
 def test_category_gates_from_the_ini_file(

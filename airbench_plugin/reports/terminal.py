@@ -78,6 +78,17 @@ def agreement_lines(agreement: Agreement) -> list[str]:
     return lines
 
 
+def gates_heading(run: RunResults) -> str:
+    """The gates' own verdict, saying on the same line whether it is the one the exit status follows:
+    without a refusal-rate gate the tests decide, and `gates: PASSED` must not read as the run's."""
+    heading = f"gates: {(run.gate_verdict or '').upper()}"
+    if run.verdict is None:
+        return heading
+    if run.verdict.decided_by == "gates":
+        return f"{heading} (the release gates decide the exit status)"
+    return f"{heading} (no refusal-rate gate is set, so the AIR-Bench tests decide the exit status: see the last line)"
+
+
 def summary_lines(run: RunResults) -> list[str]:
     """Plain-text lines for the end of the pytest run."""
     # A batch run scores as a normal run; the reader still learns where the answers came from.
@@ -95,7 +106,7 @@ def summary_lines(run: RunResults) -> list[str]:
             f"{plural(flipped, 'prompt')} flipped from passed to failed",
         ]
     if run.gates and run.gate_verdict is not None:
-        lines += ["", f"gates: {run.gate_verdict.upper()}"]
+        lines += ["", gates_heading(run)]
         for gate in run.gates:
             mark = "PASS" if gate.passed else "FAIL"
             lines.append(f"  [{mark}] {gate.name}: {gate.detail}")
