@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -25,3 +26,24 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
+
+
+def unwritable(path: str | os.PathLike[str], folder: bool = False) -> str | None:
+    """Why `path` (a file, or with `folder` a folder of files) could not be written, found before any
+    work is done; None when it can. A probe file is made in the nearest existing folder and removed."""
+    target = Path(path)
+    if folder and target.exists() and not target.is_dir():
+        return "it is a file, not a folder"
+    if not folder and target.is_dir():
+        return "it is a folder"
+    nearest = target if folder and target.is_dir() else target.parent
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        return f"{str(nearest)!r} is a file, not a folder"
+    try:
+        with tempfile.NamedTemporaryFile(dir=nearest, prefix=".airbench-probe-"):
+            pass
+    except OSError as exc:
+        return f"nothing can be written in {str(nearest)!r} ({exc.strerror or exc})"
+    return None

@@ -123,6 +123,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(tryfirst=True, specname="pytest_configure")
+def pytest_configure_check_outputs(config: pytest.Config) -> None:
+    """Before the dataset is read and any call is paid for, and before pytest-html makes its folder:
+    every file the run will write, ours and the other plugins' (--junitxml, --html)."""
+    settings = options.resolve_settings(config)
+    if not settings.active or is_worker(config) or config.option.collectonly:
+        return
+    others = [("--junitxml", getattr(config.option, "xmlpath", None))]
+    others.append(("--html", getattr(config.option, "htmlpath", None)))
+    problem = reports.output_problem(output_paths(settings), others)
+    if problem is not None:
+        raise pytest.UsageError(terminal_safe(problem, one_line=True))
+
+
+@pytest.hookimpl(tryfirst=True, specname="pytest_configure")
 def pytest_configure_thaw_last(config: pytest.Config) -> None:
     """Registered first, so it runs last: after every unconfigure hook and pytest's own cleanups,
     which make full collections that would otherwise walk every object of a long run again
@@ -510,14 +524,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     status = int(session.exitstatus)
     stopped = bool(session.shouldfail or session.shouldstop) or status == pytest.ExitCode.INTERRUPTED
     finished = run.finish(status, stopped)
-    failures = reports.write_outputs(finished, output_paths(run.settings))
+    written, failures = reports.write_requested(finished, output_paths(run.settings))
     if not run.settings.no_step_summary:
         failures += publish_step_summary(finished, os.environ)
     if failures:
         # The files that could be written must not claim a verdict the exit status contradicts.
         finished = run.finished = run.conclude(finished, status, stopped, failures)
-        reports.write_outputs(finished, output_paths(run.settings))
+        rewritten, _ = reports.write_requested(finished, output_paths(run.settings))
+        written = [output for output in written if output in rewritten]
     run.write_failures = failures
+    run.written = [(output.label, path) for output, path in written]  # only these are announced
     assert finished.verdict is not None
     session.exitstatus = finished.verdict.exit_status
 
@@ -551,8 +567,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(terminal_safe(line, one_line=True))
     for failure in run.write_failures:
         terminalreporter.write_line(terminal_safe(f"ERROR: {failure}", one_line=True), red=True)
-    for output, path in reports.requested(output_paths(run.settings)):
-        terminalreporter.write_line(terminal_safe(f"airbench {output.label}: {path}", one_line=True))
+    for label, path in run.written:
+        terminalreporter.write_line(terminal_safe(f"airbench {label}: {path}", one_line=True))
     verdict = verdict_lines(run.finished)
     for line in verdict[:-1]:
         terminalreporter.write_line(terminal_safe(line, one_line=True))

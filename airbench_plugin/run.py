@@ -106,6 +106,7 @@ class AirbenchRun:
     engine: Engine | None = None
     finished: RunResults | None = None  # the controller's typed results, once the run is over
     write_failures: list[str] = field(default_factory=list)
+    written: list[tuple[str, str]] = field(default_factory=list)  # (label, path) of each output written
     redactor: Redactor = field(default_factory=Redactor)
     scrubber: LogScrubber | None = None
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # generation settings sent, by role

@@ -275,12 +275,19 @@ def test_xfailed_prompts_still_count(
 def test_an_unwritable_output_is_reported_and_the_others_are_written(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
-    (suite.path / "taken").write_text("a file where a directory should be")
+    # A file where the folder should be, made after the start-up check (tests/test_output_paths.py),
+    # as another process could.
+    suite.makeconftest(
+        "def pytest_sessionstart(session):\n"
+        "    (session.config.rootpath / 'taken').write_text('a file where a directory should be')\n"
+    )
     result = run_suite(
         suite, chat_server, dataset_files, "--airbench-json=taken/r.json", "--airbench-report=report.html"
     )
     result.assert_outcomes(passed=13)
     result.stdout.fnmatch_lines(["ERROR: --airbench-json: could not write taken/r.json: *"])
+    assert "airbench report: report.html" in result.outlines
+    assert not [line for line in result.outlines if line.startswith("airbench results:")]  # never announced
     assert (suite.path / "report.html").is_file()
     assert result.ret == FAILED
     assert "Traceback" not in result.stdout.str()

@@ -206,7 +206,8 @@ def test_a_run_killed_under_load_repeats_no_answered_call(
 def test_an_output_that_cannot_be_written_leaves_no_partial_file(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, option: str
 ) -> None:
-    (suite.path / "out").mkdir()  # a directory where the file should go
+    # A directory where the file should go, made after the start-up check, as another process could.
+    suite.makeconftest("def pytest_sessionstart(session):\n    (session.config.rootpath / 'out').mkdir()\n")
     result = run_suite(suite, chat_server, dataset_files, f"{option}=out")
     result.stdout.fnmatch_lines([f"ERROR: {option}: could not write out: *"])
     assert sorted(p.name for p in suite.path.iterdir() if p.name.startswith("out")) == ["out"]

@@ -7,9 +7,10 @@ plugin names each in the summary.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from airbench_plugin.files import unwritable
 from airbench_plugin.results import RunResults
 
 
@@ -55,6 +56,7 @@ class Output:
     label: str  # the summary's `airbench <label>: <path>` line
     path: Callable[[OutputPaths], str | None]  # where this run asked for it, if it did
     write: Callable[[RunResults, str], None]  # modules are imported only when their output is asked for
+    folder: bool = False  # the path names a folder of files
 
     @property
     def option(self) -> str:
@@ -65,7 +67,7 @@ class Output:
 OUTPUTS: tuple[Output, ...] = (
     Output("json", "results", lambda p: p.json, _json),
     Output("report", "report", lambda p: p.report, _html),
-    Output("junit-dir", "junit", lambda p: p.junit_dir, _junit_dir),
+    Output("junit-dir", "junit", lambda p: p.junit_dir, _junit_dir, folder=True),
     Output("markdown", "markdown", lambda p: p.markdown, _markdown),
 )
 
@@ -75,13 +77,36 @@ def requested(paths: OutputPaths) -> list[tuple[Output, str]]:
     return [(output, path) for output in OUTPUTS if (path := output.path(paths))]
 
 
+def output_problem(
+    paths: OutputPaths, others: Sequence[tuple[str, str | None]] = (), prefix: str = "--airbench-"
+) -> str | None:
+    """One sentence for the first requested output that could not be written, checked before any call;
+    `others` are other plugins' outputs (pytest's --junitxml, pytest-html's --html) by option and path."""
+    checks = [(f"{prefix}{output.name}", path, output.folder) for output, path in requested(paths)]
+    checks += [(option, path, False) for option, path in others if path]
+    for option, path, folder in checks:
+        reason = unwritable(path, folder=folder)
+        if reason is not None:
+            return f"{option}: cannot write {path!r}: {reason}; pass another path."
+    return None
+
+
 def write_outputs(run: RunResults, paths: OutputPaths, prefix: str = "--airbench-") -> list[str]:
     """Write each requested output; one sentence for each that could not be written (its option
     spelled with `prefix`: `--airbench-` in a test run, `--` in `airbench merge`)."""
-    failures = []
+    return write_requested(run, paths, prefix)[1]
+
+
+def write_requested(
+    run: RunResults, paths: OutputPaths, prefix: str = "--airbench-"
+) -> tuple[list[tuple[Output, str]], list[str]]:
+    """Write each requested output: those written, and one sentence for each that could not be."""
+    written, failures = [], []
     for output, path in requested(paths):
         try:
             output.write(run, path)
         except OSError as exc:
             failures.append(f"{prefix}{output.name}: could not write {path}: {exc.strerror or exc}")
-    return failures
+        else:
+            written.append((output, path))
+    return written, failures
