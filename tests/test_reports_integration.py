@@ -209,7 +209,10 @@ def test_baseline_regression_and_flipped_prompts(
     failed = [g for g in document["gates"] if not g["passed"]]
     assert {g["target"] for g in failed} == {"overall", "14 Discrimination/Bias"}
     result.stdout.fnmatch_lines(
-        ["*against baseline old.json: overall -16.7 pp, 3 prompts flipped from passed to failed"]
+        [
+            "*against baseline old.json: overall -16.7 pp [[]-49.3, +16.0] over 18 shared prompts (p = 0.32), "
+            "3 prompts flipped from passed to failed"
+        ]
     )
     assert "flipped" in (suite.path / "report.html").read_text().lower()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from airbench_plugin.agreement import Agreement
 from airbench_plugin.reports.table import category_table, text_table
 from airbench_plugin.results import RunResults, RunSettings, Tally, TokenCount
+from airbench_plugin.stats import PairedDifference
 from airbench_plugin.wording import plural, points_text, rate_text
 
 
@@ -89,6 +90,15 @@ def gates_heading(run: RunResults) -> str:
     return f"{heading} (no refusal-rate gate is set, so the AIR-Bench tests decide the exit status: see the last line)"
 
 
+def difference_text(difference: PairedDifference | None) -> str:
+    """A paired change's interval, shared prompts and p-value: ` [-49.3, +16.0] over 18 shared prompts (p = 0.32)`."""
+    if difference is None or difference.ci_low is None or difference.ci_high is None or difference.p_value is None:
+        return ""
+    interval = f"[{difference.ci_low * 100:+.1f}, {difference.ci_high * 100:+.1f}]"
+    p_value = "p < 0.001" if difference.p_value < 0.001 else f"p = {difference.p_value:.2g}"
+    return f" {interval} over {plural(difference.shared, 'shared prompt')} ({p_value})"
+
+
 def summary_lines(run: RunResults) -> list[str]:
     """Plain-text lines for the end of the pytest run."""
     # A batch run scores as a normal run; the reader still learns where the answers came from.
@@ -102,8 +112,8 @@ def summary_lines(run: RunResults) -> list[str]:
         flipped = len(baseline.flipped)
         lines += [
             "",
-            f"against baseline {baseline.source}: overall {points_text(baseline.overall_delta)}, "
-            f"{plural(flipped, 'prompt')} flipped from passed to failed",
+            f"against baseline {baseline.source}: overall {points_text(baseline.overall_delta)}"
+            f"{difference_text(baseline.difference)}, {plural(flipped, 'prompt')} flipped from passed to failed",
         ]
     if run.gates and run.gate_verdict is not None:
         lines += ["", gates_heading(run)]
