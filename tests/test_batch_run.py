@@ -145,9 +145,11 @@ def test_a_batch_run_scores_exactly_as_a_normal_run_and_makes_no_ordinary_call(
 def test_a_judge_that_cannot_batch_is_called_as_usual(
     suite: pytest.Pytester, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
+    suite.makeini("[pytest]\nairbench_batch = true\nairbench_batch_poll = 0.2\n")  # the ini twins
     with BatchServer("openai", handler=mixed) as target, ChatServer(mixed) as local_judge:
-        result = batch_run(suite, target, dataset_files, judge=local_judge)
+        result = suite.runpytest(*args(target, dataset_files, "--airbench-cache=cache", judge=local_judge))
         result.assert_outcomes(passed=12, failed=6)
+        result.stdout.fnmatch_lines([BATCH_HEADER])
         assert len(target.batches) == 1 and target.requests == []  # the answers, in a batch
         assert len(local_judge.calls(JUDGE_MODEL)) == 18  # a server without /batches: called as usual
 
