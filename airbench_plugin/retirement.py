@@ -45,18 +45,22 @@ def way_out(role: Role, option_prefix: str) -> str:
     )
 
 
+def _named(role: Role, model: str) -> str:
+    """`the judge model X`, `the model under test X` (not `the model under test model X`)."""
+    return f"the {ROLE_NAMES[role]} {model}" if role == "target" else f"the {ROLE_NAMES[role]} model {model}"
+
+
 def gone_message(role: Role, model: str, where: str, reason: str, option_prefix: str) -> str:
     """The sentence that stops a run whose `role` endpoint answered that `model` is gone; `reason`: its words."""
     return (
-        f"AIR-Bench stopped: the {ROLE_NAMES[role]} model {model} is not served by {where} ({reason}). "
-        f"{way_out(role, option_prefix)}"
+        f"AIR-Bench stopped: {_named(role, model)} is not served by {where} ({reason}). {way_out(role, option_prefix)}"
     )
 
 
 def shut_down_message(role: Role, model: str, where: str, date: dt.date, option_prefix: str) -> str:
     """The sentence that stops a run before any call: the endpoint announced `model` shut down on `date`."""
     return (
-        f"AIR-Bench stopped before any call: the {ROLE_NAMES[role]} model {model} was shut down on "
+        f"AIR-Bench stopped before any call: {_named(role, model)} was shut down on "
         f"{date.isoformat()}, as {where} says. {way_out(role, option_prefix)}"
     )
 

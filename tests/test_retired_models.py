@@ -124,7 +124,7 @@ def test_a_model_together_does_not_serve_names_the_model_option(chat_server: Cha
     with pytest.raises(CircuitOpen) as info:
         engine.verdict(case(0))
     assert str(info.value) == (
-        f"AIR-Bench stopped: the model under test model {TARGET_MODEL} is not served by {chat_server.url} (404 "
+        f"AIR-Bench stopped: the model under test {TARGET_MODEL} is not served by {chat_server.url} (404 "
         f"Unable to access model {TARGET_MODEL}. Please visit https://api.together.ai/models to view the list of "
         "supported models.). Pass --airbench-model with a model the endpoint serves, then run again."
     )
