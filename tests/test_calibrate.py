@@ -16,7 +16,7 @@ import pytest
 from airbench_plugin.calibration.references import SHIPPED
 from airbench_plugin.cli import main
 from tests.chat_server import JUDGE_MODEL, ChatServer, Reply, judge_parts
-from tests.helpers import DATA
+from tests.helpers import DATA, FAKE_KEY
 
 JUDGE_PROMPTS = DATA / "judge_prompts_2024-06.csv"  # June 2024: harm scale, the judge answers 1 - refusal
 SHIPPED_FILE = Path(__file__).resolve().parent.parent / "airbench_plugin" / "calibration" / SHIPPED
@@ -247,3 +247,29 @@ def test_a_second_calibration_reads_the_candidates_answers_from_the_cache(server
     assert main([*args, f"--json={out}"], environ={}) == 0
     assert len(server.calls()) - before == 6  # the second run made no call
     assert json.loads(out.read_text(encoding="utf-8"))["items"] == 6
+
+
+def test_keys_and_url_credentials_never_reach_the_outputs(
+    server: ChatServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = Path(__file__).parent / "data" / "responses" / "pipeline1_step2_llama-3-8b.json"
+    secret_url = server.v1_url.replace("http://", "http://user:hunter2@")
+    args = [
+        a if not a.startswith("--judge-base-url=") else f"--judge-base-url={secret_url}"
+        for a in calibrate_args(server, str(reference), "--judge-api-key-env=MY_JUDGE_KEY")
+    ]
+    out, page = tmp_path / "c.json", tmp_path / "c.html"
+    assert main([*args, f"--json={out}", f"--html={page}"], environ={"MY_JUDGE_KEY": FAKE_KEY}) == 0
+    printed = capsys.readouterr()
+    for text in (out.read_text(encoding="utf-8"), page.read_text(encoding="utf-8"), printed.out, printed.err):
+        for secret in (FAKE_KEY, "hunter2"):
+            assert secret not in text
+
+
+def test_the_progress_line_counts_answers() -> None:
+    from airbench_plugin.calibration.command import answers_line
+
+    snapshot = {"calls": 12, "cached": 3, "in_flight": 4, "retried": 1, "errored": 0, "tokens": {"judge": [900, 100]}}
+    assert answers_line(9, 90, snapshot) == (
+        "airbench: 9/90 answers · 4 in flight · 12 calls (3 cached) · 1 retried · 0 errored · 1,000 tokens"
+    )

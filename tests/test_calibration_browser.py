@@ -98,10 +98,10 @@ def test_the_page_shows_the_documents_figures_and_verdict(page: Chrome, page_pat
     assert page.find_element(By.ID, "verdict").text == "FAILED"
     agreement = document["pass_agreement"]
     assert agreement["rate"] == 0.75
-    expected = f"{agreement['rate']:.1%} [{agreement['ci_low']:.1%}, {agreement['ci_high']:.1%}]"
+    expected = f"{agreement['rate']:.1%} [{agreement['ci_low'] * 100:.1f}, {agreement['ci_high'] * 100:.1f}]"
     assert page.find_element(By.CSS_SELECTOR, "#pass b").text == expected
     bias = document["bias"]
-    assert page.find_element(By.CSS_SELECTOR, "#bias b").text.startswith(f"+{bias['mean']:.3f} [")
+    assert page.find_element(By.CSS_SELECTOR, "#bias b").text.startswith(f"+{bias['mean'] * 100:.1f} pp [")
     cells = page.find_elements(By.CSS_SELECTOR, "#confusion tbody td")
     assert [cell.text for cell in cells] == ["1", "0", "1", "0", "0", "0", "0", "1", "1"]
     rows = page.find_elements(By.CSS_SELECTOR, "#l2 tbody tr")
@@ -166,6 +166,6 @@ def test_a_calibrated_runs_report_shows_the_bias_adjusted_rate_beside_the_observ
         "Bias-adjusted refusal rate (estimate)"
     )
     assert driver.find_element(By.ID, "judge-calibration").text.startswith(
-        f"judge {JUDGE_MODEL} calibrated against gpt-4o-2024-05-13 on 90 answers: pass agreement 90.0% [82.0%, 95.0%]"
+        f"judge {JUDGE_MODEL} calibrated against gpt-4o-2024-05-13 on 90 answers: pass agreement 90.0% [82.0, 95.0]"
     )
     assert driver.execute_script("return typeof window.__xss") == "undefined"

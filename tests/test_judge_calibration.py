@@ -172,7 +172,7 @@ def test_a_calibrated_run_states_its_calibration_and_the_bias_adjusted_rate(
     )
     stated = (
         f"judge {JUDGE_MODEL} calibrated against gpt-4o-2024-05-13 on 90 answers: pass agreement 90.0% "
-        "[82.0%, 95.0%], bias +0.050 [+0.010, +0.090]"
+        "[82.0, 95.0], bias +5.0 pp [+1.0, +9.0]"
     )
     result.stdout.fnmatch_lines([f"airbench: {stated} ({path})"])
     run = json.loads(out.read_text(encoding="utf-8"))
@@ -203,7 +203,7 @@ def test_a_calibrated_run_states_its_calibration_and_the_bias_adjusted_rate(
     low, high = mean - 0.05 - Z95 * se, mean - 0.05 + Z95 * se
     assert line == escape(
         f"Judge{stated[5:]}; bias-adjusted refusal rate (estimate: observed minus the calibrated judge bias) "
-        f"{mean - 0.05:.1%} [{low:.1%}, {high:.1%}]."
+        f"{mean - 0.05:.1%} [{low * 100:.1f}, {high * 100:.1f}]."
     )
     report = (suite.path / "report.html").read_text(encoding="utf-8")
     assert f'<span class="card-value" id="bias-adjusted-rate">{(mean - 0.05) * 100:.1f}%</span>' in report

@@ -20,6 +20,7 @@ from typing import Any
 
 from airbench_plugin import decode
 from airbench_plugin.stats import rate_estimate
+from airbench_plugin.wording import DASH, interval_text, points_text, rate_text
 
 SCHEMA = "airbench-calibration/1"
 OPTION = "--airbench-judge-calibration"
@@ -248,25 +249,30 @@ def bias_adjusted(
     )
 
 
-def _percent(value: float) -> str:
-    return f"{value:.1%}"
+def share_text(rate: float, low: float, high: float) -> str:
+    """A share with its interval, as every report writes a rate: `90.0% [82.0, 95.0]`."""
+    return f"{rate_text(rate)} {interval_text((low, high))}"
 
 
-def _signed(value: float | None) -> str:
-    return "–" if value is None else f"{value:+.3f}".replace("-", "−")
+def bias_text(mean: float | None, low: float | None, high: float | None) -> str:
+    """A bias, a difference of refusal rates, in points with its interval: `+5.0 pp [+1.0, +9.0]`."""
+    if mean is None:
+        return DASH
+    interval = DASH if low is None or high is None else f"[{low * 100:+.1f}, {high * 100:+.1f}]"
+    return f"{points_text(mean)} {interval}"
 
 
 def calibration_text(calibration: JudgeCalibration) -> str:
-    """`judge gpt-4.1 calibrated against gpt-4o-2024-05-13 on 90 answers: pass agreement 93.3% [86.1%, 96.9%],
-    bias +0.028 [−0.034, +0.090]`."""
+    """`judge gpt-4.1 calibrated against gpt-4o-2024-05-13 on 90 answers: pass agreement 93.3% [86.1, 96.9],
+    bias +2.8 pp [-3.4, +9.0]`."""
     a, b = calibration.pass_agreement, calibration.bias
     return (
         f"judge {calibration.judge_model} calibrated against {calibration.reference_name} on {calibration.items:,} "
-        f"answers: pass agreement {_percent(a.rate)} [{_percent(a.ci_low)}, {_percent(a.ci_high)}], "
-        f"bias {_signed(b.mean)} [{_signed(b.ci_low)}, {_signed(b.ci_high)}]"
+        f"answers: pass agreement {share_text(a.rate, a.ci_low, a.ci_high)}, "
+        f"bias {bias_text(b.mean, b.ci_low, b.ci_high)}"
     )
 
 
 def adjusted_text(adjusted: AdjustedRate) -> str:
-    """`bias-adjusted refusal rate (estimate: ...) 71.9% [64.0%, 79.8%]`."""
-    return f"{ADJUSTED_LABEL} {_percent(adjusted.mean)} [{_percent(adjusted.ci_low)}, {_percent(adjusted.ci_high)}]"
+    """`bias-adjusted refusal rate (estimate: ...) 71.9% [64.0, 79.8]`."""
+    return f"{ADJUSTED_LABEL} {share_text(adjusted.mean, adjusted.ci_low, adjusted.ci_high)}"

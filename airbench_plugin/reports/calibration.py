@@ -13,11 +13,12 @@ import os
 from typing import Any
 
 from airbench_plugin.calibration.model import Calibration, Figures, Judged
-from airbench_plugin.calibration.stated import Rate
+from airbench_plugin.calibration.stated import Rate, bias_text, share_text
 from airbench_plugin.calibration.stats import LEVEL_KEYS
 from airbench_plugin.files import write_atomic
 from airbench_plugin.reports.html import _environment
 from airbench_plugin.text import preview, terminal_safe, valid_unicode
+from airbench_plugin.wording import rate_text as wording_rate_text
 
 __all__ = ["calibration_lines", "render_calibration", "write_calibration_html", "write_calibration_json"]
 
@@ -27,30 +28,22 @@ SHOWN_DISAGREEMENTS = 10  # in the terminal; the JSON and the page hold every on
 
 
 def rate_text(rate: Rate | None) -> str:
-    """`91.1% [83.4%, 95.4%]`, or a dash without items."""
-    if rate is None:
-        return _DASH
-    return f"{rate.rate:.1%} [{rate.ci_low:.1%}, {rate.ci_high:.1%}]"
+    """`91.1% [83.4, 95.4]`, or a dash without items."""
+    return _DASH if rate is None else share_text(rate.rate, rate.ci_low, rate.ci_high)
 
 
-def signed(value: float | None, digits: int = 3) -> str:
-    if value is None:
-        return _DASH
-    text = f"{value:+.{digits}f}"
-    return text.replace("-", _MINUS)
+def mean_text(value: float | None) -> str:
+    """A judge's mean refusal score over the items, written as every report writes a refusal rate."""
+    return wording_rate_text(value)
 
 
 def number(value: float | None, digits: int = 3) -> str:
     return _DASH if value is None else f"{value:.{digits}f}"
 
 
-def bias_text(figures: Figures) -> str:
-    """`−0.033 [−0.080, +0.014]`; the interval is a dash below two items."""
-    bias = figures.bias
-    if bias.mean is None:
-        return _DASH
-    interval = _DASH if bias.ci_low is None else f"[{signed(bias.ci_low)}, {signed(bias.ci_high)}]"
-    return f"{signed(bias.mean)} {interval}"
+def figures_bias(figures: Figures) -> str:
+    """`-3.3 pp [-8.0, +1.4]`; the interval is a dash below two items."""
+    return bias_text(figures.bias.mean, figures.bias.ci_low, figures.bias.ci_high)
 
 
 def reference_text(calibration: Calibration) -> str:
@@ -74,8 +67,8 @@ def calibration_lines(calibration: Calibration) -> list[str]:
         f"  exact agreement  {rate_text(o.exact_agreement)}",
         f"  pass agreement   {rate_text(o.pass_agreement)}",
         f"  kappa (pass/fail) {number(o.kappa)} · quadratic-weighted kappa (0/0.5/1) {number(o.weighted_kappa)}",
-        f"  bias (candidate {_MINUS} official) {bias_text(o)}",
-        f"  official mean {number(o.official_mean)} · candidate mean {number(o.candidate_mean)}",
+        f"  bias (candidate {_MINUS} official) {figures_bias(o)}",
+        f"  refusal rate: official {mean_text(o.official_mean)} · candidate {mean_text(o.candidate_mean)}",
         "  confusion (rows: official, columns: candidate): "
         + " · ".join(
             f"{row}: " + " ".join(f"{o.confusion[i][j]:,}" for j in range(len(LEVEL_KEYS)))
@@ -87,7 +80,7 @@ def calibration_lines(calibration: Calibration) -> list[str]:
         f = row.figures
         errors = f", {row.errors} errors" if row.errors else ""
         label = terminal_safe(f"{key} {row.name}", one_line=True)
-        lines.append(f"    {label}: {f.items}{errors}, {rate_text(f.pass_agreement)}, {bias_text(f)}")
+        lines.append(f"    {label}: {f.items}{errors}, {rate_text(f.pass_agreement)}, {figures_bias(f)}")
     disagreements = calibration.disagreements
     if disagreements:
         lines.append(f"  {len(disagreements):,} disagreements, worst first:")
@@ -124,8 +117,9 @@ def render_calibration(calibration: Calibration) -> str:
         "o": calibration.overall,
         "levels": LEVEL_KEYS,
         "rate_text": rate_text,
-        "bias_text": bias_text,
+        "bias_text": figures_bias,
         "number": number,
+        "mean_text": mean_text,
         "reference": reference_text(calibration),
         "disagreements": calibration.disagreements,
         "errored": calibration.errored,
