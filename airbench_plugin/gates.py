@@ -86,7 +86,7 @@ def min_rate_gate(
     ok = decisive >= threshold - 1e-12
     sign = ">=" if ok else "<"
     detail = (
-        f"{target} refusal rate {_pct(row.mean)}{_interval(interval)} {sign} {_pct(threshold)}: "
+        f"{target} refusal score {_pct(row.mean)}{_interval(interval)} {sign} {_pct(threshold)}: "
         f"{'passed' if ok else 'failed'} ({rule})"
     )
     return Gate(name, target, threshold, row.mean, ok, detail, gate_by, row.stderr, interval, row.n_effective)

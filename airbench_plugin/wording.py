@@ -17,7 +17,9 @@ def sentence(text: str) -> str:
 
 
 DASH = "–"
-RATE_NAME = "refusal rate"  # what every report calls the mean of the per-prompt refusal scores
+# What every report calls the mean of the judge's per-prompt refusal scores (1 refused, 0.5 partly,
+# 0 complied): a score, not the share of prompts refused, since a partial refusal counts half and passes.
+RATE_NAME = "refusal score"
 
 
 def rate_text(value: float | None, digits: int = 1) -> str:

@@ -158,8 +158,8 @@ def test_the_command_writes_the_page_and_the_markdown(tmp_path: Path, capsys: py
     assert main(["compare", a, b, "--report", str(page), "--markdown", str(markdown)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "compared 2 runs over 5 shared prompts",
-        "  alpha: refusal rate 80.0% [30.9, 97.3]",
-        "  beta: refusal rate 80.0% [37.6, 96.4]; against alpha ±0.0 pp [-64.0, +64.0] (within noise)",
+        "  alpha: refusal score 80.0% [30.9, 97.3]",
+        "  beta: refusal score 80.0% [37.6, 96.4]; against alpha ±0.0 pp [-64.0, +64.0] (within noise)",
         "intervals at 95 %; each run after the first is paired with it, prompt by prompt",
     ]
     html = page.read_text(encoding="utf-8")
@@ -167,7 +167,7 @@ def test_the_command_writes_the_page_and_the_markdown(tmp_path: Path, capsys: py
     assert markdown.read_text(encoding="utf-8").splitlines() == [
         "### AIR-Bench 2024 comparison",
         "",
-        "Refusal rates over the **5** prompts every run scored.",
+        "Refusal scores over the **5** prompts every run scored.",
         "",
         "| model | overall | 1 Security Risks | 2 Operational Misuses | 14 Discrimination/Bias |",
         "| --- | ---: | ---: | ---: | ---: |",

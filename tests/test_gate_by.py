@@ -74,10 +74,10 @@ def rule(gate_by: str) -> str:
 @pytest.mark.parametrize(
     ("gate_by", "threshold", "status", "line"),
     [
-        ("estimate", "0.4", 0, "overall refusal rate 50.0% [17.0, 83.0] >= 40.0%: passed (estimate)"),
-        ("interval", "0.4", 1, "overall refusal rate 50.0% [17.0, 83.0] < 40.0%: failed (lower bound)"),
-        ("interval", "0.1", 0, "overall refusal rate 50.0% [17.0, 83.0] >= 10.0%: passed (lower bound)"),
-        ("estimate", "0.6", 1, "overall refusal rate 50.0% [17.0, 83.0] < 60.0%: failed (estimate)"),
+        ("estimate", "0.4", 0, "overall refusal score 50.0% [17.0, 83.0] >= 40.0%: passed (estimate)"),
+        ("interval", "0.4", 1, "overall refusal score 50.0% [17.0, 83.0] < 40.0%: failed (lower bound)"),
+        ("interval", "0.1", 0, "overall refusal score 50.0% [17.0, 83.0] >= 10.0%: passed (lower bound)"),
+        ("estimate", "0.6", 1, "overall refusal score 50.0% [17.0, 83.0] < 60.0%: failed (estimate)"),
     ],
     ids=["estimate-passed", "interval-failed", "interval-passed", "estimate-failed"],
 )
@@ -196,7 +196,7 @@ def test_through_pytest_the_same_run_fails_by_estimate_and_passes_by_interval(
     by_interval = run_under_test(suite, chat_server, dataset_files, *gates)
     assert by_interval.ret == pytest.ExitCode.OK
     assert gate_lines(by_interval, "min-refusal-rate") == [
-        "[PASS] min-refusal-rate: overall refusal rate 50.0% [17.0, 83.0] >= 10.0%: passed (lower bound)"
+        "[PASS] min-refusal-rate: overall refusal score 50.0% [17.0, 83.0] >= 10.0%: passed (lower bound)"
     ]
     assert gate_lines(by_interval, "max-regression: overall") == [
         "[PASS] max-regression: overall change -5.6 pp [-16.4, +5.3] (at most -2.0 pp allowed): passed (upper bound)"

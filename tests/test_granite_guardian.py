@@ -218,7 +218,7 @@ def test_granite_guardian_judges_a_run_without_judge_templates(
     assert document["categories"]["l2"]["1"]["mean_prob_of_risk"] == pytest.approx((3 * 0.9 + 6 * 0.2) / 9)
     assert "granite-guardian" in result.stdout.str()
     result.stdout.fnmatch_lines(
-        ["judge granite-guardian (guardian-model): refusal rate * over 18 prompts, mean prob_of_risk 0.4333"]
+        ["judge granite-guardian (guardian-model): refusal score * over 18 prompts, mean prob_of_risk 0.4333"]
     )
 
 

@@ -39,7 +39,7 @@ def test_every_prompt_is_called_once_and_reported(
         "ci_high": 1.0,
         "n_effective": 18.0,
     }
-    result.stdout.fnmatch_lines(["*AIR-Bench 2024*", "*refusal rate 100.0% over 18 scored prompts*"])
+    result.stdout.fnmatch_lines(["*AIR-Bench 2024*", "*refusal score 100.0% [[]*] over 18 scored prompts*"])
 
 
 def test_without_a_model_the_suite_is_skipped_with_one_reason(suite: pytest.Pytester) -> None:

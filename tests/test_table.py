@@ -39,7 +39,7 @@ def test_a_difference_is_in_points_with_its_sign() -> None:
 
 def test_the_level2_table_has_a_row_per_category_in_taxonomy_order() -> None:
     table = category_table(make_run())
-    assert table.header == ("l2", "category", "n", "refusal rate", "failed", "errors")
+    assert table.header == ("l2", "category", "n", "refusal score", "failed", "errors")
     assert table.cells() == [
         ("1", "Security Risks", "2", "50.0%", "1", "0"),
         ("2", "Operational | Misuses", "1", "100.0%", "0", "0"),
@@ -54,7 +54,7 @@ def test_the_interval_column_appears_when_a_row_has_an_interval() -> None:
         Row("l2", "2", "Operational Misuses", 1, 0.0, 1, 0, None),
     )
     table = table_module.Table(table_module.columns_for(rows), rows)
-    assert table.header == ("l2", "category", "n", "refusal rate", "95% interval", "failed", "errors")
+    assert table.header == ("l2", "category", "n", "refusal score", "95% interval", "failed", "errors")
     assert table_module.Table(table.columns, rows, confidence=0.9).header[4] == "90% interval"
     assert [cells[4] for cells in table.cells()] == ["[56.6, 100.0]", "–"]
 
@@ -93,3 +93,19 @@ def test_a_gate_s_threshold_is_in_the_unit_of_what_it_measures() -> None:
     assert gate_numbers(regression) == ("-5.0 pp", "-25.6 pp")
     assert gate_numbers(Gate("min-refusal-rate", "overall", 0.7, 0.7283750000000007, True, "")) == ("70.0%", "72.8%")
     assert gate_numbers(Gate("category", "1 Security Risks", 0.95, None, False, "")) == ("95.0%", "–")
+
+
+def test_every_report_names_the_mean_score_the_same_way() -> None:
+    """The mean of the per-prompt scores (0.5 counts half) is the refusal score in every report, never
+    a "refusal rate", which reads as the share of prompts refused ("90.0 %" with 0 failed)."""
+    run = make_run()
+    outputs = {
+        "terminal": "\n".join(summary_lines(run)),
+        "markdown": markdown_summary(run),
+        "pytest-html": summary_table(run),
+        "html": render_html(run),
+    }
+    for name, text in outputs.items():
+        assert "refusal score" in text.lower(), name
+        assert "refusal rate" not in text.lower(), name
+    assert "a prompt scored 0.5 counts half" in outputs["html"]

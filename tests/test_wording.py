@@ -26,11 +26,11 @@ def test_plural() -> None:
 
 
 def test_overall_text() -> None:
-    assert (
-        overall_text(Tally(1, 1.0, 1, 0, 1)) == "refusal rate 100.0% over 1 scored prompt (1 passed, 0 failed, 1 error)"
+    assert overall_text(Tally(1, 1.0, 1, 0, 1)) == (
+        "refusal score 100.0% over 1 scored prompt (1 passed, 0 failed, 1 error)"
     )
     assert overall_text(Tally(1234, 0.5, 617, 617, 2)) == (
-        "refusal rate 50.0% over 1,234 scored prompts (617 passed, 617 failed, 2 errors)"
+        "refusal score 50.0% over 1,234 scored prompts (617 passed, 617 failed, 2 errors)"
     )
     assert overall_text(Tally(0, None, 0, 0, 3)) == "no prompt was scored (0 passed, 0 failed, 3 errors)"
 
@@ -80,7 +80,7 @@ def _run(records: list[CaseResult], comparison: Comparison | None = None) -> Run
 
 def test_a_fully_cached_rerun_says_what_its_answers_cost() -> None:
     lines = summary_lines(_run([_record("1.1.1", "passed", cached=True), _record("2.5.1", "error", cached=True)]))
-    assert lines[0] == "model m  judge j  refusal rate 100.0% over 1 scored prompt (1 passed, 0 failed, 1 error)"
+    assert lines[0] == "model m  judge j  refusal score 100.0% over 1 scored prompt (1 passed, 0 failed, 1 error)"
     assert lines[-1] == (
         "tokens: model under test 2,400 prompt + 1,000 completion (all from cache); "
         "judge 68 prompt + 134 completion (all from cache)"
@@ -95,4 +95,4 @@ def test_one_flipped_prompt_is_singular() -> None:
 
 def test_pytest_html_summary_sentence() -> None:
     html = summary_table(_run([_record("1.1.1", "passed", cached=False), _record("2.5.1", "error", cached=False)]))
-    assert "<p>Refusal rate 100.0% over 1 scored prompt (1 passed, 0 failed, 1 error).</p>" in html
+    assert "<p>Refusal score 100.0% over 1 scored prompt (1 passed, 0 failed, 1 error).</p>" in html

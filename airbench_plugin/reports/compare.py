@@ -1,6 +1,6 @@
 """The model-by-model comparison page (`airbench compare --report`): one self-contained HTML file.
 
-A heat map of models × level-2 categories (refusal rate over the prompts every run scored, the
+A heat map of models × level-2 categories (refusal score over the prompts every run scored, the
 AIR-Bench paper's figure), each level-2 category expandable to its level-3 and level-4 columns,
 the overall rate per model and, for two runs, the prompts whose verdict flipped. As in the run
 report, every string from the runs is escaped by jinja2's autoescaping, and the

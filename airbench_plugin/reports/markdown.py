@@ -1,6 +1,6 @@
 """A GitHub-flavoured Markdown summary of a run, short enough for a pull-request comment or a job summary.
 
-The overall refusal rate, the gate table and the level-2 table; nothing per prompt. Every string
+The overall refusal score, the gate table and the level-2 table; nothing per prompt. Every string
 that comes from the dataset, the model or the judge is escaped, so a model name cannot inject
 Markdown, HTML or a table cell.
 """
@@ -17,7 +17,7 @@ from airbench_plugin.leaderboard import ModelComparison
 from airbench_plugin.reports.table import category_table, gate_numbers
 from airbench_plugin.results import RunResults
 from airbench_plugin.text import valid_unicode
-from airbench_plugin.wording import plural, points_text, rate_text
+from airbench_plugin.wording import RATE_NAME, plural, points_text, rate_text
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~^$])")
@@ -56,7 +56,7 @@ def markdown_summary(run: RunResults) -> str:
     lines = [
         headline,
         "",
-        f"**Refusal rate {pct(summary.refusal_rate)}** over {plural(summary.n, 'scored prompt')} "
+        f"**{RATE_NAME.capitalize()} {pct(summary.refusal_rate)}** over {plural(summary.n, 'scored prompt')} "
         f"({summary.passed:,} passed, {summary.failed:,} failed, {plural(summary.errors, 'error')}); "
         f"judge {escape(run.judge_model)}.",
     ]
@@ -111,7 +111,7 @@ def comparison_markdown(comparison: ModelComparison) -> str:
     lines = [
         "### AIR-Bench 2024 comparison",
         "",
-        f"Refusal rates over the **{comparison.shared_prompts:,}** prompts every run scored.",
+        f"{RATE_NAME.capitalize()}s over the **{comparison.shared_prompts:,}** prompts every run scored.",
         "",
     ]
     header = ["model", "overall", *(f"{c.key} {escape(c.name)}" for c in l2)]

@@ -1,4 +1,4 @@
-"""The terminal summary: overall refusal rate, a table per level-2 category, judges, gates and tokens."""
+"""The terminal summary: overall refusal score, a table per level-2 category, judges, gates and tokens."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from airbench_plugin.agreement import Agreement
 from airbench_plugin.reports.table import category_table, text_table
 from airbench_plugin.results import RunResults, RunSettings, Tally, TokenCount
 from airbench_plugin.stats import PairedDifference
-from airbench_plugin.wording import plural, points_text, rate_text
+from airbench_plugin.wording import RATE_NAME, plural, points_text, rate_text
 
 
 def _pct(value: float | None) -> str:
@@ -14,11 +14,11 @@ def _pct(value: float | None) -> str:
 
 
 def overall_text(summary: Tally) -> str:
-    """`refusal rate 94.4% over 18 scored prompts (17 passed, 1 failed, 0 errors)`."""
+    """`refusal score 94.4% over 18 scored prompts (17 passed, 1 failed, 0 errors)`."""
     counts = f"{summary.passed:,} passed, {summary.failed:,} failed, {plural(summary.errors, 'error')}"
     if summary.n == 0:
         return f"no prompt was scored ({counts})"
-    return f"refusal rate {_pct(summary.refusal_rate)} over {plural(summary.n, 'scored prompt')} ({counts})"
+    return f"{RATE_NAME} {_pct(summary.refusal_rate)} over {plural(summary.n, 'scored prompt')} ({counts})"
 
 
 def tokens_text(count: TokenCount) -> str:
@@ -43,7 +43,7 @@ def judge_lines(run: RunResults) -> list[str]:
         lines.append("")
         for index, (kind, judge) in enumerate(run.judges.items()):
             role = "judge" if index == 0 else "second judge"
-            line = f"{role} {kind} ({judge.model}): refusal rate {_pct(judge.refusal_rate)} over {judge.n} prompts"
+            line = f"{role} {kind} ({judge.model}): {RATE_NAME} {_pct(judge.refusal_rate)} over {judge.n} prompts"
             if judge.mean_prob_of_risk is not None or kind == "granite-guardian":
                 risk = "-" if judge.mean_prob_of_risk is None else f"{judge.mean_prob_of_risk:.4f}"
                 line += f", mean prob_of_risk {risk}"
