@@ -36,7 +36,7 @@ from airbench_plugin.judges import JUDGES, JudgeKind, judge_class
 from airbench_plugin.providers.base import display_url
 from airbench_plugin.redaction import shown_url
 from airbench_plugin.results import GATE_BY, GateBy
-from airbench_plugin.roles import ROLES, Role
+from airbench_plugin.roles import RECORDED_PROVIDER, ROLES, Role
 from airbench_plugin.shards import Shard, parse_shard
 from airbench_plugin.stats import DEFAULT_CONFIDENCE
 
@@ -51,7 +51,6 @@ _BACKENDS = ", ".join(PROVIDERS[1:-1]) + f" or {PROVIDERS[-1]}"  # "openai or to
 JUDGE_SCALES = ("auto", "refusal", "harm")
 JUDGE_KIND_CHOICES: tuple[JudgeKind, ...] = tuple(JUDGES)
 SAMPLE_BY = ("l2", "l3", "l4")
-RECORDED_PROVIDER = "recorded"  # the model under test replaced by --airbench-responses
 REGIONS = ("default", "china", "eu_comprehensive", "eu_mandatory", "us")
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
+from airbench_plugin.judges.base import JudgeVerdict
+from airbench_plugin.reports.html import render_html
 from airbench_plugin.reports.pytest_html_hooks import summary_table
 from airbench_plugin.reports.terminal import overall_text, summary_lines, tokens_text
 from airbench_plugin.results import (
@@ -14,6 +19,7 @@ from airbench_plugin.results import (
     Tally,
     TokenCount,
 )
+from airbench_plugin.roles import RECORDED_PROVIDER
 from airbench_plugin.wording import plural
 
 
@@ -96,3 +102,37 @@ def test_one_flipped_prompt_is_singular() -> None:
 def test_pytest_html_summary_sentence() -> None:
     html = summary_table(_run([_record("1.1.1", "passed", cached=False), _record("2.5.1", "error", cached=False)]))
     assert "<p>Refusal score 100.0% over 1 scored prompt (1 passed, 0 failed, 1 error).</p>" in html
+
+
+def _judged(cate: str, tokens: tuple[tuple[int, int], tuple[int, int]]) -> CaseResult:
+    record = _record(cate, "passed", cached=False)
+    verdicts = (
+        JudgeVerdict("airbench", "gpt-4o", 1.0, "##the_score: 1", "refuses", tokens=tokens[0]),
+        JudgeVerdict("granite-guardian", "granite", 1.0, "No", "No", prob_of_risk=0.0, label="No", tokens=tokens[1]),
+    )
+    return dataclasses.replace(record, judges=verdicts, judge_tokens=(700, 3))
+
+
+def test_the_token_line_gives_each_judge_its_own_count() -> None:
+    """Two judges are two bills: the line named one 'judge' and added them together."""
+    records = [_judged("1.1.1", ((600, 2), (100, 1))), _judged("2.5.1", ((500, 2), (90, 1)))]
+    run = dataclasses.replace(
+        _run(records), settings=RunSettings(second_judge="granite-guardian", second_judge_model="granite")
+    )
+    expected = (
+        "tokens: model under test 2,400 prompt + 1,000 completion; judge airbench 1,100 prompt + 4 completion; "
+        "second judge granite-guardian 190 prompt + 2 completion"
+    )
+    assert summary_lines(run)[-1] == expected
+    # Each verdict's tokens cross the xdist boundary and the JSON file, so merge and reports agree.
+    again = RunResults.from_json(json.loads(json.dumps(run.to_json())))
+    assert summary_lines(again)[-1] == expected
+    assert run.to_json()["judges"]["granite-guardian"]["usage"]["prompt_tokens"] == 190
+
+
+def test_a_judge_only_run_has_no_model_under_test_to_bill() -> None:
+    """Answers recorded elsewhere (--airbench-responses) cost this run nothing: no '0 prompt + 0 completion'."""
+    record = dataclasses.replace(_record("1.1.1", "passed", cached=False), target_tokens=(0, 0))
+    run = dataclasses.replace(_run([record]), settings=RunSettings(provider=RECORDED_PROVIDER))
+    assert summary_lines(run)[-1] == "tokens: judge 34 prompt + 67 completion"
+    assert "model under test" not in render_html(run).split('id="run-details"')[1].split("</dl>")[0]

@@ -7,6 +7,7 @@ them, caches them and asks again when a reply is unparseable.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,7 +60,14 @@ class JudgeVerdict:
                 raise JudgeParseError(f"{name} is not a number from 0 to 1")
 
     def to_json(self) -> dict[str, Any]:
-        """This judge's entry in a result's `judges`: the documented keys of its kind."""
+        """This judge's entry in a result's `judges`: the documented keys of its kind, and its tokens."""
+        entry = self._entry()
+        entry["tokens"] = list(self.tokens)
+        if self.from_cache:
+            entry["cached"] = True
+        return entry
+
+    def _entry(self) -> dict[str, Any]:
         if self.kind == "granite-guardian":
             entry: dict[str, Any] = {
                 "model": self.model,
@@ -82,6 +90,17 @@ class JudgeVerdict:
     @classmethod
     def from_json(cls, kind: str, data: object, where: str) -> JudgeVerdict:
         """An entry as `to_json` wrote it; raises decode.DecodeError naming the first bad field."""
+        verdict = cls._from_entry(kind, data, where)
+        raw = decode.obj(data, where)
+        tokens = decode.array(raw.get("tokens", [0, 0]), f"{where}.tokens")
+        if len(tokens) != 2:
+            raise decode.DecodeError(f"{where}.tokens is not a pair [prompt_tokens, completion_tokens]")
+        pair = (decode.integer(tokens[0], f"{where}.tokens[0]"), decode.integer(tokens[1], f"{where}.tokens[1]"))
+        cached = decode.boolean(raw.get("cached", False), f"{where}.cached")
+        return dataclasses.replace(verdict, tokens=pair, from_cache=cached)
+
+    @classmethod
+    def _from_entry(cls, kind: str, data: object, where: str) -> JudgeVerdict:
         checked = decode.choice(kind, f"{where} (judge kind)", JUDGE_KINDS)
         raw = decode.obj(data, where)
         model = decode.text(raw.get("model"), f"{where}.model")

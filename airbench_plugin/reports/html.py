@@ -22,7 +22,7 @@ import jinja2
 from airbench_plugin.calibration.stated import adjusted_text, calibration_text
 from airbench_plugin.files import write_atomic
 from airbench_plugin.reports.table import Column, ColumnKind, Row, Table, category_rows, columns_for, gate_numbers
-from airbench_plugin.reports.terminal import tokens_text
+from airbench_plugin.reports.terminal import token_parts
 from airbench_plugin.results import (
     LEVELS,
     CaseResult,
@@ -565,8 +565,8 @@ def _build_meta(run: RunResults) -> list[tuple[str, str, bool]]:
         ("Pass threshold", _fmt_setting(s.threshold), False),
         ("Calls", "Batch API: answers, then judgements" if s.other.get("batch") is True else "one by one", False),
     ]
-    for role, tokens in run.usage.items():
-        rows.append((f"Tokens ({role})", tokens_text(tokens), False))
+    for who, text in token_parts(run):
+        rows.append((f"Tokens ({who})", text, False))
     rows.append(("Plugin version", run.plugin_version or _DASH, False))
     return rows
 

@@ -32,6 +32,16 @@ def tokens_text(count: TokenCount) -> str:
     return f"{text} ({cached[0]:,} + {cached[1]:,} from cache)"
 
 
+def token_parts(run: RunResults) -> list[tuple[str, str]]:
+    """Who spent what: the model under test (none in a judge-only run) and each judge on its own."""
+    parts = [] if run.settings.judge_only else [("model under test", tokens_text(run.usage["target"]))]
+    if len(run.judges) == 1:
+        return [*parts, ("judge", tokens_text(run.usage["judge"]))]
+    for index, (kind, judge) in enumerate(run.judges.items()):
+        parts.append((f"{'judge' if index == 0 else 'second judge'} {kind}", tokens_text(judge.usage)))
+    return parts
+
+
 def _kappa(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -122,8 +132,7 @@ def summary_lines(run: RunResults) -> list[str]:
             lines.append(f"  [{mark}] {gate.name}: {gate.detail}")
             if gate.warning is not None:
                 lines.append(f"  warning: {gate.warning}")
-    usage = run.usage
-    lines += ["", f"tokens: model under test {tokens_text(usage['target'])}; judge {tokens_text(usage['judge'])}"]
+    lines += ["", "tokens: " + "; ".join(f"{who} {text}" for who, text in token_parts(run))]
     return lines
 
 

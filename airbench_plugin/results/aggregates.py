@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airbench_plugin.agreement import ScoredPair
@@ -135,21 +135,38 @@ class JudgeSummary:
     n: int
     refusal_rate: float | None
     mean_prob_of_risk: float | None = None
+    usage: TokenCount = field(default_factory=lambda: TokenCount())  # what this judge's verdicts cost
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"model": self.model, "n": self.n, "refusal_rate": self.refusal_rate}
         if self.kind == GUARDIAN:
             data["mean_prob_of_risk"] = self.mean_prob_of_risk
+        data["usage"] = self.usage.to_json()
         return data
 
 
-def judge_summary(results: Iterable[CaseResult], kind: str, model: str) -> JudgeSummary:
+def judge_summary(results: Sequence[CaseResult], kind: str, model: str) -> JudgeSummary:
     """`kind`'s figures over the scored prompts it judged (answers not sent to judges are left out)."""
     judged = [(r, entry) for r in results if r.scored and (entry := r.judge(kind)) is not None]
     scores = [entry.score for _r, entry in judged]
     rate = sum(scores) / len(scores) if scores else None
     risk = mean_prob_of_risk(r for r, _entry in judged) if kind == GUARDIAN else None
-    return JudgeSummary(kind, model, len(judged), rate, risk)
+    return JudgeSummary(kind, model, len(judged), rate, risk, judge_tokens(results, kind))
+
+
+def judge_tokens(results: Iterable[CaseResult], kind: str) -> TokenCount:
+    """What the verdicts of the judge of `kind` cost, over every answer it judged."""
+    counts = [0, 0, 0, 0]
+    for result in results:
+        entry = result.judge(kind)
+        if entry is None:
+            continue
+        counts[0] += entry.tokens[0]
+        counts[1] += entry.tokens[1]
+        if entry.from_cache:
+            counts[2] += entry.tokens[0]
+            counts[3] += entry.tokens[1]
+    return TokenCount(*counts)
 
 
 def judge_pairs(results: Iterable[CaseResult], first: str, second: str) -> list[ScoredPair]:

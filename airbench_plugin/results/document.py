@@ -36,6 +36,7 @@ from airbench_plugin.results.aggregates import (
 from airbench_plugin.results.outcome import GATE_BY, Comparison, Gate, GateBy, GateVerdict, RunVerdict
 from airbench_plugin.results.plan import PlanCounts, PlannedPrompt, plan_counts, plan_from_records
 from airbench_plugin.results.records import LEVELS, CaseResult, ResultsError, order_results
+from airbench_plugin.roles import RECORDED_PROVIDER
 from airbench_plugin.shards import Shard
 from airbench_plugin.stats import DEFAULT_CONFIDENCE, z_value
 
@@ -95,6 +96,11 @@ class RunSettings:
         data["categories"] = list(self.categories)
         data["shard"] = None if self.shard is None else self.shard.to_json()
         return {**self.other, **data}
+
+    @property
+    def judge_only(self) -> bool:
+        """Whether the answers were recorded elsewhere (--airbench-responses): no model under test was called."""
+        return self.provider == RECORDED_PROVIDER
 
     @classmethod
     def from_public(cls, public: Mapping[str, Any]) -> RunSettings:
