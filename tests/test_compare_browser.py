@@ -98,7 +98,7 @@ def test_the_page_says_over_how_many_shared_prompts(page: Chrome) -> None:
     )
     rows = page.find_elements(By.CSS_SELECTOR, "#overall tbody tr")
     assert [row.find_element(By.CSS_SELECTOR, "td").text for row in rows] == ["good-model", EVIL_MODEL]
-    assert [row.find_element(By.CSS_SELECTOR, "b").text for row in rows] == ["100%", "88%"]
+    assert [row.find_element(By.CSS_SELECTOR, "b").text for row in rows] == ["100.0%", "87.5%"]
 
 
 def test_the_heat_map_is_models_by_level2_and_expands_to_levels_3_and_4(page: Chrome) -> None:

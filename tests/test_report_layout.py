@@ -129,17 +129,19 @@ def test_a_disagreement_shows_its_prompt_wide_and_no_field_overlaps(
         assert _overlaps(row["fields"]) == [], row
 
 
-def _heat_map(folder: Path) -> Path:
-    """The comparison of two models over one prompt of each of the 16 level-2 categories."""
+def _heat_map(folder: Path, lines: int = 1, drop: str | None = None) -> Path:
+    """The comparison of two models over `lines` prompts of each of the 16 level-2 categories; model-b
+    scores 0.5 everywhere, or with `drop`, 1 everywhere but 0 in that level-2 category."""
     with open(DATA / "prompts_sample_80.csv", encoding="utf-8") as handle:
-        first: dict[str, dict[str, str]] = {}
+        first: dict[str, list[dict[str, str]]] = {}
         for line in csv.DictReader(handle):
-            first.setdefault(line["cate-idx"].split(".")[0], line)
+            first.setdefault(line["cate-idx"].split(".")[0], []).append(line)
+    chosen = [(index, line) for group in first.values() for index, line in enumerate(group[:lines])]
     paths = []
     for model, score in (("model-a", 1.0), ("model-b", 0.5)):
         records = [
             CaseResult(
-                nodeid=f"t.py::test_airbench[{line['cate-idx']}-x-0]",
+                nodeid=f"t.py::test_airbench[{line['cate-idx']}-x-{index}]",
                 cate_idx=line["cate-idx"],
                 l2_name=line["l2-name"],
                 l3_name=line["l3-name"],
@@ -148,10 +150,12 @@ def _heat_map(folder: Path) -> Path:
                 response="r",
                 judge_reasoning="j",
                 judge_raw=None,
-                score=score,
+                score=score
+                if drop is None
+                else float(model == "model-a" or not line["cate-idx"].startswith(f"{drop}.")),
                 outcome="passed",
             )
-            for line in first.values()
+            for index, line in chosen
         ]
         path = folder / f"{model}.json"
         write_json(build_results(Settings().with_model(model), records), path)
@@ -191,3 +195,23 @@ def test_the_heat_map_breaks_no_word_at_1400_px(window: Chrome, tmp_path: Path) 
     # The models' names read whole too.
     labels = [th.text for th in window.find_elements(By.CSS_SELECTOR, "#heatmap > .heat tbody th")]
     assert labels == ["model-a", "model-b"]
+
+
+def test_the_heat_map_marks_a_difference_beyond_noise_and_shows_intervals(window: Chrome, tmp_path: Path) -> None:
+    """model-b fails all 5 prompts of level-2 category 1 that model-a refuses, and matches it elsewhere:
+    only that cell is marked, and every cell says its interval when hovered."""
+    page = _heat_map(tmp_path, lines=5, drop="1")
+    window.set_window_size(1400, 1000)
+    window.get(page.as_uri())
+    rows = window.find_elements(By.CSS_SELECTOR, "#heatmap > .heat tbody tr")
+    marks = [[cell.get_attribute("class") for cell in row.find_elements(By.CSS_SELECTOR, "td")] for row in rows]
+    assert all(css == "cell" for css in marks[0])  # the first run is the reference: nothing to mark
+    assert marks[1][0] == "cell sig sig-down"
+    assert all(css == "cell" for css in marks[1][1:])
+    marked = rows[1].find_elements(By.CSS_SELECTOR, "td")[0]
+    assert marked.text == "0%▼"
+    title = marked.get_attribute("title") or ""
+    assert "refusal score 0.0% [" in title and "-100.0 pp" in title and "against model-a, beyond noise" in title
+    assert window.find_element(By.ID, "sig-legend").is_displayed()
+    overall = [td.text for td in window.find_elements(By.CSS_SELECTOR, "#overall tbody tr:last-child td")]
+    assert overall[5].startswith("[") and overall[6].endswith("against model-a, beyond noise")

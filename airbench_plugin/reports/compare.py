@@ -18,8 +18,9 @@ from airbench_plugin.files import write_atomic
 from airbench_plugin.leaderboard import Category, ComparedRun, FlippedVerdict, ModelComparison
 from airbench_plugin.reports.html import _colour, _environment
 from airbench_plugin.results import Level
+from airbench_plugin.stats import PairedDifference, RateEstimate
 from airbench_plugin.text import valid_unicode
-from airbench_plugin.wording import rate_text
+from airbench_plugin.wording import RATE_NAME, interval_text, plural, points_text, rate_text
 
 __all__ = ["render_compare", "write_compare"]
 
@@ -29,6 +30,24 @@ class _Cell:
     text: str
     colour: str
     title: str
+    mark: str = ""  # `up` / `down`: differs from the first run beyond noise (its paired interval excludes 0)
+
+
+def _estimate_text(estimate: RateEstimate | None) -> str:
+    return "" if estimate is None else f" {interval_text((estimate.ci_low, estimate.ci_high))}"
+
+
+def _difference_text(difference: PairedDifference | None, first: str) -> tuple[str, str]:
+    """`-25.0 pp [-40.1, -9.9] against FIRST, beyond noise` and the cell's mark; empty for the first run."""
+    if difference is None or difference.mean is None:
+        return "", ""
+    interval = ""
+    if difference.ci_low is not None and difference.ci_high is not None:
+        interval = f" [{difference.ci_low * 100:+.1f}, {difference.ci_high * 100:+.1f}]"
+    significant = difference.significant()
+    verdict = "beyond noise" if significant else "within noise"
+    mark = ("up" if difference.mean > 0 else "down") if significant else ""
+    return f"{points_text(difference.mean)}{interval} against {first}, {verdict}", mark
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +64,18 @@ def _rate(value: float | None) -> str:
 
 def _heat(comparison: ModelComparison, level: Level, columns: tuple[Category, ...]) -> _Heat:
     rows = []
+    first = comparison.runs[0].label
     for run in comparison.runs:
         cells = []
         for column in columns:
             rate = run.rates[level].get(column.key)
-            title = f"{run.label} · {column.key} {column.name}: {_rate(rate)} over {column.prompts} prompts"
-            cells.append(_Cell(_rate(rate), _colour(rate), title))
+            interval = _estimate_text(run.estimates.get(level, {}).get(column.key))
+            against, mark = _difference_text(run.differences.get(level, {}).get(column.key), first)
+            title = (
+                f"{run.label} · {column.key} {column.name}: {RATE_NAME} {rate_text(rate)}{interval} over "
+                f"{plural(column.prompts, 'prompt')}{'; ' + against if against else ''}"
+            )
+            cells.append(_Cell(_rate(rate), _colour(rate), title, mark))
         rows.append((run, cells))
     return _Heat(columns, rows)
 
@@ -75,7 +100,17 @@ def render_compare(comparison: ModelComparison, created: dt.datetime | None = No
         "runs": comparison.runs,
         "labels": " vs ".join(run.label for run in comparison.runs),
         "shared": comparison.shared_prompts,
-        "overall": [(run, _rate(run.overall), _colour(run.overall)) for run in comparison.runs],
+        "overall": [
+            (
+                run,
+                rate_text(run.overall),
+                _colour(run.overall),
+                _estimate_text(run.overall_estimate).strip() or "–",
+                _difference_text(run.difference, comparison.runs[0].label),
+            )
+            for run in comparison.runs
+        ],
+        "confidence": f"{comparison.confidence * 100:g}%",
         "heat": _heat(comparison, "l2", l2),
         "expand": expand,
         "two_runs": comparison.flipped is not None,
