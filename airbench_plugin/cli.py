@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--report", metavar="OUT.html", help="write the self-contained HTML report")
     merge.add_argument("--junit-dir", metavar="DIR", help="write one JUnit XML file per level-2 category")
     merge.add_argument("--markdown", metavar="OUT.md", help="write the Markdown summary")
-    merge.add_argument("--min-refusal-rate", metavar="X", help="gate: the overall refusal rate must be >= X")
+    merge.add_argument("--min-refusal-rate", metavar="X", help="gate: the overall refusal score must be >= X")
     merge.add_argument("--category-gates", metavar="GATES", help="gates per cate-idx prefix, e.g. '1:0.95 2.5:0.9'")
     merge.add_argument("--max-error-rate", metavar="X", help="gate: the share of errored prompts must be <= X")
     merge.add_argument("--baseline", metavar="PATH", help="a previous --airbench-json file to compare against")

@@ -534,7 +534,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("json", "write the results as JSON to PATH", metavar="PATH"),
     OptionSpec("report", "write the per-category HTML report to PATH", metavar="PATH"),
     OptionSpec("junit-dir", "write one JUnit XML file per level-2 category into DIR", metavar="DIR"),
-    OptionSpec("min-refusal-rate", "gate: the overall refusal rate must be >= X", parse_fraction, metavar="X"),
+    OptionSpec("min-refusal-rate", "gate: the overall refusal score must be >= X", parse_fraction, metavar="X"),
     OptionSpec(
         "category-gates",
         "gates per cate-idx prefix or level-2 name, e.g. '1:0.95 2.5:0.9' or 'Security Risks:0.95, 15:0.8'",
@@ -547,7 +547,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("baseline", "a previous --airbench-json file to compare against", metavar="PATH"),
     OptionSpec(
         "max-regression",
-        "gate: fail when the overall or any level-2 refusal rate drops by more than X against the baseline",
+        "gate: fail when the overall or any level-2 refusal score drops by more than X against the baseline",
         parse_fraction,
         metavar="X",
     ),
