@@ -43,3 +43,10 @@ def points_text(delta: float | None, digits: int = 1) -> str:
     if points == 0:
         return f"±{0:.{digits}f} pp"
     return f"{points:+.{digits}f} pp"
+
+
+def points_interval_text(interval: tuple[float | None, float | None] | None, digits: int = 1) -> str:
+    """An interval of a difference, in signed points: `[-16.4, +5.3]`; empty when there is none."""
+    if interval is None or interval[0] is None or interval[1] is None:
+        return ""
+    return f"[{interval[0] * 100:+.{digits}f}, {interval[1] * 100:+.{digits}f}]"

@@ -197,12 +197,13 @@ def test_granite_guardian_judges_a_run_without_judge_templates(
     document = json.loads(out.read_text())
     for record in document["results"]:
         entry = record["judges"]["granite-guardian"]
-        assert set(entry) == {"model", "score", "prob_of_risk", "label", "raw"}
+        assert set(entry) == {"model", "score", "prob_of_risk", "label", "raw", "tokens"}
         harmful = record["response"] == COMPLIANCE
         assert entry["label"] == ("Yes" if harmful else "No")
         assert entry["prob_of_risk"] == pytest.approx(0.9 if harmful else 0.2)
         assert record["score"] == entry["score"] == pytest.approx(1 - entry["prob_of_risk"])
     mean = (6 * 0.9 + 12 * 0.2) / 18
+    assert document["judges"]["granite-guardian"].pop("usage")["prompt_tokens"] > 0  # the judge's own bill
     assert document["judges"] == {
         "granite-guardian": {
             "model": GUARDIAN_MODEL,

@@ -14,6 +14,7 @@ import pytest
 
 from airbench_plugin.reports.html import render_html, write_html
 from airbench_plugin.results import RunResults
+from airbench_plugin.wording import interval_text
 
 XSS_SCRIPT = "<script>window.__xss=1</script>"
 XSS_IMG = "<img src=x onerror=\"document.title='pwned'\">"
@@ -293,11 +294,13 @@ def dom(html: str) -> Node:
     return parse(html)
 
 
-def group_row(dom: Node, key: str) -> list[str]:
-    """The cell texts of the summary row of the category group with this key."""
+def group_row(dom: Node, key: str, interval: bool = False) -> list[str]:
+    """The cell texts of the summary row of the category group with this key (without the interval's
+    cell unless `interval`: the intervals are checked against the results model on their own)."""
     group = dom.find("details", cls="grp", data_key=key)
     summary = group.child("summary")
-    return [squash(cell.text()) for cell in summary.children]
+    cells = [squash(cell.text()) for cell in summary.children]
+    return cells if interval else cells[:3] + cells[4:]
 
 
 # --------------------------------------------------------------------------- tests
@@ -337,7 +340,7 @@ def test_header_fields(dom: Node) -> None:
     details = squash(dom.find("dl", id="run-details").text())
     assert "Temperature 0" in details
     assert "Max tokens 512" in details
-    assert "Tokens (target) 1,100 prompt + 2,200 completion" in details  # summed over the 11 records
+    assert "Tokens (model under test) 1,100 prompt + 2,200 completion" in details  # summed over the 11 records
     assert "Plugin version 0.1.0" in details
 
 
@@ -647,3 +650,14 @@ def test_write_html_creates_directories_and_survives_bad_unicode(tmp_path: Path)
     text = target.read_text(encoding="utf-8")
     assert "broken \ufffd surrogate" in text  # the one policy for lone surrogates: U+FFFD (airbench_plugin/text.py)
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]
+
+
+def test_every_category_row_shows_the_interval_the_results_model_holds(dom: Node) -> None:
+    """The tree's interval column and the meter's error bar come from the model, not from the page."""
+    run = RunResults.from_json(make_document())
+    for level in ("l2", "l3", "l4"):
+        for key, row in run.aggregates.levels[level].items():
+            cells = group_row(dom, key, interval=True)
+            assert cells[3] == interval_text(row.tally.interval), key
+            summary = dom.find("details", cls="grp", data_key=key).child("summary")
+            assert bool(summary.find_all(cls="ci")) == (row.tally.interval is not None), key

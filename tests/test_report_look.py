@@ -38,7 +38,7 @@ def test_pytest_html_summary_cells_are_padded(
     driver.get((pytester.path / "report.html").as_uri())
     table = driver.find_element(By.ID, "airbench-summary")
     cells = table.find_elements(By.CSS_SELECTOR, "tr:first-child td")
-    assert [cell.text for cell in cells] == ["1", "Security Risks", "5", "100.0%", "0", "0"]
+    assert [cell.text for cell in cells] == ["1", "Security Risks", "5", "100.0%", "[56.6, 100.0]", "0", "0"]
     for cell in [*cells, *table.find_elements(By.TAG_NAME, "th")]:
         assert _px(cell.value_of_css_property("padding-left")) >= 8
         assert _px(cell.value_of_css_property("padding-right")) >= 8

@@ -39,13 +39,13 @@ def test_a_difference_is_in_points_with_its_sign() -> None:
 
 def test_the_level2_table_has_a_row_per_category_in_taxonomy_order() -> None:
     table = category_table(make_run())
-    assert table.header == ("l2", "category", "n", "refusal score", "failed", "errors")
+    assert table.header == ("l2", "category", "n", "refusal score", "95% interval", "failed", "errors")
     assert table.cells() == [
-        ("1", "Security Risks", "2", "50.0%", "1", "0"),
-        ("2", "Operational | Misuses", "1", "100.0%", "0", "0"),
-        ("14", "Discrimination/Bias", "1", "100.0%", "0", "0"),
+        ("1", "Security Risks", "2", "50.0%", "[5.5, 94.5]", "1", "0"),  # n_eff 1 (SE 0.5): Wilson at n = 1
+        ("2", "Operational | Misuses", "1", "100.0%", "[20.7, 100.0]", "0", "0"),
+        ("14", "Discrimination/Bias", "1", "100.0%", "[20.7, 100.0]", "0", "0"),  # 1 / (1 + z²)
     ]
-    assert table.numeric == (True, False, True, True, True, True)
+    assert table.numeric == (True, False, True, True, True, True, True)
 
 
 def test_the_interval_column_appears_when_a_row_has_an_interval() -> None:

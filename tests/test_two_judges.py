@@ -72,10 +72,16 @@ def test_both_judges_score_every_answer_and_the_first_decides(
     document = json.loads(out.read_text())
     for record in document["results"]:
         assert list(record["judges"]) == ["airbench", "granite-guardian"]
-        assert set(record["judges"]["airbench"]) == {"model", "score", "raw_score", "reasoning", "raw"}
+        assert set(record["judges"]["airbench"]) == {"model", "score", "raw_score", "reasoning", "raw", "tokens"}
         assert record["score"] == record["judges"]["airbench"]["score"]
+    usage = {kind: document["judges"][kind].pop("usage") for kind in ("airbench", "granite-guardian")}
     assert document["judges"]["airbench"] == {"model": JUDGE_MODEL, "n": 18, "refusal_rate": 12 / 18}
     assert document["judges"]["granite-guardian"]["n"] == 18
+    # Each judge's bill is its own verdicts' (they add up to the records' judge tokens).
+    for kind in usage:
+        spent = [r["judges"][kind]["tokens"] for r in document["results"]]
+        assert usage[kind]["prompt_tokens"] == sum(pair[0] for pair in spent) > 0
+    assert sum(u["prompt_tokens"] for u in usage.values()) == document["usage"]["judge"]["prompt_tokens"]
     agreement = document["agreement"]
     assert agreement["judges"] == ["airbench", "granite-guardian"]
     assert (agreement["n"], agreement["agreement_rate"]) == (18, 15 / 18)

@@ -86,7 +86,9 @@ def _run(records: list[CaseResult], comparison: Comparison | None = None) -> Run
 
 def test_a_fully_cached_rerun_says_what_its_answers_cost() -> None:
     lines = summary_lines(_run([_record("1.1.1", "passed", cached=True), _record("2.5.1", "error", cached=True)]))
-    assert lines[0] == "model m  judge j  refusal score 100.0% over 1 scored prompt (1 passed, 0 failed, 1 error)"
+    assert lines[0] == (
+        "model m  judge j  refusal score 100.0% [20.7, 100.0] over 1 scored prompt (1 passed, 0 failed, 1 error)"
+    )
     assert lines[-1] == (
         "tokens: model under test 2,400 prompt + 1,000 completion (all from cache); "
         "judge 68 prompt + 134 completion (all from cache)"
@@ -101,7 +103,7 @@ def test_one_flipped_prompt_is_singular() -> None:
 
 def test_pytest_html_summary_sentence() -> None:
     html = summary_table(_run([_record("1.1.1", "passed", cached=False), _record("2.5.1", "error", cached=False)]))
-    assert "<p>Refusal score 100.0% over 1 scored prompt (1 passed, 0 failed, 1 error).</p>" in html
+    assert "<p>Refusal score 100.0% [20.7, 100.0] over 1 scored prompt (1 passed, 0 failed, 1 error).</p>" in html
 
 
 def _judged(cate: str, tokens: tuple[tuple[int, int], tuple[int, int]]) -> CaseResult:

@@ -62,7 +62,8 @@ class JudgeVerdict:
     def to_json(self) -> dict[str, Any]:
         """This judge's entry in a result's `judges`: the documented keys of its kind, and its tokens."""
         entry = self._entry()
-        entry["tokens"] = list(self.tokens)
+        if self.tokens != (0, 0):  # what the verdict cost, when it cost anything
+            entry["tokens"] = list(self.tokens)
         if self.from_cache:
             entry["cached"] = True
         return entry

@@ -32,8 +32,9 @@ from airbench_plugin.results import (
     RunResults,
     level_key,
 )
+from airbench_plugin.stats import PairedDifference
 from airbench_plugin.text import shorten, valid_unicode, xml_safe
-from airbench_plugin.wording import interval_text, points_text, rate_text
+from airbench_plugin.wording import interval_text, points_interval_text, points_text, rate_text
 
 __all__ = ["render_html", "write_html"]
 
@@ -176,6 +177,8 @@ class _ChartRow:
     text_y: float
     bar_width: float
     n: int
+    interval: str = ""  # `[68.2, 85.4]`, for the row's title
+    error_bar: tuple[float, float] | None = None  # the interval's ends, in the chart's x units
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +213,8 @@ class _Delta:
     delta_class: str
     bar_width: str
     bar_side: str
+    interval: str = ""  # of the paired change, `[-16.4, +5.3]`
+    significant: bool = False  # the interval excludes no change
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +232,9 @@ class _Baseline:
     overall_class: str
     rows: list[_Delta]
     flipped: list[_Flip]
+    overall_interval: str = ""
+    overall_significant: bool = False
+    confidence: str = "95%"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -463,6 +471,8 @@ def _build_chart(tree: list[_Group]) -> _Chart:
                 text_y=y + _CHART_ROW / 2,
                 bar_width=width,
                 n=group.row.n,
+                interval="" if group.row.interval is None else interval_text(group.row.interval),
+                error_bar=None if group.row.interval is None else _error_bar(group.row.interval, track),
             )
         )
     axis_y = _CHART_TOP + len(tree) * _CHART_ROW + 4
@@ -477,6 +487,12 @@ def _build_chart(tree: list[_Group]) -> _Chart:
         ticks=ticks,
         axis_y=axis_y,
     )
+
+
+def _error_bar(interval: tuple[float, float], track: float) -> tuple[float, float]:
+    """The interval's ends on the chart's x axis."""
+    low, high = (min(1.0, max(0.0, end)) for end in interval)
+    return round(_CHART_LABEL_WIDTH + low * track, 1), round(_CHART_LABEL_WIDTH + high * track, 1)
 
 
 def _build_gates(gates: tuple[Gate, ...]) -> list[_Gate]:
@@ -494,7 +510,7 @@ def _build_gates(gates: tuple[Gate, ...]) -> list[_Gate]:
     ]
 
 
-def _build_baseline(baseline: Comparison | None) -> _Baseline | None:
+def _build_baseline(baseline: Comparison | None, confidence: float) -> _Baseline | None:
     if baseline is None:
         return None
     deltas = [row.delta for row in baseline.l2.values() if row.delta is not None]
@@ -512,6 +528,8 @@ def _build_baseline(baseline: Comparison | None) -> _Baseline | None:
                 delta_class=css,
                 bar_width="0" if entry.delta is None else f"{abs(entry.delta) / scale * 50:.1f}",
                 bar_side="right" if entry.delta is not None and entry.delta > 0 else "left",
+                interval=_change_interval(entry.difference),
+                significant=entry.difference is not None and entry.difference.significant(),
             )
         )
     flipped = [_Flip(nodeid=f.nodeid, cate=f.cate_idx, prompt=f.prompt) for f in baseline.flipped]
@@ -523,7 +541,14 @@ def _build_baseline(baseline: Comparison | None) -> _Baseline | None:
         overall_class=overall_class,
         rows=rows,
         flipped=flipped,
+        overall_interval=_change_interval(baseline.difference),
+        overall_significant=baseline.difference is not None and baseline.difference.significant(),
+        confidence=f"{confidence * 100:g}%",
     )
+
+
+def _change_interval(difference: PairedDifference | None) -> str:
+    return "" if difference is None else points_interval_text((difference.ci_low, difference.ci_high))
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,6 +651,11 @@ def render_html(run: RunResults) -> str:
         "sample_by": run.settings.sample_by,
         "seed": str(run.settings.seed),
         "overall_rate": _fmt_rate(overall_rate),
+        "overall_interval": "" if summary.interval is None else interval_text(summary.interval),
+        "overall_whisker": None
+        if summary.interval is None
+        else (_share(summary.interval[0]), _share(summary.interval[1] - summary.interval[0])),
+        "confidence": f"{run.settings.confidence * 100:g}%",
         "overall_colour": _colour(overall_rate),
         "overall_width": ("0" if overall_rate is None else f"{min(1.0, max(0.0, overall_rate)) * 100:.1f}"),
         "n": _fmt_number(summary.n),
@@ -640,7 +670,7 @@ def render_html(run: RunResults) -> str:
         "verdict": run.verdict.status if run.verdict is not None else run.gate_verdict,
         "run_verdict": _build_verdict(run),
         "gates": _build_gates(run.gates),
-        "baseline": _build_baseline(run.comparison),
+        "baseline": _build_baseline(run.comparison, run.settings.confidence),
         "judges": _build_judges(run),
         "meta": _build_meta(run),
         "tree": tree,

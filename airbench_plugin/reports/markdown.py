@@ -17,7 +17,7 @@ from airbench_plugin.leaderboard import ModelComparison
 from airbench_plugin.reports.table import category_table, gate_numbers
 from airbench_plugin.results import RunResults
 from airbench_plugin.text import valid_unicode
-from airbench_plugin.wording import RATE_NAME, plural, points_text, rate_text
+from airbench_plugin.wording import RATE_NAME, interval_text, plural, points_text, rate_text
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~^$])")
@@ -53,10 +53,11 @@ def markdown_summary(run: RunResults) -> str:
         headline += f" — {_VERDICT[run.verdict.status]} ({who}{partial})"
     elif run.gate_verdict is not None:
         headline += f" — gates {_VERDICT[run.gate_verdict]}"
+    interval = "" if summary.interval is None else f" {interval_text(summary.interval)}"
     lines = [
         headline,
         "",
-        f"**{RATE_NAME.capitalize()} {pct(summary.refusal_rate)}** over {plural(summary.n, 'scored prompt')} "
+        f"**{RATE_NAME.capitalize()} {pct(summary.refusal_rate)}**{interval} over {plural(summary.n, 'scored prompt')} "
         f"({summary.passed:,} passed, {summary.failed:,} failed, {plural(summary.errors, 'error')}); "
         f"judge {escape(run.judge_model)}.",
     ]

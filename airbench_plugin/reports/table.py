@@ -37,7 +37,7 @@ class Row:
 
     @classmethod
     def of(cls, level: Level | None, key: str, name: str, tally: Tally) -> Row:
-        return cls(level, key, name, tally.n, tally.refusal_rate, tally.failed, tally.errors)
+        return cls(level, key, name, tally.n, tally.refusal_rate, tally.failed, tally.errors, tally.interval)
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def overall_row(run: RunResults) -> Row:
 def category_table(run: RunResults, level: Level = "l2") -> Table:
     """The table of `run`'s categories at `level`, as every report shows it."""
     rows = category_rows(run, level)
-    return Table(columns_for(rows), rows)
+    return Table(columns_for(rows), rows, run.settings.confidence)
 
 
 def gate_numbers(gate: Gate) -> tuple[str, str]:

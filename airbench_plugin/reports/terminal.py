@@ -6,7 +6,7 @@ from airbench_plugin.agreement import Agreement
 from airbench_plugin.reports.table import category_table, text_table
 from airbench_plugin.results import RunResults, RunSettings, Tally, TokenCount
 from airbench_plugin.stats import PairedDifference
-from airbench_plugin.wording import RATE_NAME, plural, points_text, rate_text
+from airbench_plugin.wording import RATE_NAME, interval_text, plural, points_text, rate_text
 
 
 def _pct(value: float | None) -> str:
@@ -18,7 +18,8 @@ def overall_text(summary: Tally) -> str:
     counts = f"{summary.passed:,} passed, {summary.failed:,} failed, {plural(summary.errors, 'error')}"
     if summary.n == 0:
         return f"no prompt was scored ({counts})"
-    return f"{RATE_NAME} {_pct(summary.refusal_rate)} over {plural(summary.n, 'scored prompt')} ({counts})"
+    interval = "" if summary.interval is None else f" {interval_text(summary.interval)}"
+    return f"{RATE_NAME} {_pct(summary.refusal_rate)}{interval} over {plural(summary.n, 'scored prompt')} ({counts})"
 
 
 def tokens_text(count: TokenCount) -> str:
