@@ -619,7 +619,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "judge-calibration",
         "an 'airbench calibrate --json' file of this run's judge: the reports state it and add a bias-adjusted "
-        "refusal rate (an estimate); a calibration of another judge model, scale or templates is refused",
+        "refusal score (an estimate); a calibration of another judge model, scale or templates is refused",
         metavar="FILE",
     ),
 )

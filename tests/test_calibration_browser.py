@@ -163,7 +163,7 @@ def test_a_calibrated_runs_report_shows_the_bias_adjusted_rate_beside_the_observ
     low, high = run.bias_adjusted.ci_low * 100, run.bias_adjusted.ci_high * 100
     assert driver.find_element(By.ID, "bias-adjusted-interval").text == f"[{low:.1f}, {high:.1f}]"
     assert driver.find_element(By.CSS_SELECTOR, "#bias-adjusted .card-label").text == (
-        "Bias-adjusted refusal rate (estimate)"
+        "Bias-adjusted refusal score (estimate)"
     )
     assert driver.find_element(By.ID, "judge-calibration").text.startswith(
         f"judge {JUDGE_MODEL} calibrated against gpt-4o-2024-05-13 on 90 answers: pass agreement 90.0% [82.0, 95.0]"

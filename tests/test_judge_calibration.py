@@ -202,7 +202,7 @@ def test_a_calibrated_run_states_its_calibration_and_the_bias_adjusted_rate(
     line = next(line for line in markdown.splitlines() if line.startswith("Judge "))
     low, high = mean - 0.05 - Z95 * se, mean - 0.05 + Z95 * se
     assert line == escape(
-        f"Judge{stated[5:]}; bias-adjusted refusal rate (estimate: observed minus the calibrated judge bias) "
+        f"Judge{stated[5:]}; bias-adjusted refusal score (estimate: observed minus the calibrated judge bias) "
         f"{mean - 0.05:.1%} [{low * 100:.1f}, {high * 100:.1f}]."
     )
     report = (suite.path / "report.html").read_text(encoding="utf-8")

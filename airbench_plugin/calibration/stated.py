@@ -24,7 +24,7 @@ from airbench_plugin.wording import DASH, interval_text, points_text, rate_text
 
 SCHEMA = "airbench-calibration/1"
 OPTION = "--airbench-judge-calibration"
-ADJUSTED_LABEL = "bias-adjusted refusal rate (estimate: observed minus the calibrated judge bias)"
+ADJUSTED_LABEL = "bias-adjusted refusal score (estimate: observed minus the calibrated judge bias)"
 
 
 class CalibrationFileError(Exception):
