@@ -330,7 +330,7 @@ def test_merge_writes_every_report_it_is_asked_for(
     assert (out / "m.md").read_text(encoding="utf-8").startswith("### AIR-Bench 2024: model-a — FAILED ❌ (tests)\n")
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "merged 3 files: 6 prompts"
-    assert any("refusal score 83.3% over 6 scored prompts" in line for line in printed)
+    assert any("refusal score 83.3% [40.3, 97.4] over 6 scored prompts" in line for line in printed)
     blocked = tmp_path / "file"
     blocked.write_text("", encoding="utf-8")
     # An output that cannot be written fails the merge, with one sentence for it.
