@@ -307,3 +307,32 @@ def test_pytest_html_report_shows_hostile_answers_as_text(
     assert "<script>document.title='pwned';window.__xss=1</script>" in text
     assert "cate-idx" in text
     assert driver.find_element(By.ID, "airbench-summary").is_displayed()
+
+
+def test_every_level2_bar_carries_its_error_bar_and_the_tree_its_interval(page: Chrome, report_path: Path) -> None:
+    """The chart draws each level-2 interval as an error bar around the bar's end; the tree shows the
+    interval as a column and a whisker inside each meter; the hostile names stay text."""
+    page.get(report_path.as_uri())
+    _not_pwned(page)
+    chart = page.find_element(By.ID, "l2-chart")
+    boxes = page.execute_script(
+        """
+        return Array.from(arguments[0].querySelectorAll('.crow')).map(row => {
+            const bar = row.querySelector('.bar').getBBox();
+            const err = row.querySelector('.err');
+            if (!err) { return null; }
+            const box = err.getBBox();
+            return [bar.x + bar.width, box.x, box.x + box.width, box.width];
+        });
+        """,
+        chart,
+    )
+    assert len(boxes) == 3 and all(box is not None for box in boxes)
+    for end, low, high, width in boxes:
+        assert width > 0  # a visible bar: 3 to 6 prompts leave wide intervals
+        assert low - 0.5 <= end <= high + 0.5  # the interval holds the estimate
+    _expand_everything(page)
+    whiskers = page.find_elements(By.CSS_SELECTOR, "#tree .l2 > summary .mb .ci")
+    assert len(whiskers) == 3 and all(w.size["width"] > 0 for w in whiskers)
+    heads = [span.text for span in page.find_elements(By.CSS_SELECTOR, "#tree .thead > span")]
+    assert "95% interval" in heads
