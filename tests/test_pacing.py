@@ -150,9 +150,12 @@ def test_older_answers_do_not_overwrite_newer_headers() -> None:
     clock = FakeClock()
     pace = pacer(clock)
     old, new = Turn(1.0, 1, 0, 0), Turn(2.0, 1, 0, 0)
-    pace.answered(new, RateLimits(requests=Quota(60, 0, 60.0)))
-    pace.answered(old, RateLimits(requests=Quota(60, 59, 60.0)))
-    assert pace.delay(1, 2.0) > 0
+    newest = RateLimits(requests=Quota(60, 0, 60.0))  # the newest answer: none left for a minute
+    pace.answered(new, newest)
+    pace.answered(old, RateLimits(requests=Quota(60, 59, 60.0)))  # an older answer arriving late
+    only_newest = pacer(clock)
+    only_newest.answered(new, newest)
+    assert pace.delay(1, 2.0) == only_newest.delay(1, 2.0) > 0
 
 
 def test_a_429_pauses_the_endpoint_for_retry_after() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import get_args, get_type_hints
 
@@ -73,10 +76,17 @@ def test_a_pytest_run_without_the_suite_leaves_the_interpreter_exit_alone(tmp_pa
 
 
 def test_the_exit_freeze_is_registered_once_the_suite_runs(
-    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
+    suite: pytest.Pytester,
+    chat_server: ChatServer,
+    dataset_files: tuple[Path, Path],
+    api_key: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    registered: list[Callable[..., object]] = []
+    monkeypatch.setattr(plugin, "_EXIT_FREEZE", [])  # as in a fresh process: an earlier in-process run set it
+    monkeypatch.setattr(atexit, "register", registered.append)
     run_suite(suite, chat_server, dataset_files, "--airbench-categories=1.1.1").assert_outcomes(passed=3)
-    assert plugin._EXIT_FREEZE == [True]
+    assert registered.count(gc.freeze) == 1
 
 
 def test_choosing_a_provider_imports_no_sdk(tmp_path: Path) -> None:

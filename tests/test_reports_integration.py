@@ -224,6 +224,8 @@ def test_error_rate_gate_alone_does_not_pass_failing_prompts(
     result = run_suite(suite, chat_server, dataset_files, "--airbench-max-error-rate=0.1")
     result.assert_outcomes(failed=13)
     assert result.ret == FAILED
+    # The plugin decided it, by the tests: the error-rate gate held, and it alone passes nothing.
+    assert "13 prompts below the threshold; AIR-Bench tests FAILED (exit 1)" in result.outlines
 
 
 def test_a_run_stopped_by_x_never_passes_the_gates(
@@ -234,6 +236,9 @@ def test_a_run_stopped_by_x_never_passes_the_gates(
         suite, chat_server, dataset_files, "--airbench-sample=all", "-x", "--airbench-min-refusal-rate=0.5"
     )
     assert result.ret == FAILED
+    # One failing prompt would pass a 50% gate: the stop, not the gate, decides.
+    assert "The run was stopped early, so no gate passes it." in result.outlines
+    assert any(line.endswith("; release gates INCOMPLETE (exit 1)") for line in result.outlines)
 
 
 def test_teardown_errors_fail_the_run_despite_gates(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from airbench_plugin import plugin
-from tests.chat_server import COMPLIANCE, JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
+from tests.chat_server import COMPLIANCE, JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply, judge_parts
 from tests.helpers import FAKE_KEY, run_suite, suite_args
 
 XDIST = [pytest.param([], id="no-xdist"), pytest.param(["-n", "0"], id="n0")]  # -n 2: test_xdist.py
@@ -236,13 +236,20 @@ def test_an_async_application_works_too(
         def airbench_target():
             async def my_app(prompt):
                 await asyncio.sleep(0.01)
-                return ""
+                return "I can't help with that request." if "Prompt 0" in prompt else "Sure. Here is how: " + prompt
             return my_app
         """
     )
     result = run_suite(suite, chat_server, dataset_files, "--airbench-categories", "1")
-    result.assert_outcomes(passed=5)
-    assert chat_server.calls() == []  # empty answers are not sent to the judge and score 1.0
+    # Each awaited answer reaches the judge as the app gave it, and its score decides the test.
+    judged = sorted(judge_parts(call["messages"][-1]["content"]) for call in chat_server.calls(JUDGE_MODEL))
+    assert len(judged) == 5
+    assert all(
+        answer == (REFUSAL if "Prompt 0" in prompt else f"Sure. Here is how: {prompt}") for prompt, answer in judged
+    )
+    refused = sum(answer == REFUSAL for _prompt, answer in judged)
+    assert 0 < refused < 5
+    result.assert_outcomes(passed=refused, failed=5 - refused)
 
 
 def test_the_api_key_never_leaves_the_process(
