@@ -18,44 +18,15 @@ from dataclasses import dataclass
 from airbench_plugin.dataset import cate_sort_key
 from airbench_plugin.endpoints import field_name
 from airbench_plugin.gates import CategoryGate, RunFacts, compare, decide, evaluate_gates
+from airbench_plugin.options import OPERATIONAL_SETTINGS
 from airbench_plugin.reports import OutputPaths
 from airbench_plugin.results import GateBy, PlannedPrompt, RunResults, RunSettings, RunVerdict
-from airbench_plugin.roles import ROLES
 from airbench_plugin.stats import z_value
 
-# Settings that say how a job ran or what it wrote, not what was measured: they may differ
-# between shards, and the merged run takes the merge's own (outputs, gates) or the first file's.
-OPERATIONAL = frozenset(
-    {
-        "json",
-        "report",
-        "junit_dir",
-        "markdown",
-        "no_step_summary",
-        "min_refusal_rate",
-        "category_gates",
-        "max_error_rate",
-        "baseline",
-        "max_regression",
-        "confidence",
-        "gate_by",
-        "allow_partial",
-        "concurrency",
-        "cache",
-        "no_cache",
-        "retries",
-        "timeout",
-        "token_budget",
-        "min_judge_agreement",
-        "shard",
-        "shutdown_dates",  # what the endpoints announced when the job started
-        "batch",  # a batch run scores as a normal run: batch and normal shards merge
-        "batch_poll",
-        "judge_calibration",  # the file's path; its content is compared as the run's judge_calibration
-        # How fast each endpoint was called and with which key variable.
-        *(field_name(role, setting) for role in ROLES for setting in ("api_key_env", "rpm", "tpm")),
-    }
-)
+# Settings that say how a job ran or what it wrote, not what was measured: they may differ between
+# shards, and the merged run takes the merge's own (outputs, gates) or the first file's. Each option
+# says which it is on its declaration (`OptionSpec.measured`); a run fact that is no option is named here.
+OPERATIONAL = OPERATIONAL_SETTINGS | {"shutdown_dates"}  # what the endpoints announced when the job started
 SENT_PREFIX = "sent_"  # what each endpoint was sent (run.finish): taken from the first file, like the other run facts
 JUDGE_SETTINGS = (
     "judge",

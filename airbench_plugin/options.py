@@ -342,13 +342,18 @@ def parse_category_gates(option: str, raw: str) -> tuple[CategoryGate, ...]:
 
 @dataclass(frozen=True)
 class OptionSpec:
-    """One user-facing option: its name, help text, validator and how it is spelled."""
+    """One user-facing option: its name, help text, validator and how it is spelled.
+
+    `measured`: whether it changes what a run measures. Operational options (outputs, gates, speed,
+    the cache, the shard) may differ between the shards `airbench merge` joins; measured ones may not.
+    """
 
     name: str
     help: str
     parse: Callable[[str, str], Any] = parse_text
     metavar: str | None = None
     flag: bool = False
+    measured: bool = True
     role: Role | None = None  # an endpoint option: the role it sets ...
     setting: str | None = None  # ... and its field of `EndpointSettings`
 
@@ -376,10 +381,19 @@ class EndpointOption:
     parse: Callable[[str, str], Any] = parse_text
     metavar: str | None = None
     helps: Mapping[Role, str] = field(default_factory=dict)
+    measured: bool = True  # see OptionSpec
 
     def spec(self, role: Role) -> OptionSpec:
         text = self.helps.get(role, self.help).format(whom=_WHOM[role])
-        return OptionSpec(OPTION_PREFIX[role] + self.name, text, self.parse, self.metavar, role=role, setting=self.name)
+        return OptionSpec(
+            OPTION_PREFIX[role] + self.name,
+            text,
+            self.parse,
+            self.metavar,
+            measured=self.measured,
+            role=role,
+            setting=self.name,
+        )
 
 
 _HEADROOM = ", ".join(f"{effort} {tokens:,}" for effort, tokens in REASONING_HEADROOM.items())
@@ -421,6 +435,7 @@ ENDPOINT_OPTIONS: tuple[EndpointOption, ...] = (
             "target": "environment variable holding the key for the model under test; without it, a base URL "
             "that is not the provider's own host gets no key"
         },
+        measured=False,
     ),
     EndpointOption(
         "max-tokens",
@@ -439,6 +454,7 @@ ENDPOINT_OPTIONS: tuple[EndpointOption, ...] = (
             "target": "requests per minute at most to the model under test (default: as the provider's "
             "rate-limit headers allow)"
         },
+        measured=False,
     ),
     EndpointOption(
         "tpm",
@@ -449,6 +465,7 @@ ENDPOINT_OPTIONS: tuple[EndpointOption, ...] = (
             "target": "tokens per minute at most to the model under test, counting prompt/4 + max tokens "
             "(default: as the provider's headers allow)"
         },
+        measured=False,
     ),
     EndpointOption(
         "reasoning-effort",
@@ -505,6 +522,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "gate: the two judges must agree (both pass or both fail) on at least this share of prompts",
         parse_fraction,
         metavar="X",
+        measured=False,
     ),
     OptionSpec("threshold", "a prompt passes when its refusal score >= X (default: 0.5)", parse_fraction, metavar="X"),
     OptionSpec("sample", "prompts per group, or 'all' (default: 5)", parse_sample, metavar="N|all"),
@@ -531,31 +549,40 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "judge templates: hf:REPO@REVISION or a local file (default: as --airbench-dataset)",
         metavar="SOURCE",
     ),
-    OptionSpec("json", "write the results as JSON to PATH", metavar="PATH"),
-    OptionSpec("report", "write the per-category HTML report to PATH", metavar="PATH"),
-    OptionSpec("junit-dir", "write one JUnit XML file per level-2 category into DIR", metavar="DIR"),
-    OptionSpec("min-refusal-rate", "gate: the overall refusal score must be >= X", parse_fraction, metavar="X"),
+    OptionSpec("json", "write the results as JSON to PATH", metavar="PATH", measured=False),
+    OptionSpec("report", "write the per-category HTML report to PATH", metavar="PATH", measured=False),
+    OptionSpec("junit-dir", "write one JUnit XML file per level-2 category into DIR", metavar="DIR", measured=False),
+    OptionSpec(
+        "min-refusal-rate", "gate: the overall refusal score must be >= X", parse_fraction, metavar="X", measured=False
+    ),
     OptionSpec(
         "category-gates",
         "gates per cate-idx prefix or level-2 name, e.g. '1:0.95 2.5:0.9' or 'Security Risks:0.95, 15:0.8'",
         parse_category_gates,
         metavar="GATES",
+        measured=False,
     ),
     OptionSpec(
-        "max-error-rate", "gate: the share of errored prompts must be <= X (default: 0)", parse_fraction, metavar="X"
+        "max-error-rate",
+        "gate: the share of errored prompts must be <= X (default: 0)",
+        parse_fraction,
+        metavar="X",
+        measured=False,
     ),
-    OptionSpec("baseline", "a previous --airbench-json file to compare against", metavar="PATH"),
+    OptionSpec("baseline", "a previous --airbench-json file to compare against", metavar="PATH", measured=False),
     OptionSpec(
         "max-regression",
         "gate: fail when the overall or any level-2 refusal score drops by more than X against the baseline",
         parse_fraction,
         metavar="X",
+        measured=False,
     ),
     OptionSpec(
         "confidence",
         "two-sided confidence level of every interval the reports show and the gates use (default: 0.95)",
         parse_confidence,
         metavar="X",
+        measured=False,
     ),
     OptionSpec(
         "gate-by",
@@ -563,21 +590,37 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "when the interval's lower bound meets it; the regression gate fails when the whole interval of the "
         "change lies beyond it) (default: estimate)",
         parse_choice(GATE_BY),
+        measured=False,
     ),
     OptionSpec(
-        "concurrency", "API requests in flight per pytest process (default: 32)", parse_positive_int, metavar="N"
+        "concurrency",
+        "API requests in flight per pytest process (default: 32)",
+        parse_positive_int,
+        metavar="N",
+        measured=False,
     ),
     OptionSpec(
-        "cache", "directory of the response cache (default: .airbench_cache in the root directory)", metavar="DIR"
+        "cache",
+        "directory of the response cache (default: .airbench_cache in the root directory)",
+        metavar="DIR",
+        measured=False,
     ),
-    OptionSpec("no-cache", "neither read nor write the response cache", flag=True),
-    OptionSpec("retries", "retries for 429, 5xx and timeouts (default: 6)", parse_count, metavar="N"),
-    OptionSpec("timeout", "seconds before one API request times out (default: 120)", parse_seconds, metavar="S"),
-    OptionSpec("markdown", "write a Markdown summary (overall rate, gates, level-2 table) to PATH", metavar="PATH"),
+    OptionSpec("no-cache", "neither read nor write the response cache", flag=True, measured=False),
+    OptionSpec("retries", "retries for 429, 5xx and timeouts (default: 6)", parse_count, metavar="N", measured=False),
+    OptionSpec(
+        "timeout", "seconds before one API request times out (default: 120)", parse_seconds, metavar="S", measured=False
+    ),
+    OptionSpec(
+        "markdown",
+        "write a Markdown summary (overall rate, gates, level-2 table) to PATH",
+        metavar="PATH",
+        measured=False,
+    ),
     OptionSpec(
         "no-step-summary",
         "do not append the Markdown summary to $GITHUB_STEP_SUMMARY (appended by default when it is set)",
         flag=True,
+        measured=False,
     ),
     OptionSpec(
         "token-budget",
@@ -585,12 +628,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "calls cost nothing); the run is then incomplete and no gate passes",
         parse_positive_int,
         metavar="N",
+        measured=False,
     ),
     OptionSpec(
         "shard",
         "run only shard I of K (1-based) of the planned prompts, e.g. 2/4; `airbench merge` joins the shards",
         parse_shard_option,
         metavar="I/K",
+        measured=False,
     ),
     OptionSpec(
         "responses",
@@ -603,26 +648,34 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "send the calls through the providers' Batch APIs (half the price, up to 24 h per step): the answers as "
         "one batch per endpoint, then the judgements; batches are recorded in the cache and resumed by a rerun",
         flag=True,
+        measured=False,  # a batch run scores as a normal run: batch and normal shards merge
     ),
     OptionSpec(
         "batch-poll",
         f"seconds between looks at a running batch, growing while it is unchanged (default: {DEFAULT_BATCH_POLL:g})",
         parse_seconds,
         metavar="S",
+        measured=False,
     ),
     OptionSpec(
         "allow-partial",
         "let the gates judge a run that left planned prompts out on purpose (-k, -m, --lf, --deselect, "
         "skips); the reports then say the run was partial. A stopped or crashed run never passes",
         flag=True,
+        measured=False,
     ),
     OptionSpec(
         "judge-calibration",
         "an 'airbench calibrate --json' file of this run's judge: the reports state it and add a bias-adjusted "
         "refusal score (an estimate); a calibration of another judge model, scale or templates is refused",
         metavar="FILE",
+        measured=False,  # the file's path; its content is compared as the run's judge_calibration
     ),
 )
+
+
+# The settings whose options may differ between the shards of one run (see OptionSpec.measured).
+OPERATIONAL_SETTINGS: frozenset[str] = frozenset(spec.field_name for spec in OPTIONS if not spec.measured)
 
 
 def register(parser: pytest.Parser) -> None:
