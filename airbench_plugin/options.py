@@ -396,6 +396,7 @@ class EndpointOption:
         )
 
 
+_JUDGE_DEFAULTS = ", ".join(f"{judge_class(kind).default_model} for {kind}" for kind in JUDGES)
 _HEADROOM = ", ".join(f"{effort} {tokens:,}" for effort, tokens in REASONING_HEADROOM.items())
 # One declaration per endpoint setting (a field of `EndpointSettings`); each role gets it under its prefix.
 ENDPOINT_OPTIONS: tuple[EndpointOption, ...] = (
@@ -405,8 +406,7 @@ ENDPOINT_OPTIONS: tuple[EndpointOption, ...] = (
         metavar="NAME",
         helps={
             "target": "model under test; without it the AIR-Bench suite is skipped",
-            "judge": f"judge model (default: {DEFAULT_JUDGE_MODEL} for airbench, "
-            "ibm-granite/granite-guardian-3.1-8b for granite-guardian); never replaced behind your back",
+            "judge": f"judge model (default: {_JUDGE_DEFAULTS}); never replaced behind your back",
             "second judge": "the second judge's model (default: its kind's default)",
         },
     ),
@@ -785,14 +785,12 @@ def check_judges(parsed: dict[str, Any], endpoints: Mapping[Role, Mapping[str, A
             "--airbench-prompt-suffix changes what the model under test is sent, and --airbench-responses "
             "replaces that model by recorded answers; drop one of them."
         )
-    # Granite Guardian is served by vLLM or Ollama, never by a provider's default endpoint.
+    # A judge no provider's default endpoint serves says so on its class.
     for kind, role in ((judge, "judge"), (second, "second judge")):
-        if kind == "granite-guardian" and endpoints[role].get("base_url") is None:  # type: ignore[index]
+        needed = None if kind is None else judge_class(kind).base_url_needed
+        if needed is not None and endpoints[role].get("base_url") is None:  # type: ignore[index]
             prefix = "--airbench-" + OPTION_PREFIX[role]  # type: ignore[index]
-            raise pytest.UsageError(
-                f"{prefix[:-1]} granite-guardian needs {prefix}base-url URL: the vLLM or Ollama "
-                "server that serves Granite Guardian (e.g. http://localhost:8000/v1)."
-            )
+            raise pytest.UsageError(f"{prefix[:-1]} {kind} needs {prefix}base-url URL: {needed}.")
 
 
 def resolve_settings(config: pytest.Config) -> Settings:

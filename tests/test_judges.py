@@ -278,3 +278,49 @@ def test_templates_without_a_readable_rubric_stop_the_run_unless_the_scale_is_gi
         explicit = suite.runpytest(*suite_args(server, prompts, unreadable, "--airbench-judge-scale=refusal"))
     explicit.assert_outcomes(passed=13)
     assert template_scale(NO_RUBRIC_TAGGED) is None
+
+
+def test_a_new_judge_is_one_module_and_one_registry_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its figure, its note and its column reach the JSON, the terminal and the HTML report; no
+    other module names it."""
+    from airbench_plugin.reports.html import render_html
+    from airbench_plugin.reports.terminal import judge_lines
+    from airbench_plugin.results import CaseResult, DatasetInfo, RunResults, RunSettings
+    from tests.toy_judge import ToyJudge
+
+    monkeypatch.setitem(JUDGES, "toy", "tests.toy_judge:ToyJudge")  # type: ignore[misc]  # the registry line
+    judge = ToyJudge("toy-model", JudgeSetup({}))
+    readings = [judge.read(Completion(text)) for text in ("safe 0.9", "safe 0.7", "unsafe 0.8", "unsafe")]
+    records = [
+        CaseResult(
+            f"t.py::test[{i}]",
+            "1.1.1",
+            "Security Risks",
+            "L3",
+            "L4",
+            f"p{i}",
+            "a",
+            None,
+            None,
+            v.score,
+            "passed" if v.score else "failed",
+            judges=(v,),
+        )
+        for i, v in enumerate(readings)
+    ]
+    run = RunResults.build(
+        model="m",
+        judge_model="toy-model",
+        dataset=DatasetInfo("local", None, "default"),
+        settings=RunSettings(judge="toy"),
+        records=records,
+    )
+    document = run.to_json()
+    assert document["judges"]["toy"]["mean_confidence"] == pytest.approx(0.8)
+    assert document["categories"]["l2"]["1"]["mean_confidence"] == pytest.approx(0.8)
+    lines = judge_lines(run)
+    assert "judge toy (toy-model): refusal rate 50.0% over 4 prompts, mean confidence 0.8000" in lines
+    assert "note: the toy judge gave a label without a confidence" in lines
+    page = render_html(run)
+    assert '<th class="r">Mean confidence</th>' in page
+    assert "the toy judge gave a label without a confidence." in page

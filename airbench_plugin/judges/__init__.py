@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import importlib
 
-from airbench_plugin.judges.base import JUDGE_KINDS, Judge, JudgeKind, JudgeParseError, JudgeSetup, JudgeVerdict
+from airbench_plugin.judges.base import (
+    JUDGE_KINDS,
+    Judge,
+    JudgeKind,
+    JudgeParseError,
+    JudgeSetup,
+    JudgeStatistic,
+    JudgeVerdict,
+)
 
 JUDGES: dict[JudgeKind, str] = {
     "airbench": "airbench_plugin.judges.airbench:AirbenchJudge",
@@ -19,6 +27,11 @@ def judge_class(kind: JudgeKind) -> type[Judge]:
     return judge
 
 
+def judge_statistic(kind: str) -> JudgeStatistic | None:
+    """The figure of its own the judge of `kind` adds to the results, if it has one."""
+    return judge_class(kind).statistic if kind in JUDGES else None
+
+
 __all__ = [
     "JUDGES",
     "JUDGE_KINDS",
@@ -26,6 +39,8 @@ __all__ = [
     "JudgeKind",
     "JudgeParseError",
     "JudgeSetup",
+    "JudgeStatistic",
     "JudgeVerdict",
     "judge_class",
+    "judge_statistic",
 ]

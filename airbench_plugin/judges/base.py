@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -127,11 +127,27 @@ def risk_reading(label: str | None, prob_of_risk: float, label_only: bool = Fals
     return f"Granite Guardian {said} ({basis})"
 
 
+@dataclass(frozen=True)
+class JudgeStatistic:
+    """A figure of a judge's own: the mean of one number of its verdicts over the scored prompts it
+    judged, in its summary and in every category row (JSON, terminal and HTML report)."""
+
+    key: str  # its JSON field: `mean_prob_of_risk`
+    label: str  # how the terminal's judge line names it: `mean prob_of_risk`
+    column: str  # its column in the HTML report's judges table
+    reading: Callable[[JudgeVerdict], float | None]  # the number of one verdict; None: none to count
+
+
 class Judge(ABC):
     """A judge model behind one request shape and one way of reading its replies."""
 
     kind: ClassVar[JudgeKind]
     default_model: ClassVar[str]  # the model asked when --airbench-*judge-model names none
+    statistic: ClassVar[JudgeStatistic | None] = None  # a figure of its own beside the refusal rate
+    # Why it needs --airbench-*judge-base-url, when no provider's default endpoint serves it.
+    base_url_needed: ClassVar[str | None] = None
+    # What the reports say once when some of its verdicts rest on the label alone (`label_only`).
+    label_only_note: ClassVar[str | None] = None
     uses_templates: ClassVar[bool] = False  # whether it needs the dataset's judge templates
     temperature: ClassVar[float] = 0.0
     max_tokens: ClassVar[int]

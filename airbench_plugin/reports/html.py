@@ -119,8 +119,8 @@ class _AgreementRow:
 @dataclass(frozen=True, slots=True)
 class _Judges:
     rows: list[_JudgeRow]
-    guardian: bool
-    label_only: bool
+    column: str | None  # the column of a judge's own figure if any
+    label_only: str | None  # the judges' notes on verdicts that rest on their labels alone
     first: str = ""
     second: str = ""
     threshold: str = ""
@@ -340,6 +340,12 @@ def _build_case(result: CaseResult, order: int, disagree: bool = False) -> _Case
     )
 
 
+def _own_figure(run: RunResults, kind: str, figures: dict[str, float | None]) -> str:
+    """The judge's own figure, or a dash."""
+    value = next((figures.get(s.key) for k, s in run.statistics if k == kind), None)
+    return _DASH if value is None else f"{value:.4f}"
+
+
 def _build_judges(run: RunResults) -> _Judges | None:
     """The judges panel: each judge's figures and, with two judges, their agreement and the
     prompts they disagree on (listed first); None for a run judged by the airbench judge alone."""
@@ -351,20 +357,20 @@ def _build_judges(run: RunResults) -> _Judges | None:
             judge.model,
             _fmt_number(judge.n),
             _fmt_rate(judge.refusal_rate),
-            _DASH if judge.mean_prob_of_risk is None else f"{judge.mean_prob_of_risk:.4f}",
+            _own_figure(run, kind, judge.figures),
         )
         for kind, judge in run.judges.items()
     ]
-    guardian = any(kind == "granite-guardian" for kind in run.judges)
-    label_only = any(entry.label_only for record in run.records for entry in record.judges)
+    column = next((s.column for _k, s in run.statistics), None)  # a judge's own figure: its column
+    label_only = " ".join(f"{note}." for note in run.judge_notes) or None
     agreement = run.agreement
     if agreement is None:
-        return _Judges(rows, guardian, label_only)
+        return _Judges(rows, column, label_only)
     c = agreement.confusion
     order = {id(r): i for i, r in enumerate(run.records)}
     return _Judges(
         rows,
-        guardian,
+        column,
         label_only,
         first=agreement.judges[0],
         second=agreement.judges[1],

@@ -48,22 +48,18 @@ def _kappa(value: float | None) -> str:
 
 
 def judge_lines(run: RunResults) -> list[str]:
-    """Each judge's figures, whether Granite Guardian scored by labels only, and the judges' agreement."""
+    """Each judge's figures, the judges' notes, and the judges' agreement."""
     lines: list[str] = []
     if len(run.judges) > 1 or any(kind != "airbench" for kind in run.judges):
         lines.append("")
         for index, (kind, judge) in enumerate(run.judges.items()):
             role = "judge" if index == 0 else "second judge"
             line = f"{role} {kind} ({judge.model}): {RATE_NAME} {_pct(judge.refusal_rate)} over {judge.n} prompts"
-            if judge.mean_prob_of_risk is not None or kind == "granite-guardian":
-                risk = "-" if judge.mean_prob_of_risk is None else f"{judge.mean_prob_of_risk:.4f}"
-                line += f", mean prob_of_risk {risk}"
+            for statistic in (s for k, s in run.statistics if k == kind):
+                value = judge.figures.get(statistic.key)
+                line += f", {statistic.label} {'-' if value is None else f'{value:.4f}'}"
             lines.append(line)
-    if any(entry.label_only for record in run.records for entry in record.judges):
-        lines.append(
-            "note: Granite Guardian returned no logprobs, so its scores are its labels only "
-            "(prob_of_risk 1.0 for Yes, 0.0 for No)"
-        )
+    lines += [f"note: {note}" for note in run.judge_notes]
     if run.agreement is not None:
         lines += agreement_lines(run.agreement)
     return lines

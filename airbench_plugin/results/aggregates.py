@@ -14,6 +14,7 @@ from typing import Any
 
 from airbench_plugin.agreement import ScoredPair
 from airbench_plugin.dataset import cate_sort_key, selects
+from airbench_plugin.judges import JudgeStatistic, judge_statistic
 from airbench_plugin.results.records import LEVELS, OUTCOMES, CaseResult, Level
 from airbench_plugin.roles import Role
 from airbench_plugin.stats import Z95, RateEstimate, rate_estimate
@@ -71,55 +72,50 @@ def estimate(results: Iterable[CaseResult], z: float) -> RateEstimate | None:
     return rate_estimate([score for score, _ in scored], [cate for _, cate in scored], z)
 
 
-GUARDIAN = "granite-guardian"
+Statistics = Sequence[tuple[str, JudgeStatistic]]  # the judges' own figures, with the kind of each
 
 
 @dataclass(frozen=True)
 class CategoryRow:
-    """One category at one level: its name and tally, and unitxt's mean `prob_of_risk` when
-    Granite Guardian judged the run (`guardian`)."""
+    """One category at one level: its name and tally, and each judge's own figure (`figures`, by
+    JSON field, such as `mean_prob_of_risk`)."""
 
     key: str
     name: str
     tally: Tally
-    guardian: bool = False
-    mean_prob_of_risk: float | None = None
+    figures: dict[str, float | None] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        data = {"name": self.name, **self.tally.to_json()}
-        if self.guardian:
-            data["mean_prob_of_risk"] = self.mean_prob_of_risk
-        return data
+        return {"name": self.name, **self.tally.to_json(), **self.figures}
 
 
-def mean_prob_of_risk(results: Iterable[CaseResult]) -> float | None:
-    """unitxt's number: the plain mean of Granite Guardian's `prob_of_risk` over the scored prompts it judged."""
-    risks = [
-        entry.prob_of_risk
+def mean_reading(results: Iterable[CaseResult], kind: str, statistic: JudgeStatistic) -> float | None:
+    """The plain mean of a judge's own number over the scored prompts it judged."""
+    values = [
+        value
         for r in results
-        if r.scored and (entry := r.judge(GUARDIAN)) is not None and entry.prob_of_risk is not None
+        if r.scored and (entry := r.judge(kind)) is not None and (value := statistic.reading(entry)) is not None
     ]
-    return sum(risks) / len(risks) if risks else None
+    return sum(values) / len(values) if values else None
+
+
+def figures(results: Sequence[CaseResult], statistics: Statistics) -> dict[str, float | None]:
+    """Each judge's own figure over `results`, by its JSON field."""
+    return {statistic.key: mean_reading(results, kind, statistic) for kind, statistic in statistics}
 
 
 def categories(
-    results: Sequence[CaseResult], guardian: bool = False, z: float = Z95
+    results: Sequence[CaseResult], statistics: Statistics = (), z: float = Z95
 ) -> dict[Level, dict[str, CategoryRow]]:
     """Every level-2, level-3 and level-4 category of `results`, in taxonomy order, each rate with
-    its interval at the normal quantile `z`."""
+    its interval at the normal quantile `z`, and each judge's own figure (`statistics`)."""
     table: dict[Level, dict[str, CategoryRow]] = {}
     for level in LEVELS:
         groups: dict[str, list[CaseResult]] = defaultdict(list)
         for result in results:
             groups[result.key(level)].append(result)
         table[level] = {
-            key: CategoryRow(
-                key,
-                members[0].name(level),
-                tally(members, z),
-                guardian,
-                mean_prob_of_risk(members) if guardian else None,
-            )
+            key: CategoryRow(key, members[0].name(level), tally(members, z), figures(members, statistics))
             for key, members in sorted(groups.items(), key=lambda item: cate_sort_key(item[0]))
         }
     return table
@@ -127,20 +123,18 @@ def categories(
 
 @dataclass(frozen=True)
 class JudgeSummary:
-    """One judge over the run: the prompts it scored and their mean refusal score (and, for
-    Granite Guardian, unitxt's mean `prob_of_risk`)."""
+    """One judge over the run: the prompts it scored, their mean refusal score and the judge's own
+    figure, if it has one (`figures`, by JSON field)."""
 
     kind: str
     model: str
     n: int
     refusal_rate: float | None
-    mean_prob_of_risk: float | None = None
+    figures: dict[str, float | None] = field(default_factory=dict)
     usage: TokenCount = field(default_factory=lambda: TokenCount())  # what this judge's verdicts cost
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"model": self.model, "n": self.n, "refusal_rate": self.refusal_rate}
-        if self.kind == GUARDIAN:
-            data["mean_prob_of_risk"] = self.mean_prob_of_risk
+        data: dict[str, Any] = {"model": self.model, "n": self.n, "refusal_rate": self.refusal_rate, **self.figures}
         data["usage"] = self.usage.to_json()
         return data
 
@@ -150,8 +144,9 @@ def judge_summary(results: Sequence[CaseResult], kind: str, model: str) -> Judge
     judged = [(r, entry) for r in results if r.scored and (entry := r.judge(kind)) is not None]
     scores = [entry.score for _r, entry in judged]
     rate = sum(scores) / len(scores) if scores else None
-    risk = mean_prob_of_risk(r for r, _entry in judged) if kind == GUARDIAN else None
-    return JudgeSummary(kind, model, len(judged), rate, risk, judge_tokens(results, kind))
+    statistic = judge_statistic(kind)
+    own = {} if statistic is None else figures([r for r, _entry in judged], [(kind, statistic)])
+    return JudgeSummary(kind, model, len(judged), rate, own, judge_tokens(results, kind))
 
 
 def judge_tokens(results: Iterable[CaseResult], kind: str) -> TokenCount:

@@ -20,10 +20,11 @@ from typing import Any
 from airbench_plugin import decode
 from airbench_plugin.agreement import Agreement, agreement
 from airbench_plugin.calibration.stated import AdjustedRate, JudgeCalibration, bias_adjusted
+from airbench_plugin.judges import JUDGES, judge_class, judge_statistic
 from airbench_plugin.results.aggregates import (
-    GUARDIAN,
     Aggregates,
     JudgeSummary,
+    Statistics,
     Tally,
     TokenCount,
     categories,
@@ -219,8 +220,22 @@ class RunResults:
     @cached_property
     def aggregates(self) -> Aggregates:
         z = z_value(self.settings.confidence)
-        guardian = GUARDIAN in self.judge_kinds
-        return Aggregates(tally(self.records, z), categories(self.records, guardian, z))
+        return Aggregates(tally(self.records, z), categories(self.records, self.statistics, z))
+
+    @property
+    def statistics(self) -> Statistics:
+        """The judges' own figures this run reports, first judge first."""
+        return [(kind, statistic) for kind in self.judge_kinds if (statistic := judge_statistic(kind)) is not None]
+
+    @property
+    def judge_notes(self) -> list[str]:
+        """What the judges say once about this run's verdicts (scores that rest on labels only)."""
+        notes = []
+        for kind in self.judge_kinds:
+            note = judge_class(kind).label_only_note if kind in JUDGES else None
+            if note and any(e.label_only for r in self.records for e in r.judges if e.kind == kind):
+                notes.append(note)
+        return notes
 
     @property
     def judge_kinds(self) -> tuple[str, ...]:
