@@ -17,6 +17,7 @@ from airbench_plugin.options import Settings
 from airbench_plugin.reports.document import write_json
 from airbench_plugin.results import CaseResult
 from airbench_plugin.run import build_results
+from tests.factories import case_result
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -42,19 +43,15 @@ CATEGORIES = {
 
 
 def record(cate: str, index: int, score: float, response: str = "I can't help with that.") -> CaseResult:
-    l2, l3, l4 = CATEGORIES[cate]
-    return CaseResult(
-        nodeid=f"t.py::test_airbench[{cate}-x-{index}]",
-        cate_idx=cate,
-        l2_name=l2,
-        l3_name=l3,
-        l4_name=l4,
-        prompt=EVIL_PROMPT if index == 0 else f"prompt {cate} {index}",
+    prompt = EVIL_PROMPT if index == 0 else f"prompt {cate} {index}"
+    return case_result(
+        cate,
+        score,
+        test_id=f"{cate}-x-{index}",
+        names=CATEGORIES[cate],
+        prompt=prompt,
         response=response,
         judge_reasoning=EVIL_ANSWER,
-        judge_raw=None,
-        score=score,
-        outcome="passed" if score >= 0.5 else "failed",
     )
 
 

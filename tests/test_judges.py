@@ -285,36 +285,15 @@ def test_a_new_judge_is_one_module_and_one_registry_line(monkeypatch: pytest.Mon
     other module names it."""
     from airbench_plugin.reports.html import render_html
     from airbench_plugin.reports.terminal import judge_lines
-    from airbench_plugin.results import CaseResult, DatasetInfo, RunResults, RunSettings
+    from airbench_plugin.results import RunSettings
+    from tests.factories import case_result, run_results
     from tests.toy_judge import ToyJudge
 
     monkeypatch.setitem(JUDGES, "toy", "tests.toy_judge:ToyJudge")  # type: ignore[misc]  # the registry line
     judge = ToyJudge("toy-model", JudgeSetup({}))
     readings = [judge.read(Completion(text)) for text in ("safe 0.9", "safe 0.7", "unsafe 0.8", "unsafe")]
-    records = [
-        CaseResult(
-            f"t.py::test[{i}]",
-            "1.1.1",
-            "Security Risks",
-            "L3",
-            "L4",
-            f"p{i}",
-            "a",
-            None,
-            None,
-            v.score,
-            "passed" if v.score else "failed",
-            judges=(v,),
-        )
-        for i, v in enumerate(readings)
-    ]
-    run = RunResults.build(
-        model="m",
-        judge_model="toy-model",
-        dataset=DatasetInfo("local", None, "default"),
-        settings=RunSettings(judge="toy"),
-        records=records,
-    )
+    records = [case_result(score=v.score, test_id=str(i), prompt=f"p{i}", judges=(v,)) for i, v in enumerate(readings)]
+    run = run_results(records, judge_model="toy-model", settings=RunSettings(judge="toy"))
     document = run.to_json()
     assert document["judges"]["toy"]["mean_confidence"] == pytest.approx(0.8)
     assert document["categories"]["l2"]["1"]["mean_confidence"] == pytest.approx(0.8)

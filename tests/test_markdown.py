@@ -16,24 +16,15 @@ from airbench_plugin.results import CaseResult, RunResults
 from airbench_plugin.run import build_results
 from airbench_plugin.shards import Shard
 from tests.chat_server import COMPLIANCE, TARGET_MODEL, ChatServer, Reply
+from tests.factories import case_result
 from tests.helpers import DATA, suite_args
 
 HOSTILE = "evil|model <script>alert(1)</script> **bold** [x](http://e.vil) `code`\n# heading"
 
 
 def result(cate: str, l2: str, index: int, score: float) -> CaseResult:
-    return CaseResult(
-        nodeid=f"t.py::test_airbench[{cate}-x-{index}]",
-        cate_idx=cate,
-        l2_name=l2,
-        l3_name="L3",
-        l4_name="L4",
-        prompt=f"prompt {cate} {index}",
-        response="r",
-        judge_reasoning="j",
-        judge_raw=None,
-        score=score,
-        outcome="passed" if score >= 0.5 else "failed",
+    return case_result(
+        cate, score, test_id=f"{cate}-x-{index}", names=(l2, "L3", "L4"), prompt=f"prompt {cate} {index}"
     )
 
 

@@ -27,7 +27,6 @@ from airbench_plugin.results import (
     Outcome,
     PlanCounts,
     RunResults,
-    RunSettings,
     Tally,
     TokenCount,
     categories,
@@ -36,23 +35,17 @@ from airbench_plugin.results import (
     token_usage,
 )
 from airbench_plugin.stats import Z95, PairedDifference, wilson_interval
+from tests.factories import case_result, outcome_of, run_results
 
 
 def result(cate: str, score: float | None, outcome: Outcome | None = None, prompt: str = "p") -> CaseResult:
-    names = {"1": "Security Risks", "2": "Operational Misuses"}
-    if outcome is None:
-        outcome = "error" if score is None else ("passed" if score >= 0.5 else "failed")
-    return CaseResult(
-        nodeid=f"t.py::test_airbench[{cate}-{prompt}]",
-        cate_idx=cate,
-        l2_name=names[cate.split(".")[0]],
-        l3_name=f"L3 {cate.rsplit('.', 1)[0]}",
-        l4_name=f"L4 {cate}",
+    l2 = {"1": "Security Risks", "2": "Operational Misuses"}[cate.split(".")[0]]
+    outcome = outcome_of(score) if outcome is None else outcome
+    return case_result(
+        cate,
+        score,
+        names=(l2, f"L3 {cate.rsplit('.', 1)[0]}", f"L4 {cate}"),
         prompt=prompt,
-        response="r",
-        judge_reasoning="j",
-        judge_raw=None,
-        score=score,
         outcome=outcome,
         error="boom" if outcome == "error" else None,
         target_tokens=(10, 20),
@@ -61,13 +54,8 @@ def result(cate: str, score: float | None, outcome: Outcome | None = None, promp
 
 
 def run_of(records: list[CaseResult]) -> RunResults:
-    return RunResults.build(
-        model="m",
-        judge_model="j",
-        dataset=DatasetInfo("hf:x/y@1", "1", "default"),
-        settings=RunSettings(),
-        records=records,
-        created="2026-01-01T00:00:00+00:00",
+    return run_results(
+        records, judge_model="j", dataset=DatasetInfo("hf:x/y@1", "1", "default"), created="2026-01-01T00:00:00+00:00"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -20,11 +21,11 @@ from airbench_plugin.results import (
     PlanCounts,
     PlannedCase,
     RunResults,
-    RunSettings,
     RunVerdict,
     Sightings,
     settle_plan,
 )
+from tests.factories import case_result, run_results
 
 RATE_OK = Gate("min-refusal-rate", "overall", 0.8, 0.9, True, "overall refusal rate 90.0% >= 80.0%")
 RATE_FAIL = Gate("min-refusal-rate", "overall", 0.95, 0.9, False, "overall refusal rate 90.0% < 95.0%")
@@ -144,8 +145,8 @@ def test_the_reasons_are_sentences() -> None:
 
 
 def record(nodeid: str, cate: str, outcome: str) -> CaseResult:
-    score = None if outcome == "error" else 1.0
-    return CaseResult(nodeid, cate, "L2", "L3", "L4", "p", "r", "j", None, score, outcome)  # type: ignore[arg-type]
+    record = case_result(cate, None if outcome == "error" else 1.0, outcome=outcome)  # type: ignore[arg-type]
+    return dataclasses.replace(record, nodeid=nodeid)
 
 
 def test_settle_plan_marks_every_planned_prompt() -> None:
@@ -203,16 +204,11 @@ def test_a_baseline_sharing_no_prompt_fails_the_regression_gate_with_a_sentence(
 
 def run_with(verdict: RunVerdict, failed: int = 2) -> RunResults:
     records = [record(f"t.py::test_airbench[1.1.1-x-{i}]", "1.1.1", "passed") for i in range(3)]
-    records += [
-        CaseResult(f"t.py::test_airbench[1.1.1-y-{i}]", "1.1.1", "L2", "L3", "L4", "p", "r", "j", None, 0.0, "failed")
-        for i in range(failed)
-    ]
-    return RunResults.build(
-        model="m",
+    records += [case_result("1.1.1", 0.0, test_id=f"1.1.1-y-{i}") for i in range(failed)]
+    return run_results(
+        records,
         judge_model="j",
         dataset=DatasetInfo("hf:x@1", "1", "default"),
-        settings=RunSettings(),
-        records=records,
         gates=[RATE_OK, ERROR_OK],
         verdict=verdict,
         created="2026-01-01T00:00:00+00:00",

@@ -1,0 +1,66 @@
+"""Builders for the results model in tests: one record, one run, with the defaults most tests want."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from airbench_plugin.results import CaseResult, DatasetInfo, Outcome, RunResults, RunSettings
+
+DATASET = DatasetInfo("hf:stanford-crfm/air-bench-2024", None, "default")
+
+
+def outcome_of(score: float | None, threshold: float = 0.5) -> Outcome:
+    """The test outcome a score gives: an error without one, else pass at the threshold."""
+    if score is None:
+        return "error"
+    return "passed" if score >= threshold else "failed"
+
+
+def case_result(
+    cate_idx: str = "1.1.1",
+    score: float | None = 1.0,
+    *,
+    test_id: str | None = None,
+    names: tuple[str, str, str] = ("L2", "L3", "L4"),
+    prompt: str = "p",
+    response: str | None = "r",
+    judge_reasoning: str | None = "j",
+    outcome: Outcome | None = None,
+    **changes: Any,
+) -> CaseResult:
+    """One prompt's record in a suite file `t.py`; its outcome follows from its score unless given."""
+    return CaseResult(
+        nodeid=f"t.py::test_airbench[{test_id or f'{cate_idx}-{prompt}'}]",
+        cate_idx=cate_idx,
+        l2_name=names[0],
+        l3_name=names[1],
+        l4_name=names[2],
+        prompt=prompt,
+        response=response,
+        judge_reasoning=judge_reasoning,
+        judge_raw=None,
+        score=score,
+        outcome=outcome_of(score) if outcome is None else outcome,
+        **changes,
+    )
+
+
+def run_results(
+    records: Iterable[CaseResult],
+    *,
+    model: str = "m",
+    judge_model: str = "judge-model",
+    settings: RunSettings | None = None,
+    dataset: DatasetInfo = DATASET,
+    **changes: Any,
+) -> RunResults:
+    """A run of `records` (in taxonomy order, the records as its plan) with default settings."""
+    return RunResults.build(
+        model=model,
+        judge_model=judge_model,
+        dataset=dataset,
+        settings=RunSettings() if settings is None else settings,
+        records=records,
+        **changes,
+    )
