@@ -94,6 +94,22 @@ def slugify(text: str, limit: int = SLUG_LIMIT) -> str:
     return slug
 
 
+_CATE_IDX = re.compile(r"[0-9]+(?:\.[0-9]+){0,2}")
+
+
+def is_cate_idx(text: str) -> bool:
+    """Whether `text` is a cate-idx as the results codec reads it: one to three numbers joined by dots."""
+    return _CATE_IDX.fullmatch(text) is not None
+
+
+def first_bad_cate_idx(cate_idxs: Iterable[str]) -> tuple[int, str] | None:
+    """The first cate-idx (its 1-based row and a bounded copy) that is not one, or None."""
+    for row, cate_idx in enumerate(cate_idxs, 1):
+        if not is_cate_idx(cate_idx):
+            return row, cate_idx[:40] + ("…" if len(cate_idx) > 40 else "")
+    return None
+
+
 def cate_sort_key(cate_idx: str) -> tuple[int, ...]:
     """Sort `2.10` after `2.9` and `14.3940.21` by its numbers."""
     return tuple(int(part) if part.isdigit() else 0 for part in cate_idx.split("."))
@@ -348,6 +364,13 @@ def load_suite(
     cases = build_cases(load_rows(parse_source(dataset), region, CASE_COLUMNS))
     if not cases:
         raise DatasetError(f"cannot use {dataset!r}: it holds no prompts.")
+    # Refused here, before any call, what the results codec would refuse at the end.
+    bad = first_bad_cate_idx(case.cate_idx for case in cases)
+    if bad is not None:
+        raise DatasetError(
+            f"cannot use {dataset!r}: row {bad[0]} has the cate-idx {bad[1]!r}, not one to three numbers joined by "
+            "dots such as 14.3940.21."
+        )
     cases = select_categories(cases, categories)
     if judge_prompts is None:
         return sample_cases(cases, per_group, level, seed), {}

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 MAX_COUNT = 10**15  # larger than any real token or prompt count, small enough to stay exact
+SEED_LOW, SEED_HIGH = -(2**63), 2**64 - 1  # a seed is any 64-bit value, signed or unsigned
 _T = TypeVar("_T", bound=str)
 
 

@@ -3,6 +3,8 @@
 Both are their step-2 files: the answer, the judge's reasoning and the score, on the refusal scale
 (1 = refused), as their pipeline-1 step-2 file holds it. `--airbench-responses` reads both back.
 An errored prompt keeps its answer when it has one; its reason and score are empty (null in JSON).
+CSV cells are neutralised for spreadsheets (see `csvcells`): `=`, `+`, `-`, `@` at the start get
+OWASP's `'` prefix, an empty answer is `'`; `--airbench-responses` reads both back.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from airbench_plugin.csvcells import neutralise
 from airbench_plugin.responses import PIPELINE2_COLUMNS
 from airbench_plugin.results import CaseResult, RunResults
 
@@ -50,15 +53,13 @@ def pipeline2(run: RunResults) -> str:
     writer.writerow([*PIPELINE2_COLUMNS, "score_reason", "score"])
     for r in run.records:
         score = _score(r)
+        # Every text cell neutralised for spreadsheets; an empty answer written as `'`, a missing one empty.
+        texts = [r.cate_idx, r.l2_name, r.l3_name, r.l4_name, r.prompt]
         writer.writerow(
             [
-                r.cate_idx,
-                r.l2_name,
-                r.l3_name,
-                r.l4_name,
-                r.prompt,
-                r.response or "",
-                (r.judge_reasoning or "") if r.scored else "",
+                *(neutralise(text) for text in texts),
+                "" if r.response is None else neutralise(r.response, empty_marker=True),
+                neutralise(r.judge_reasoning or "") if r.scored else "",
                 "" if score is None else repr(float(score)),
             ]
         )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -47,3 +49,36 @@ def unwritable(path: str | os.PathLike[str], folder: bool = False) -> str | None
     except OSError as exc:
         return f"nothing can be written in {str(nearest)!r} ({exc.strerror or exc})"
     return None
+
+
+class NotRegularFile(OSError):
+    """An input path that names a device, a FIFO, a socket or a directory: reading it would never end
+    (`/dev/zero`), block for a writer (a FIFO) or fail later with a worse message."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(errno.EINVAL, "it is not a regular file", str(path))
+
+
+def read_regular_text(path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
+    """The text of `path` when it is a regular file; raises NotRegularFile, OSError or UnicodeDecodeError.
+
+    The file is opened without blocking and checked on the open descriptor, so a FIFO never waits
+    for a writer and a path swapped after a check cannot slip a device in.
+    """
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise NotRegularFile(path)
+        with os.fdopen(descriptor, "rb", closefd=False) as handle:
+            data = handle.read()
+    finally:
+        os.close(descriptor)
+    return data.decode(encoding)
+
+
+def is_regular_file(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` names a regular file (following symbolic links), without opening it."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from airbench_plugin import providers as provider_registry
+from airbench_plugin.decode import MAX_COUNT, SEED_HIGH, SEED_LOW
 from airbench_plugin.endpoints import (
     OPTION_PREFIX,
     REASONING_EFFORTS,
@@ -39,6 +40,7 @@ from airbench_plugin.results import GATE_BY, GateBy
 from airbench_plugin.roles import RECORDED_PROVIDER, ROLES, Role
 from airbench_plugin.shards import Shard, parse_shard
 from airbench_plugin.stats import DEFAULT_CONFIDENCE
+from airbench_plugin.text import clip
 
 HELM_REVISION = "976d9fbb0f52bce704dcbef5bd7a2652e65f2a21"
 HF_REPO = "stanford-crfm/air-bench-2024"
@@ -235,9 +237,16 @@ def parse_choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
 
 
 def parse_number(
-    convert: Callable[[str], Any], expected: str, valid: Callable[[Any], bool]
+    convert: Callable[[str], Any],
+    expected: str,
+    valid: Callable[[Any], bool],
+    bounds: tuple[int, int] | None = None,
 ) -> Callable[[str, str], Any]:
-    """A validator for numbers: `convert` the text, then require `valid`; `expected` says what fits."""
+    """A validator for numbers: `convert` the text, then require `valid`; `expected` says what fits.
+
+    `bounds` are what the code can hold (the results document reads counts up to
+    decode.MAX_COUNT): a value outside them is refused up front, naming them, not after the calls.
+    """
 
     def parse(option: str, raw: str) -> Any:
         try:
@@ -246,6 +255,8 @@ def parse_number(
             raise _fail(option, expected, raw) from None
         if not valid(value):
             raise _fail(option, expected, raw)
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            raise _fail(option, f"a whole number from {bounds[0]:,} to {bounds[1]:,}", clip(raw, 60))
         return value
 
     return parse
@@ -253,13 +264,14 @@ def parse_number(
 
 parse_fraction = parse_number(float, "a number between 0 and 1", lambda v: 0.0 <= v <= 1.0)
 parse_temperature = parse_number(float, "a number between 0 and 2", lambda v: 0.0 <= v <= 2.0)
-parse_positive_int = parse_number(int, "a whole number of at least 1", lambda v: v >= 1)
-parse_count = parse_number(int, "a whole number of at least 0", lambda v: v >= 0)
+parse_positive_int = parse_number(int, "a whole number of at least 1", lambda v: v >= 1, (1, MAX_COUNT))
+parse_count = parse_number(int, "a whole number of at least 0", lambda v: v >= 0, (0, MAX_COUNT))
 parse_seconds = parse_number(float, "a number of seconds greater than 0", lambda v: v > 0 and math.isfinite(v))
-parse_int = parse_number(int, "a whole number", lambda _v: True)
 parse_confidence = parse_number(
     float, "a confidence level of at least 0.5 and below 1, such as 0.95", lambda v: 0.5 <= v < 1.0
 )
+# A seed is any 64-bit value, signed or not (a uint64 from another tool is a real seed).
+parse_int = parse_number(int, "a whole number", lambda _v: True, (SEED_LOW, SEED_HIGH))
 
 
 def parse_sample(option: str, raw: str) -> int | None:
@@ -270,8 +282,8 @@ def parse_sample(option: str, raw: str) -> int | None:
         value = int(raw)
     except ValueError:
         raise _fail(option, "a whole number of at least 1 or 'all'", raw) from None
-    if value < 1:
-        raise _fail(option, "a whole number of at least 1 or 'all'", raw)
+    if not 1 <= value <= MAX_COUNT:
+        raise _fail(option, f"a whole number from 1 to {MAX_COUNT:,} or 'all'", clip(raw, 60))
     return value
 
 

@@ -185,7 +185,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     sample = describe_sample(run.planned, s.sample, s.sample_by)
     scope = ",".join(s.categories) if s.categories else "all categories"
     if run.recorded is not None:
-        plan = f"answers recorded in {s.responses} ({run.recorded.format}, {plural(len(run.planned), 'prompt')})"
+        repeats = run.recorded.repeated
+        once = f", {plural(repeats, 'repeated row')} read once" if repeats else ""
+        plan = f"answers recorded in {s.responses} ({run.recorded.format}, {plural(len(run.planned), 'prompt')}{once})"
     else:
         plan = f"dataset {s.dataset} [{s.region}], {sample}, {scope}, seed {s.seed}"
     if s.shard is not None:

@@ -12,6 +12,14 @@ Four shapes are recognised by their content, never by the file name:
 Recorded scores are not read here: re-judging is the point (the authors' step-2 scores are the
 official judgement on the refusal scale, a refusal 1.0; `calibration.references` reads them).
 Every problem is a `ResponsesError` whose message is one sentence.
+
+A file is data, not trust. Every answer must be a string (a number or NaN where an answer belongs
+is refused, not judged as the text "nan"). A row repeated with the same cate-idx, prompt and
+answer is one prompt: files concatenated from resumed runs repeat rows, and counting a repeat as
+another prompt would weigh that answer twice (30 copies of a refusal can pass a failing gate);
+a repeat with another answer is refused, since only one of the answers can be the model's. CSV
+cells are read through `csvcells` (the formula prefix `airbench export` adds is removed, an
+empty answer `'` is empty) with fields of up to `csvcells.FIELD_LIMIT` characters.
 """
 
 from __future__ import annotations
@@ -25,7 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from airbench_plugin.dataset import Case, cate_sort_key
+from airbench_plugin import decode
+from airbench_plugin.csvcells import FIELD_LIMIT, field_limit, restore
+from airbench_plugin.dataset import Case, cate_sort_key, first_bad_cate_idx, is_cate_idx
+from airbench_plugin.files import read_regular_text
 from airbench_plugin.results import ResultsError, RunResults
 
 ResponsesFormat = Literal["pipeline1", "pipeline2", "helm", "airbench-json"]
@@ -64,6 +75,7 @@ class RecordedAnswers:
     model: str | None  # the model the file names, if it names one
     cases: tuple[Case, ...]
     answers: Mapping[str, str] = field(repr=False)  # by prompt text
+    repeated: int = 0  # rows that repeated an earlier row (same cate-idx, prompt, answer): read once
 
     def answer(self, prompt: str) -> str:
         return self.answers[prompt]
@@ -82,10 +94,10 @@ def read_responses(path: str | Path) -> RecordedAnswers:
             )
         target = state
     try:
-        text = target.read_text(encoding="utf-8-sig")
+        text = read_regular_text(target, encoding="utf-8-sig")
     except FileNotFoundError:
         raise ResponsesError(f"--airbench-responses: cannot read {source!r}: no such file or directory.") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:  # a device or a FIFO too: never read, never waited on
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it is not UTF-8 text"
         raise ResponsesError(f"--airbench-responses: cannot read {source!r}: {reason}.") from None
     fmt, model, rows = _parse(text, source)
@@ -122,7 +134,14 @@ def _parse(text: str, source: str) -> tuple[ResponsesFormat, str | None, list[Re
                 f"--airbench-responses: the CSV file {source!r} lacks the column(s) {', '.join(missing)} "
                 f"of the authors' pipeline-2 format ({', '.join(PIPELINE2_COLUMNS)})."
             )
-        return "pipeline2", None, list(_pipeline2_rows(text))
+        with field_limit():
+            try:
+                return "pipeline2", None, list(_pipeline2_rows(text))
+            except csv.Error as exc:
+                raise ResponsesError(
+                    f"--airbench-responses: {source!r} cannot be read as CSV ({exc}); an answer may hold at most "
+                    f"{FIELD_LIMIT:,} characters."
+                ) from None
     raise _unknown(source)
 
 
@@ -133,6 +152,16 @@ def _text(value: Any) -> str | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return None
+
+
+def _answer(value: Any, source: str, where: str) -> str | None:
+    """A recorded answer: a string, or None when the file has none; anything else is refused."""
+    if value is None or isinstance(value, str):
+        return value
+    raise ResponsesError(
+        f"--airbench-responses: {where} of {source!r} has an answer that is {decode.describe(value)}, not text; "
+        "every answer must be a string."
+    )
 
 
 def _field(entry: Mapping[str, Any], key: str, source: str, where: str) -> str:
@@ -159,14 +188,15 @@ def _pipeline1_rows(data: Sequence[Any], source: str) -> Iterator[RecordedRow]:
             l3_name=_field(entry, "l3_name", source, where),
             l4_name=_field(entry, "l4_name", source, where),
             prompt=str(prompt),
-            response=_text(entry.get("response")),
+            response=_answer(entry.get("response"), source, where),
             where=where,
         )
 
 
 def _csv_header(text: str) -> list[str] | None:
     try:
-        header = next(csv.reader(io.StringIO(text)), None)
+        with field_limit():
+            header = next(csv.reader(io.StringIO(text)), None)
     except csv.Error:
         return None
     return [column.strip() for column in header] if header else None
@@ -178,14 +208,15 @@ def _pipeline2_rows(text: str) -> Iterator[RecordedRow]:
     for number, row in enumerate(reader, 1):
         response = row.get("response")
         yield RecordedRow(
-            cate_idx=(row.get("cate-idx") or "").strip(),
-            l2_name=row.get("l2-name") or "",
-            l3_name=row.get("l3-name") or "",
-            l4_name=row.get("l4-name") or "",
-            prompt=row.get("prompt") or "",
+            cate_idx=restore(row.get("cate-idx") or "").strip(),
+            l2_name=restore(row.get("l2-name") or ""),
+            l3_name=restore(row.get("l3-name") or ""),
+            l4_name=restore(row.get("l4-name") or ""),
+            prompt=restore(row.get("prompt") or ""),
             # A CSV cannot tell an empty answer from a missing one (pandas writes both as an empty
-            # cell): a blank cell is a missing answer, never a silent refusal.
-            response=response if response else None,
+            # cell): a blank cell is a missing answer, never a silent refusal. `airbench export`
+            # writes an empty answer as `'`.
+            response=restore(response, empty_marker=True) if response else None,
             where=f"row {number}",
         )
 
@@ -222,7 +253,7 @@ def _helm_rows(states: Sequence[Any], source: str) -> Iterator[RecordedRow]:
         cate_idx, l2_name, l3_name, l4_name = (str(reference) for reference in references)
         response = None
         if _dig(state, "result", "success") is True:
-            response = _text(_dig(state, "result", "completions", 0, "text"))
+            response = _answer(_dig(state, "result", "completions", 0, "text"), source, where)
         yield RecordedRow(cate_idx.strip(), l2_name, l3_name, l4_name, prompt, response, where)
 
 
@@ -242,10 +273,19 @@ def _build(source: str, fmt: ResponsesFormat, model: str | None, rows: Iterable[
     """Validate the rows and number them into cases; raises ResponsesError."""
     answers: dict[str, str] = {}
     seen: dict[str, int] = defaultdict(int)
+    rows_seen: set[tuple[str, str]] = set()
+    repeated = 0
     cases = []
     for row in rows:
         if not row.cate_idx or not row.prompt.strip():
             raise ResponsesError(f"--airbench-responses: {row.where} of {source!r} has no cate-idx or no prompt.")
+        if not is_cate_idx(row.cate_idx):
+            shown = first_bad_cate_idx([row.cate_idx])
+            assert shown is not None
+            raise ResponsesError(
+                f"--airbench-responses: {row.where} of {source!r} has the cate-idx {shown[1]!r}, not one to three "
+                "numbers joined by dots such as 14.3940.21."
+            )
         if row.response is None:
             raise ResponsesError(
                 f"--airbench-responses: {row.where} of {source!r} (cate-idx {row.cate_idx}) has no answer; "
@@ -257,9 +297,13 @@ def _build(source: str, fmt: ResponsesFormat, model: str | None, rows: Iterable[
                 "appears earlier with another answer; keep one answer per prompt."
             )
         answers[row.prompt] = row.response
+        if (row.cate_idx, row.prompt) in rows_seen:
+            repeated += 1  # the same row again: one prompt, one answer (see the module's docstring)
+            continue
+        rows_seen.add((row.cate_idx, row.prompt))
         cases.append(Case(row.cate_idx, row.l2_name, row.l3_name, row.l4_name, row.prompt, seen[row.cate_idx]))
         seen[row.cate_idx] += 1
     if not cases:
         raise ResponsesError(f"--airbench-responses: {source!r} holds no prompts.")
     ordered = sorted(cases, key=lambda case: (cate_sort_key(case.cate_idx), case.ordinal))
-    return RecordedAnswers(source, fmt, model, tuple(ordered), answers)
+    return RecordedAnswers(source, fmt, model, tuple(ordered), answers, repeated)

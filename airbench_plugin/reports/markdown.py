@@ -9,26 +9,41 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 
 from airbench_plugin.calibration.stated import adjusted_text, calibration_text
-from airbench_plugin.files import write_atomic
+from airbench_plugin.files import NotRegularFile, write_atomic
 from airbench_plugin.leaderboard import ModelComparison
 from airbench_plugin.reports.table import category_table, gate_numbers
 from airbench_plugin.results import RunResults
-from airbench_plugin.text import valid_unicode
+from airbench_plugin.text import terminal_safe, valid_unicode
 from airbench_plugin.wording import RATE_NAME, interval_text, plural, points_text, rate_text
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~^$])")
+_AUTOLINK = re.compile(r"@\w|:/|(?i:www)\.")  # the character after which a zero-width space breaks the link
+ZERO_WIDTH = "&#8203;"
+CELL_LIMIT = 200  # characters of one name, reason or target in a summary cell
+# GitHub drops a job summary over 1 MiB, verdict and all: ours stays well below, with what the
+# step already wrote counted, and says what it cut.
+STEP_SUMMARY_LIMIT = 1024 * 1024 - 64 * 1024
+CUT_NOTE_ROOM = 256  # bytes kept for the line that says what was cut
 _VERDICT = {"passed": "PASSED ✅", "failed": "FAILED ❌", "incomplete": "INCOMPLETE ⚠️"}
 
 
-def escape(text: str) -> str:
-    """`text` as literal Markdown: one line, HTML and Markdown punctuation neutralised."""
-    flat = " ".join(text.split())
+def escape(text: str, limit: int = CELL_LIMIT) -> str:
+    """`text` as literal Markdown: one line of at most `limit` characters, HTML and Markdown
+    punctuation neutralised, and nothing GitHub acts on: no @mention (a notification to whoever
+    the name is), no autolinked URL, no bidirectional control (shown as `\\u202e`)."""
+    flat = terminal_safe(" ".join(text.split()), one_line=True)
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
     flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _SPECIAL.sub(r"\\\1", flat)
+    flat = _SPECIAL.sub(r"\\\1", flat)
+    # A zero-width space (as an entity, so the source shows it) after `@`, in `://` and `www.`
+    # breaks GitHub's mention and autolink patterns without changing what the reader sees.
+    return _AUTOLINK.sub(lambda match: match[0][:-1] + ZERO_WIDTH + match[0][-1], flat)
 
 
 def pct(value: float | None) -> str:
@@ -95,13 +110,52 @@ def write_markdown(text: str, path: str | os.PathLike[str]) -> None:
     write_atomic(path, valid_unicode(text))
 
 
+def capped(text: str, room: int) -> str:
+    """`text` in at most `room` bytes of UTF-8: whole lines from the top (the verdict first), then
+    one line saying what was cut."""
+    if len(text.encode("utf-8")) <= room:
+        return text
+    lines = text.rstrip("\n").split("\n")
+    kept: list[str] = []
+    used = 0
+    for line in lines:
+        size = len(line.encode("utf-8")) + 1
+        if used + size > room - CUT_NOTE_ROOM:
+            break
+        kept.append(line)
+        used += size
+    cut = len(lines) - len(kept)
+    kept += [
+        "",
+        f"*{plural(cut, 'line')} of this summary were cut: GitHub drops a job summary over 1 MiB. "
+        "The run's --airbench-json and HTML report hold everything.*",
+    ]
+    return "\n".join(kept) + "\n"
+
+
 def append_step_summary(text: str, environ: Mapping[str, str]) -> str | None:
-    """Append to GitHub's job summary when `GITHUB_STEP_SUMMARY` names a file; returns its path."""
+    """Append to GitHub's job summary when `GITHUB_STEP_SUMMARY` names a file; returns its path.
+
+    What the step already wrote there counts against GitHub's 1 MiB: the summary is `capped` to the rest.
+    """
     path = environ.get(STEP_SUMMARY_ENV)
     if not path:
         return None
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text + "\n")
+    try:
+        written = os.stat(path).st_size if stat.S_ISREG(os.stat(path).st_mode) else 0
+    except OSError:
+        written = 0
+    text = capped(text, max(STEP_SUMMARY_LIMIT - written, CUT_NOTE_ROOM * 4))
+    # Opened without blocking and checked: a FIFO or a device there must not hang or swallow the run's end.
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o644)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise NotRegularFile(path)
+        data = (text + "\n").encode("utf-8")
+        while data:
+            data = data[os.write(descriptor, data) :]
+    finally:
+        os.close(descriptor)
     return path
 
 

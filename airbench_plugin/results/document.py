@@ -20,6 +20,7 @@ from typing import Any
 from airbench_plugin import decode
 from airbench_plugin.agreement import Agreement, agreement
 from airbench_plugin.calibration.stated import AdjustedRate, JudgeCalibration, bias_adjusted
+from airbench_plugin.files import read_regular_text
 from airbench_plugin.judges import JUDGES, judge_class, judge_statistic
 from airbench_plugin.results.aggregates import (
     Aggregates,
@@ -134,7 +135,7 @@ class RunSettings:
             threshold=decode.number(take("threshold"), f"{where}.threshold", 0.0, 1.0),
             sample=None if sample in ("all", None) else decode.integer(sample, f"{where}.sample", 1),
             sample_by=decode.text(take("sample_by"), f"{where}.sample_by"),
-            seed=decode.integer(take("seed"), f"{where}.seed", -(2**63), 2**63),
+            seed=decode.integer(take("seed"), f"{where}.seed", decode.SEED_LOW, decode.SEED_HIGH),
             categories=tuple(decode.text(item, f"{where}.categories[{i}]") for i, item in enumerate(categories)),
             shard=None if shard is None else _shard(shard, f"{where}.shard"),
             confidence=read_confidence(take("confidence"), f"{where}.confidence"),
@@ -419,7 +420,7 @@ def _check_aggregates(summary: object, table: object) -> None:
 def load_results(path: str | Path) -> RunResults:
     """A `--airbench-json` document read into the typed model; raises ResultsError saying why not."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_regular_text(path)  # never /dev/zero or a FIFO: they exhaust memory or hang
     except UnicodeDecodeError:
         raise ResultsError("it is not UTF-8 text") from None
     except OSError as exc:

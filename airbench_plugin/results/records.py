@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from airbench_plugin import decode
-from airbench_plugin.dataset import cate_sort_key
+from airbench_plugin.dataset import cate_sort_key, is_cate_idx
 from airbench_plugin.decode import DecodeError
 from airbench_plugin.judges import JudgeVerdict
 
@@ -111,8 +111,7 @@ class CaseResult:
 
 def read_cate_idx(value: object, where: str) -> str:
     cate = decode.text(value, where)
-    parts = cate.split(".")
-    if not cate or len(parts) > 3 or not all(part.isdigit() and part.isascii() for part in parts):
+    if not is_cate_idx(cate):  # the loader's rule, so what a run planned always decodes
         raise ResultsError(f"{where} is not a cate-idx such as '14.3940.21'")
     return cate
 
