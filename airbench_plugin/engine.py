@@ -29,6 +29,7 @@ from airbench_plugin.batch.journal import Journal, Step
 from airbench_plugin.batch.lines import custom_id
 from airbench_plugin.batch.session import BatchSession, EndpointBatch
 from airbench_plugin.breaker import CircuitBreaker
+from airbench_plugin.budget import BudgetSpent, TokenBudget, worst_case
 from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
 from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeVerdict
@@ -185,6 +186,8 @@ class Engine:
         self.breaker = CircuitBreaker()
         self.stall_timeout = stall_timeout
         self.token_budget = token_budget
+        # A ceiling: each call reserves its worst case first (budget.py).
+        self.budget = TokenBudget(token_budget) if token_budget is not None else None
         self.stats.suspect.budget = token_budget is not None
         self._pacers: dict[int, EndpointPacer] = {}
         self._shapes: dict[int, RequestShape] = {}
@@ -445,6 +448,17 @@ class Engine:
             await asyncio.sleep(CLAIM_TTL / 3)
             self.store.renew(key)
 
+    async def _reserve(self, request: ChatRequest) -> int:
+        """Reserve the worst case of `request` in the token budget; the run stops when it can never fit."""
+        if self.budget is None:
+            return 0
+        try:
+            return await self.budget.reserve(worst_case(request))
+        except BudgetSpent as spent:
+            if self.breaker.reason is None:
+                self.breaker.reason = budget_message(spent.spent, spent.limit)
+            raise CircuitOpen(self.breaker.reason) from None
+
     def _check_budget(self) -> None:
         """The spend guard: once the budget is spent no new call starts and the run stops."""
         if self.token_budget is not None and self.breaker.reason is None and self.stats.spent() >= self.token_budget:
@@ -633,16 +647,23 @@ class Engine:
                     self._check_budget()  # again: calls finished while this one waited for its slot
                     if self.breaker.reason is not None:
                         raise CircuitOpen(self.breaker.reason)
-                    turn = await pacer.turn(tokens, throttled_since, waiting_since=pacer.clock())
-                    self.stats.in_flight += 1
-                    self.stats.calls += 1
+                    reserved = await self._reserve(request)
+                    cost = 0
                     try:
-                        sent = shape.apply(request)
-                        completion = valid_text(await endpoint.provider.complete(sent))
-                        if on_answer is not None:
-                            await on_answer(completion)
+                        turn = await pacer.turn(tokens, throttled_since, waiting_since=pacer.clock())
+                        self.stats.in_flight += 1
+                        self.stats.calls += 1
+                        try:
+                            sent = shape.apply(request)
+                            completion = valid_text(await endpoint.provider.complete(sent))
+                            cost = sum(paid_tokens(request, completion))
+                            if on_answer is not None:
+                                await on_answer(completion)
+                        finally:
+                            self.stats.in_flight -= 1
                     finally:
-                        self.stats.in_flight -= 1
+                        if self.budget is not None:
+                            self.budget.settle(reserved, cost)  # what it cost is spent, the rest released
                 finally:
                     self._semaphore.release()
             except Stalled as stalled:

@@ -34,6 +34,7 @@ from airbench_plugin.endpoints import (
 )
 from airbench_plugin.gates import CategoryGate
 from airbench_plugin.judges import JUDGES, JudgeKind, judge_class
+from airbench_plugin.pricing import Price, parse_prices, prices_json
 from airbench_plugin.providers.base import display_url
 from airbench_plugin.redaction import shown_url
 from airbench_plugin.results import GATE_BY, GateBy
@@ -109,6 +110,7 @@ class Settings:
     retries: int = 6
     timeout: float = 120.0
     token_budget: int | None = None  # None: no spend guard
+    price: tuple[Price, ...] = ()  # --airbench-price, per model
     shard: Shard | None = None
     markdown: str | None = None
     no_step_summary: bool = False
@@ -207,6 +209,7 @@ class Settings:
             elif role == "judge" or self.second_judge is not None:
                 fields[field_name(role, "provider")] = endpoint.resolved_provider
             data.update(fields)
+        data["price"] = dict(prices_json(self.price))
         return data
 
 
@@ -282,7 +285,9 @@ def parse_sample(option: str, raw: str) -> int | None:
         value = int(raw)
     except ValueError:
         raise _fail(option, "a whole number of at least 1 or 'all'", raw) from None
-    if not 1 <= value <= MAX_COUNT:
+    if value < 1:
+        raise _fail(option, "a whole number of at least 1 or 'all'", raw)
+    if value > MAX_COUNT:
         raise _fail(option, f"a whole number from 1 to {MAX_COUNT:,} or 'all'", clip(raw, 60))
     return value
 
@@ -636,10 +641,19 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "token-budget",
-        "stop starting calls once the run has spent N tokens (prompt + completion, both endpoints; cached "
-        "calls cost nothing); the run is then incomplete and no gate passes",
+        "a ceiling on tokens (prompt + completion, every endpoint; cached calls cost nothing): a call reserves "
+        "its prompt and max tokens before it starts; once the next call cannot fit, none starts and the run is "
+        "incomplete, so no gate passes",
         parse_positive_int,
         metavar="N",
+        measured=False,
+    ),
+    OptionSpec(
+        "price",
+        "MODEL=IN/OUT[,...]: dollars per million prompt and completion tokens, for the cost estimate in the "
+        "header and the cost spent at the end",
+        parse_prices,
+        metavar="MODEL=IN/OUT",
         measured=False,
     ),
     OptionSpec(

@@ -199,6 +199,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"airbench: at most {plural(run.max_calls(), 'API call')} for {plural(len(run.cases), 'prompt')} "
         f"(retries of failed calls aside){budget}",
         f"airbench: {run.resolution()}",
+        *(estimate.line(s.price) for estimate in run.token_estimates()),
         *(f"airbench: {line}" for line in run.shutdown_lines(retirement.today())),
     ]
     lines += batch.header_lines(s, run.cache_dir)
@@ -552,6 +553,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         suspect = SuspectNumbers.merged(snapshot.get("suspect", {}) for snapshot in collector.engines.values())
         for line in suspect.warnings():
             terminalreporter.write_line(terminal_safe(line, one_line=True), yellow=True)
+        # --airbench-price: what this run paid, by endpoint (answers from the cache cost nothing).
+        for line in run.spent_lines(collector.engines.values()):
+            terminalreporter.write_line(terminal_safe(line, one_line=True))
     if run is not None and run.settings.active and run.settings.batch:
         for line in batch.end_lines(run.cache_dir, run.batch_run):
             terminalreporter.write_line(terminal_safe(line, one_line=True), yellow=True)

@@ -48,6 +48,7 @@ from airbench_plugin.gates import (
 from airbench_plugin.judges import JudgeKind, JudgeSetup, judge_class
 from airbench_plugin.judges.airbench import ScaleError, resolve_scale, template_problems
 from airbench_plugin.options import DEFAULT_TARGET_MAX_TOKENS, Settings
+from airbench_plugin.pricing import EndpointEstimate, spent_line
 from airbench_plugin.providers import ChatProvider, provider_class
 from airbench_plugin.providers.base import display_url
 from airbench_plugin.providers.callable import CallableTarget
@@ -77,11 +78,12 @@ from airbench_plugin.retirement import (
     model_url,
 )
 from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
-from airbench_plugin.scoring import CaseError, Verdict
+from airbench_plugin.scoring import CaseError, Verdict, target_messages
 from airbench_plugin.shards import select_shard
 from airbench_plugin.stats import resolution_text, z_value
 from airbench_plugin.store import CallStore
 from airbench_plugin.text import preview, terminal_safe
+from airbench_plugin.tokens import counter_for
 
 RUN_KEY = pytest.StashKey["AirbenchRun"]()
 CASE_ARG = "airbench_case"
@@ -414,6 +416,73 @@ class AirbenchRun:
         """What the whole plan can resolve: `80 prompts: overall ±11 points, level-2 ±33 points at 95 %`."""
         sizes = Counter(case.cate_idx.split(".")[0] for case in self.planned)
         return resolution_text(len(self.planned), list(sizes.values()), self.settings.confidence)
+
+    def token_estimates(self) -> list[EndpointEstimate]:
+        """Each endpoint's tokens before the run: the prompts as they will be sent, counted as
+        `tokens.counter_for` counts the model's text, and at most max tokens of completion per call.
+        A judge's prompt holds the answer: recorded answers as they are, else at most the model's
+        max tokens each."""
+        s = self.settings
+        assert s.model is not None
+        cases = self.cases
+        answer_tokens = s.target.max_tokens or DEFAULT_TARGET_MAX_TOKENS
+        estimates = []
+        if self.recorded is None:
+            counter = counter_for(s.model)
+            sent = (target_messages(case.prompt + s.prompt_suffix, s.system_prompt) for case in cases)
+            prompt = sum(counter.count(messages) for messages in sent)
+            name = f"model under test {s.model}"
+            estimates.append(EndpointEstimate(name, s.model, prompt, len(cases) * answer_tokens, counter, len(cases)))
+        judges = [(s.judge_endpoint, s.judge)]
+        if s.second_judge is not None:
+            judges.append((s.second_judge_endpoint, s.second_judge))
+        for settings, kind in judges:
+            model = settings.model or ""
+            judge = judge_class(kind)(model, JudgeSetup(self.templates, s.judge_scale))
+            counter = counter_for(model)
+            recorded = self.recorded
+            try:
+                prompt = sum(
+                    counter.count(judge.request(case, recorded.answer(case.prompt) if recorded else "").messages)
+                    for case in cases
+                )
+            except (KeyError, ValueError):  # a template the run refuses anyway: no estimate
+                continue
+            if recorded is None:
+                prompt += len(cases) * answer_tokens
+            completion = len(cases) * (settings.max_tokens or judge.max_tokens)
+            name = f"{settings.role_name} {model}"
+            estimates.append(EndpointEstimate(name, model, prompt, completion, counter, len(cases)))
+        return estimates
+
+    def endpoint_models(self) -> dict[Role, str]:
+        """The model behind each endpoint of the run, by role."""
+        return {settings.role: settings.model or "" for settings in self.settings.called}
+
+    def spent_tokens(self, snapshots: Iterable[Mapping[str, Any]]) -> dict[Role, tuple[int, int]]:
+        """Prompt and completion tokens this run paid per endpoint, over every process's engine."""
+        spent: dict[Role, list[int]] = {}
+        for snapshot in snapshots:
+            tokens = snapshot.get("tokens")
+            for role in self.endpoint_models():
+                pair = tokens.get(role) if isinstance(tokens, Mapping) else None
+                if isinstance(pair, list) and len(pair) == 2:
+                    totals = spent.setdefault(role, [0, 0])
+                    totals[0] += int(pair[0])
+                    totals[1] += int(pair[1])
+        return {role: (pair[0], pair[1]) for role, pair in spent.items()}
+
+    def spent_lines(self, snapshots: Iterable[Mapping[str, Any]]) -> list[str]:
+        """With --airbench-price, one line per priced endpoint: what its calls cost this run."""
+        if not self.settings.price:
+            return []
+        models = self.endpoint_models()
+        lines = []
+        for role, (prompt, completion) in self.spent_tokens(snapshots).items():
+            line = spent_line(ROLE_NAMES[role], models[role], prompt, completion, self.settings.price)
+            if line is not None:
+                lines.append(line)
+        return lines
 
     def max_calls(self) -> int:
         """The most API calls this run can start: one to the model and two to each judge (an

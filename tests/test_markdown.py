@@ -82,7 +82,7 @@ def test_a_hostile_model_name_cannot_inject_markdown_or_html() -> None:
     assert "<script>" not in text and "\n# heading" not in text
     assert headline == (
         "### AIR-Bench 2024: evil\\|model &lt;script&gt;alert\\(1\\)&lt;/script&gt; \\*\\*bold\\*\\* "
-        "\\[x\\]\\(http://e.vil\\) \\`code\\` \\# heading — gates FAILED ❌"
+        "\\[x\\]\\(http:&#8203;//e.vil\\) \\`code\\` \\# heading — gates FAILED ❌"
     )
     assert escape("a|b") == "a\\|b"
 

@@ -77,6 +77,7 @@ PUBLIC_OPTIONS = [
     "--airbench-markdown",
     "--airbench-no-step-summary",
     "--airbench-token-budget",
+    "--airbench-price",
     "--airbench-shard",
     "--airbench-responses",
     "--airbench-batch",

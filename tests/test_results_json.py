@@ -278,7 +278,7 @@ MALFORMED = [
     ),
     pytest.param(
         _set("settings.seed", 1.5),
-        "settings.seed is a number, not a whole number from -9,223,372,036,854,775,808 to 9,223,372,036,854,775,808",
+        "settings.seed is a number, not a whole number from -9,223,372,036,854,775,808 to 18,446,744,073,709,551,615",
         id="seed",
     ),
     pytest.param(

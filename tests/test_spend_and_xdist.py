@@ -32,7 +32,7 @@ def test_a_spent_budget_stops_the_run_and_no_gate_passes_it(
         dataset_files,
         "--airbench-sample=all",
         "--airbench-concurrency=1",
-        "--airbench-token-budget=60",
+        "--airbench-token-budget=1500",  # each call reserves its prompt and max tokens first
         "--airbench-min-refusal-rate=0",  # a gate any scored prompt meets
         f"--airbench-json={out}",
     )
@@ -40,9 +40,9 @@ def test_a_spent_budget_stops_the_run_and_no_gate_passes_it(
     assert text.count("AIR-Bench stopped: this run spent") == 1
     result.stdout.fnmatch_lines(
         [
-            "*Interrupted: AIR-Bench stopped: this run spent * tokens, its --airbench-token-budget is 60; no new call "
-            "was started and the results are incomplete. Raise the budget and run again: completed calls are cached "
-            "and cost nothing the second time.*"
+            "*Interrupted: AIR-Bench stopped: this run spent * tokens, its --airbench-token-budget is 1,500; no new "
+            "call was started and the results are incomplete. Raise the budget and run again: completed calls are "
+            "cached and cost nothing the second time.*"
         ]
     )
     assert result.ret == pytest.ExitCode.INTERRUPTED  # not OK, though the gate alone would have passed
