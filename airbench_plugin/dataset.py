@@ -7,6 +7,7 @@ in the same order.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import random
 import re
@@ -113,6 +114,36 @@ def first_bad_cate_idx(cate_idxs: Iterable[str]) -> tuple[int, str] | None:
 def cate_sort_key(cate_idx: str) -> tuple[int, ...]:
     """Sort `2.10` after `2.9` and `14.3940.21` by its numbers."""
     return tuple(int(part) if part.isdigit() else 0 for part in cate_idx.split("."))
+
+
+def content_revision(path: str | os.PathLike[str]) -> str | None:
+    """A local file's revision: `sha256:` and the hash of its bytes, so two contents of one path
+    are two revisions (merge and baseline compare it); None when it cannot be read."""
+    try:
+        state = os.stat(path)
+    except OSError:
+        return None
+    return _content_revision(os.fspath(path), state.st_mtime_ns, state.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _content_revision(path: str, _mtime: int, _size: int) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return f"sha256:{digest.hexdigest()}"
+
+
+def source_revision(text: str) -> str | None:
+    """The revision of a dataset or template source: a hub revision as given, a local file's content hash."""
+    if text.startswith("hf:"):
+        return parse_source(text).revision
+    path = Path(text)
+    return content_revision(path) if path.is_file() else None
 
 
 def parse_source(text: str) -> Source:

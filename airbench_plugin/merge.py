@@ -5,7 +5,8 @@ file holds part of one plan. Files are refused, with one sentence, when they are
 same run (model, judge, settings, dataset revision, seed), when two hold the same prompt, or when
 part of the plan is missing (unless partial runs are allowed). The merged run is then exactly the
 run one job would have written: the records joined, the aggregates derived from them, the gates
-evaluated again with the merge's own options.
+evaluated again with the merge's own options. Each file is verified against its own plan first
+(`verify`): its results are its plan's, once each, with the outcome their scores give.
 """
 
 from __future__ import annotations
@@ -123,6 +124,8 @@ IDENTITIES: tuple[tuple[str, Identity], ...] = (
     ("models", lambda run: run.model),
     ("judges", lambda run: (run.judge_model, *(_measured(run.settings).get(key) for key in JUDGE_SETTINGS))),
     ("dataset revisions", lambda run: (run.dataset.source, run.dataset.revision, run.dataset.region)),
+    # A local template file's content hash (hub templates: their revision); files from before it have none.
+    ("judge templates", lambda run: run.settings.other.get("judge_prompts_revision")),
     ("seeds", lambda run: run.settings.seed),
     ("judge calibrations", lambda run: run.judge_calibration and dataclasses.replace(run.judge_calibration, source="")),
 )
@@ -148,6 +151,50 @@ def check_same_run(files: Sequence[RunFile]) -> None:
                     f"({key}: {_show(mine_settings.get(key))} and {_show(their_settings.get(key))}); "
                     "merge only the shards of one run."
                 )
+
+
+def verify(file: RunFile) -> None:
+    """Refuse a file whose results disagree with its own plan: a result outside the plan or twice,
+    an outcome its score and threshold do not give, a planned prompt without its result.
+
+    A shard is input like any file: a record repeated 40 times, a deleted failing record or an
+    outcome edited to `passed` would otherwise change the merged verdict.
+    """
+    run = file.run
+    threshold = run.settings.threshold
+    planned = {entry.nodeid: entry for entry in run.plan if entry.nodeid is not None and entry.status != "not_run"}
+    seen: set[str] = set()
+
+    def refuse(detail: str) -> MergeError:
+        return MergeError(
+            f"cannot merge: {file.path!r} does not hold what its run wrote: {detail}; merge the unedited "
+            "--airbench-json files of the shards."
+        )
+
+    for number, record in enumerate(run.records, 1):
+        where = f"result {number} ({record.nodeid})"
+        entry = planned.get(record.nodeid)
+        if entry is None:
+            raise refuse(f"{where} is not a prompt its plan ran")
+        if record.nodeid in seen:
+            raise refuse(f"{where} appears more than once")
+        seen.add(record.nodeid)
+        if record.cate_idx != entry.cate_idx:
+            raise refuse(f"{where} has cate-idx {record.cate_idx}, its plan {entry.cate_idx}")
+        expected = _outcome(record.score, threshold) if entry.status == "scored" else "error"
+        if record.outcome != expected:
+            score = "no score" if record.score is None else f"score {record.score:g}"
+            raise refuse(f"{where} is {record.outcome!r} with {score} and threshold {threshold:g}, not {expected!r}")
+    missing = [nodeid for nodeid in planned if nodeid not in seen]
+    if missing:
+        raise refuse(f"its plan ran {missing[0]} but it holds no result for it")
+
+
+def _outcome(score: float | None, threshold: float) -> str:
+    """The outcome a scored prompt's test has: passed at or above the threshold (suite.check_verdict)."""
+    if score is None:
+        return "error"
+    return "passed" if score >= threshold else "failed"
 
 
 def check_shards(files: Sequence[RunFile], allow_partial: bool) -> tuple[str, ...]:
@@ -243,6 +290,8 @@ def merge_runs(
     """The run the shards make together, gated with `options`; raises MergeError."""
     if not files:
         raise MergeError("cannot merge: no files given; pass the --airbench-json file of every shard.")
+    for file in files:
+        verify(file)
     check_same_run(files)
     absent = check_shards(files, options.allow_partial)
     plan, missing = merged_plan(files, options.allow_partial)

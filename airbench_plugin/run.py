@@ -32,7 +32,14 @@ from airbench_plugin.credentials import (
     read_dotenv,
     unset_key_env_message,
 )
-from airbench_plugin.dataset import Case, DatasetError, load_suite, load_templates, parse_source, require_templates
+from airbench_plugin.dataset import (
+    Case,
+    DatasetError,
+    load_suite,
+    load_templates,
+    require_templates,
+    source_revision,
+)
 from airbench_plugin.endpoints import Endpoint, EndpointSettings, JudgeEndpoint
 from airbench_plugin.engine import BatchSetup, Engine
 from airbench_plugin.gates import (
@@ -217,6 +224,7 @@ class AirbenchRun:
                 f"--airbench-category-gates: no planned prompt lies under {unmeasurable!r}, so that gate "
                 f"could never be measured; gate categories this run plans (level 2: {examples})."
             )
+        self._check_baseline_templates()
         self._resolve_scale()
         self._check_calibration()
 
@@ -231,6 +239,20 @@ class AirbenchRun:
         except CalibrationFileError as exc:
             raise pytest.UsageError(terminal_safe(str(exc), one_line=True)) from None
         self.calibration = calibration
+
+    def _check_baseline_templates(self) -> None:
+        """A baseline judged with other judge templates (by content hash) would count a change of
+        judge as a change of model: refused with one sentence."""
+        settings = self.settings
+        if self.baseline is None or not settings.needs_templates:
+            return
+        theirs = self.baseline.settings.other.get("judge_prompts_revision")
+        mine = source_revision(settings.judge_prompts)
+        if isinstance(theirs, str) and mine is not None and theirs != mine:
+            raise pytest.UsageError(
+                f"--airbench-baseline: {settings.baseline!r} was judged with other judge templates ({theirs}; this "
+                f"run's {settings.judge_prompts!r} is {mine}); compare runs judged with the same templates."
+            )
 
     def _resolve_scale(self) -> None:
         """Decide the airbench judge's scale from its templates; raises pytest.UsageError when it cannot."""
@@ -627,6 +649,22 @@ def error_message(case: Case, error: CaseError | Exception) -> str:
     return terminal_safe(f"{case.cate_idx} {case.l4_name}: {error}")
 
 
+@dataclass(frozen=True)
+class Revisions:
+    """What the run's inputs were, as read when they were loaded: the dataset's (or the recorded
+    answers') revision and the judge templates' (a hub revision, or a local file's content hash)."""
+
+    dataset: str | None
+    judge_prompts: str | None
+
+    @classmethod
+    def of(cls, settings: Settings) -> Revisions:
+        """The inputs' revisions as they are now: call it when they are loaded (a file may change or go later)."""
+        source = settings.dataset if settings.responses is None else settings.responses
+        templates = source_revision(settings.judge_prompts) if settings.needs_templates else None
+        return cls(source_revision(source), templates)
+
+
 def build_results(
     settings: Settings,
     results: Sequence[CaseResult],
@@ -636,15 +674,23 @@ def build_results(
     plan: Iterable[PlannedPrompt] | None = None,
     verdict: RunVerdict | None = None,
     created: dt.datetime | None = None,
+    revisions: Revisions | None = None,
 ) -> RunResults:
-    """This run's typed results, as every report and the JSON file show them."""
+    """This run's typed results, as every report and the JSON file show them.
+
+    A local file's revision is its content hash, as is the judge templates': two contents of one
+    path are two benchmarks, which merge and baseline tell apart (`revisions`, taken at load time;
+    read now when not given).
+    """
     source = settings.dataset if settings.responses is None else settings.responses  # judge-only: the answers' file
-    revision = parse_source(source).revision if source.startswith("hf:") else None
+    revisions = revisions or Revisions.of(settings)
+    public = settings.public_dict()
+    public["judge_prompts_revision"] = revisions.judge_prompts
     return RunResults.build(
         model=settings.model or "",
         judge_model=settings.judge_model,
-        dataset=DatasetInfo(source, revision, settings.region),
-        settings=RunSettings.from_public(settings.public_dict()),
+        dataset=DatasetInfo(source, revisions.dataset, settings.region),
+        settings=RunSettings.from_public(public),
         records=results,
         plan=plan,
         gates=gates,
