@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -104,3 +105,36 @@ def spent_line(
 def prices_json(prices: Sequence[Price]) -> Mapping[str, str]:
     """The prices as the results document's settings record them: `{model: "IN/OUT"}`."""
     return {price.model: price.text() for price in prices}
+
+
+def read_prices(raw: object) -> tuple[Price, ...]:
+    """The prices as `prices_json` wrote them in a results document (`{model: "IN/OUT"}`); bad entries skipped."""
+    prices = []
+    for model, text in raw.items() if isinstance(raw, Mapping) else ():
+        match = _ITEM.match(f"{model}={text}")
+        if match is not None:
+            prices.append(Price(str(model), float(match["input"]), float(match["output"])))
+    return tuple(prices)
+
+
+def cost_json(
+    prices: Sequence[Price], models: Mapping[str, str], paid: Mapping[str, tuple[int, int]]
+) -> dict[str, Any] | None:
+    """What each priced endpoint (by role: `target`, `judge`) paid, from the prompt and completion
+    tokens it `paid` (the cached part left out); None without prices."""
+    if not prices:
+        return None
+    cost: dict[str, Any] = {}
+    for role, model in models.items():
+        price = price_of(prices, model)
+        if price is None or role not in paid:
+            continue
+        prompt, completion = paid[role]
+        cost[role] = {
+            "model": model,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "price": price.text(),
+            "dollars": round(price.cost(prompt, completion), 6),
+        }
+    return cost

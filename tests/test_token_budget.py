@@ -201,6 +201,7 @@ def test_the_spent_cost_is_said_at_the_end(
         "--airbench-categories=1.1.1",
         "--airbench-no-cache",
         f"--airbench-price={JUDGE_MODEL}=1000/1000",
+        f"--airbench-json={suite.path / 'run.json'}",
     )
     result.assert_outcomes(passed=3)
     prompt = sum(len(str(m["content"]).split()) for c in chat_server.calls(JUDGE_MODEL) for m in c["messages"])
@@ -212,6 +213,17 @@ def test_the_spent_cost_is_said_at_the_end(
     )
     assert result.stdout.str().count(line) == 1
     assert "spent on the model under test" not in result.stdout.str()  # no price given for it
+    document = json.loads((suite.path / "run.json").read_text(encoding="utf-8"))
+    assert document["settings"]["price"] == {JUDGE_MODEL: "1000/1000"}
+    assert document["cost"] == {
+        "judge": {
+            "model": JUDGE_MODEL,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "price": "1000/1000",
+            "dollars": cost,
+        }
+    }
 
 
 @pytest.mark.parametrize("raw", ["gpt-4o", "gpt-4o=2.5", "gpt-4o=a/b", "=1/2", "gpt-4o=2e9/1", "gpt-4o=-1/2"])
