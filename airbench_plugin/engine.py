@@ -448,9 +448,13 @@ class Engine:
             await asyncio.sleep(CLAIM_TTL / 3)
             self.store.renew(key)
 
-    async def _reserve(self, request: ChatRequest) -> int:
-        """Reserve the worst case of `request` in the token budget; the run stops when it can never fit."""
-        if self.budget is None:
+    async def _reserve(self, endpoint: Endpoint, request: ChatRequest) -> int:
+        """Reserve the worst case of `request` in the token budget; the run stops when it can never fit.
+
+        Recorded answers and the user's own `airbench_target` report no usage and cost the budget
+        nothing (they are the endpoints that are not cached): they reserve nothing either.
+        """
+        if self.budget is None or not endpoint.cacheable:
             return 0
         try:
             return await self.budget.reserve(worst_case(request))
@@ -647,7 +651,7 @@ class Engine:
                     self._check_budget()  # again: calls finished while this one waited for its slot
                     if self.breaker.reason is not None:
                         raise CircuitOpen(self.breaker.reason)
-                    reserved = await self._reserve(request)
+                    reserved = await self._reserve(endpoint, request)
                     cost = 0
                     try:
                         turn = await pacer.turn(tokens, throttled_since, waiting_since=pacer.clock())
