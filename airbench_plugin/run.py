@@ -112,6 +112,7 @@ class AirbenchRun:
     results: list[CaseResult] = field(default_factory=list)
     seen: Sightings = field(default_factory=Sightings)  # which planned tests were selected, skipped, crashed
     other_failures: int = 0
+    revisions: Revisions | None = None  # the dataset's and templates' revisions, read when loaded
     engine: Engine | None = None
     finished: RunResults | None = None  # the controller's typed results, once the run is over
     write_failures: list[str] = field(default_factory=list)
@@ -203,6 +204,8 @@ class AirbenchRun:
         except DatasetError as exc:
             # The sentence may quote the dataset's own text (category names): no raw control characters.
             raise pytest.UsageError(terminal_safe(f"AIR-Bench: {exc}", one_line=True)) from None
+        if handed is None:  # as loaded: the files may change or go before the end (a worker needs none)
+            self.revisions = Revisions.of(self.settings)
         problems = template_problems(self.templates, (case.cate_idx for case in planned))
         if problems and settings.needs_templates:
             shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
@@ -247,7 +250,7 @@ class AirbenchRun:
         if self.baseline is None or not settings.needs_templates:
             return
         theirs = self.baseline.settings.other.get("judge_prompts_revision")
-        mine = source_revision(settings.judge_prompts)
+        mine = self.revisions.judge_prompts if self.revisions is not None else None
         if isinstance(theirs, str) and mine is not None and theirs != mine:
             raise pytest.UsageError(
                 f"--airbench-baseline: {settings.baseline!r} was judged with other judge templates ({theirs}; this "
@@ -522,7 +525,7 @@ class AirbenchRun:
         comparison = None
         if self.baseline is not None and s.baseline is not None:
             comparison = compare(self.baseline, self.results, s.baseline, z_value(s.confidence))
-        results = build_results(s, self.results, (), comparison, plan=plan)
+        results = build_results(s, self.results, (), comparison, plan=plan, revisions=self.revisions)
         results = dataclasses.replace(results, judge_calibration=self.calibration)
         gates: list[Gate] = evaluate_gates(
             self.results,

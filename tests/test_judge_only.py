@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from airbench_plugin.dataset import content_revision
 from tests.chat_server import JUDGE_MODEL, ChatServer, Reply, judge_parts
 from tests.helpers import DATA, FAKE_KEY, SUITE_FILE, assert_usage_error
 
@@ -86,7 +87,9 @@ def test_every_format_is_judged_with_its_recorded_answers_only(
         e["prompt"][0]["prompt"]: e["response"] for e in entries
     }
     assert document["settings"]["provider"] == "recorded"
-    assert document["dataset"] == {"source": str(responses), "revision": None, "region": "default"}
+    # The recorded answers' file is the dataset: its content hash is its revision (a HELM directory has none).
+    revision = content_revision(responses)
+    assert document["dataset"] == {"source": str(responses), "revision": revision, "region": "default"}
     result.stdout.fnmatch_lines([f"airbench: answers recorded in {responses} (*, 6 prompts)"])
     assert FAKE_KEY not in out.read_text(encoding="utf-8")
 
