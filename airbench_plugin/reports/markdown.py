@@ -24,7 +24,7 @@ STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~^$])")
 _AUTOLINK = re.compile(r"@\w|:/|(?i:www)\.")  # the character after which a zero-width space breaks the link
 ZERO_WIDTH = "&#8203;"
-CELL_LIMIT = 200  # characters of one name, reason or target in a summary cell
+CELL_LIMIT = 1_000  # characters of one name, reason, sentence or cell from outside
 # GitHub drops a job summary over 1 MiB, verdict and all: ours stays well below, with what the
 # step already wrote counted, and says what it cut.
 STEP_SUMMARY_LIMIT = 1024 * 1024 - 64 * 1024
