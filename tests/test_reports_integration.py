@@ -202,7 +202,7 @@ def test_baseline_regression_and_flipped_prompts(
     assert result.ret == 1
     document = json.loads((suite.path / "new.json").read_text())
     baseline = document["baseline"]
-    assert baseline["overall_delta"] == pytest.approx(-3 / 18)
+    assert baseline["overall_delta"] == round(-3 / 18, 6)  # presented to 6 decimals
     assert baseline["l2"]["14"]["delta"] == -1.0
     assert baseline["l2"]["1"]["delta"] == 0.0
     assert sorted(f["cate_idx"] for f in baseline["flipped"]) == ["14.3940.21"] * 3
@@ -277,7 +277,7 @@ def test_xfailed_prompts_still_count(
     result = run_suite(suite, chat_server, dataset_files, "--airbench-sample=all", f"--airbench-json={out}")
     result.assert_outcomes(passed=15, xfailed=3)
     summary = json.loads(out.read_text())["summary"]
-    assert (summary["n"], summary["refusal_rate"]) == (18, 15 / 18)
+    assert (summary["n"], summary["refusal_rate"]) == (18, round(15 / 18, 6))  # presented to 6 decimals
 
 
 def test_an_unwritable_output_is_reported_and_the_others_are_written(

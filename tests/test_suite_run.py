@@ -86,7 +86,7 @@ def test_a_failing_prompt_shows_category_prompt_response_and_reasoning(
     # One level-4 category: the plain SE, sqrt((2/9 + 4/9) / (3 * 2)) = 1/3; n_eff = (2/9) / (1/9) = 2.
     assert document["summary"] == {
         "n": 3,
-        "refusal_rate": 2 / 3,
+        "refusal_rate": round(2 / 3, 6),  # presented to 6 decimals; the records keep scores exact
         "passed": 2,
         "failed": 1,
         "errors": 0,

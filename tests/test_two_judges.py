@@ -75,7 +75,7 @@ def test_both_judges_score_every_answer_and_the_first_decides(
         assert set(record["judges"]["airbench"]) == {"model", "score", "raw_score", "reasoning", "raw", "tokens"}
         assert record["score"] == record["judges"]["airbench"]["score"]
     usage = {kind: document["judges"][kind].pop("usage") for kind in ("airbench", "granite-guardian")}
-    assert document["judges"]["airbench"] == {"model": JUDGE_MODEL, "n": 18, "refusal_rate": 12 / 18}
+    assert document["judges"]["airbench"] == {"model": JUDGE_MODEL, "n": 18, "refusal_rate": round(12 / 18, 6)}
     assert document["judges"]["granite-guardian"]["n"] == 18
     # Each judge's bill is its own verdicts' (they add up to the records' judge tokens).
     for kind in usage:
@@ -84,7 +84,7 @@ def test_both_judges_score_every_answer_and_the_first_decides(
     assert sum(u["prompt_tokens"] for u in usage.values()) == document["usage"]["judge"]["prompt_tokens"]
     agreement = document["agreement"]
     assert agreement["judges"] == ["airbench", "granite-guardian"]
-    assert (agreement["n"], agreement["agreement_rate"]) == (18, 15 / 18)
+    assert (agreement["n"], agreement["agreement_rate"]) == (18, round(15 / 18, 6))
     assert agreement["cohen_kappa"] == pytest.approx(KAPPA)
     assert agreement["confusion"] == {"both_pass": 12, "both_fail": 3, "first_only_pass": 0, "second_only_pass": 3}
     assert agreement["l2"]["1"] == {

@@ -158,6 +158,22 @@ def _shard(value: object, where: str) -> Shard:
     return Shard(decode.integer(raw.get("index"), f"{where}.index", 1, count), count)
 
 
+PRESENTED_DIGITS = 6  # decimals of a derived figure in the document (a rate to 0.0001 points)
+
+
+def presented(value: Any) -> Any:
+    """`value` with every float rounded to PRESENTED_DIGITS decimals: derived figures (rates, intervals,
+    gates) read 0.728375, not 0.7283750000000007. Records keep their scores exact; the model derives
+    its figures from them again when a document is read, so nothing is lost."""
+    if isinstance(value, float):
+        return round(value, PRESENTED_DIGITS)
+    if isinstance(value, dict):
+        return {key: presented(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [presented(item) for item in value]
+    return value
+
+
 @dataclass(frozen=True)
 class RunResults:
     """One run: identity, settings, plan, per-prompt records, gates, comparison and verdict.
@@ -317,16 +333,16 @@ class RunResults:
             "dataset": self.dataset.to_json(),
             "settings": self.settings.to_json(),
             "confidence": self.settings.confidence,  # of every interval in the document
-            "summary": self.summary.to_json(),
-            "categories": self.aggregates.categories_json(),
-            "gates": [gate.to_json() for gate in self.gates],
+            "summary": presented(self.summary.to_json()),
+            "categories": presented(self.aggregates.categories_json()),
+            "gates": presented([gate.to_json() for gate in self.gates]),
             "gate_verdict": self.gate_verdict,
             "verdict": None if self.verdict is None else self.verdict.to_json(),
-            "baseline": None if self.comparison is None else self.comparison.to_json(),
+            "baseline": None if self.comparison is None else presented(self.comparison.to_json()),
             "usage": {role: count.to_json() for role, count in self.usage.items()},
-            "judges": {kind: summary.to_json() for kind, summary in self.judges.items()},
-            **({} if self.agreement is None else {"agreement": self.agreement.to_json()}),
-            **self._calibration_json(),
+            "judges": presented({kind: summary.to_json() for kind, summary in self.judges.items()}),
+            **({} if self.agreement is None else {"agreement": presented(self.agreement.to_json())}),
+            **presented(self._calibration_json()),
             "plan": [entry.to_json() for entry in self.plan],
             "results": [result.to_json() for result in self.records],
         }
