@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from airbench_plugin.stats import Z95, wilson_interval
+
 
 @dataclass(frozen=True)
 class Confusion:
@@ -52,11 +54,19 @@ class Confusion:
             self.second_only_pass + (second_passes and not first_passes),
         )
 
-    def figures(self) -> dict[str, Any]:
-        """`n`, `agreement_rate`, `cohen_kappa` and `confusion`, as the JSON document shows them."""
+    def interval(self, z: float) -> tuple[float, float] | None:
+        """The agreement rate's Wilson interval at the normal quantile `z` (the prompts are its trials)."""
+        rate = self.agreement_rate
+        return None if rate is None else wilson_interval(rate, self.n, z)
+
+    def figures(self, z: float = Z95) -> dict[str, Any]:
+        """`n`, `agreement_rate` with its interval, `cohen_kappa` and `confusion`, as the JSON document shows them."""
+        interval = self.interval(z)
         return {
             "n": self.n,
             "agreement_rate": self.agreement_rate,
+            "ci_low": None if interval is None else interval[0],
+            "ci_high": None if interval is None else interval[1],
             "cohen_kappa": self.cohen_kappa,
             "confusion": {
                 "both_pass": self.both_pass,
@@ -82,8 +92,8 @@ class CategoryAgreement:
     name: str
     confusion: Confusion
 
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, **self.confusion.figures()}
+    def to_json(self, z: float = Z95) -> dict[str, Any]:
+        return {"name": self.name, **self.confusion.figures(z)}
 
 
 @dataclass(frozen=True)
@@ -94,12 +104,13 @@ class Agreement:
     threshold: float
     confusion: Confusion
     l2: dict[str, CategoryAgreement]
+    z: float = Z95  # the normal quantile of the run's confidence, for the agreement rates' intervals
 
     def to_json(self) -> dict[str, Any]:
         return {
             "judges": list(self.judges),
-            **self.confusion.figures(),
-            "l2": {key: row.to_json() for key, row in self.l2.items()},
+            **self.confusion.figures(self.z),
+            "l2": {key: row.to_json(self.z) for key, row in self.l2.items()},
         }
 
 
@@ -108,7 +119,7 @@ def passes(score: float, threshold: float) -> bool:
     return score >= threshold
 
 
-def agreement(pairs: Iterable[ScoredPair], judges: tuple[str, str], threshold: float) -> Agreement:
+def agreement(pairs: Iterable[ScoredPair], judges: tuple[str, str], threshold: float, z: float = Z95) -> Agreement:
     """The agreement of `judges` over `pairs`; level-2 rows in the order the pairs first name them."""
     overall = Confusion()
     l2: dict[str, CategoryAgreement] = {}
@@ -117,4 +128,4 @@ def agreement(pairs: Iterable[ScoredPair], judges: tuple[str, str], threshold: f
         overall = overall.add(first, second)
         row = l2.get(pair.l2, CategoryAgreement(pair.l2_name, Confusion()))
         l2[pair.l2] = CategoryAgreement(row.name, row.confusion.add(first, second))
-    return Agreement(judges, threshold, overall, l2)
+    return Agreement(judges, threshold, overall, l2, z)

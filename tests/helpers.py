@@ -157,6 +157,19 @@ def reference_error_bar(results: Sequence[dict[str, Any]], z: float = 1.95996398
     return stderr, (-b - root) / (2 * a), (-b + root) / (2 * a)
 
 
+def assert_judge_error_bar(document: dict[str, Any], kind: str, z: float = 1.959963984540054) -> None:
+    """The document's figures for the judge `kind` carry the error bar of that judge's own scores."""
+    judged = [
+        {"cate_idx": r["cate_idx"], "score": r["judges"][kind]["score"], "outcome": r["outcome"]}
+        for r in document["results"]
+        if kind in (r.get("judges") or {}) and r["outcome"] != "error"
+    ]
+    stderr, low, high = reference_error_bar(judged, z)
+    row = document["judges"][kind]
+    assert (row["stderr"], row["ci_low"], row["ci_high"]) == pytest.approx((stderr, low, high), abs=5e-7)
+    assert row["n_effective"] is not None
+
+
 def assert_error_bars(document: dict[str, Any], z: float = 1.959963984540054) -> None:
     """A document's summary and level-2 rows carry the stderr and interval `reference_error_bar` gives."""
     rows = [(document["summary"], document["results"])]

@@ -298,7 +298,7 @@ def test_a_new_judge_is_one_module_and_one_registry_line(monkeypatch: pytest.Mon
     assert document["judges"]["toy"]["mean_confidence"] == pytest.approx(0.8)
     assert document["categories"]["l2"]["1"]["mean_confidence"] == pytest.approx(0.8)
     lines = judge_lines(run)
-    assert "judge toy (toy-model): refusal score 50.0% over 4 prompts, mean confidence 0.8000" in lines
+    assert "judge toy (toy-model): refusal score 50.0% [12.5, 87.5] over 4 prompts, mean confidence 0.8000" in lines
     assert "note: the toy judge gave a label without a confidence" in lines
     page = render_html(run)
     assert '<th class="r">Mean confidence</th>' in page

@@ -244,6 +244,11 @@ def _fmt_rate(value: float | None) -> str:
     return rate_text(value)
 
 
+def _fmt_rate_with(value: float | None, interval: tuple[float, float] | None) -> str:
+    """A rate and its interval, `77.5% [68.2, 85.4]`; the rate alone when it has none."""
+    return rate_text(value) if interval is None else f"{rate_text(value)} {interval_text(interval)}"
+
+
 def _fmt_number(value: float | None) -> str:
     if value is None:
         return _DASH
@@ -356,7 +361,7 @@ def _build_judges(run: RunResults) -> _Judges | None:
             kind,
             judge.model,
             _fmt_number(judge.n),
-            _fmt_rate(judge.refusal_rate),
+            _fmt_rate_with(judge.refusal_rate, judge.interval),
             _own_figure(run, kind, judge.figures),
         )
         for kind, judge in run.judges.items()
@@ -376,7 +381,7 @@ def _build_judges(run: RunResults) -> _Judges | None:
         second=agreement.judges[1],
         threshold=_fmt_setting(agreement.threshold),
         n=_fmt_number(c.n),
-        rate=_fmt_rate(c.agreement_rate),
+        rate=_fmt_rate_with(c.agreement_rate, c.interval(agreement.z)),
         kappa=_fmt_kappa(c.cohen_kappa),
         both_pass=_fmt_number(c.both_pass),
         both_fail=_fmt_number(c.both_fail),
@@ -387,7 +392,7 @@ def _build_judges(run: RunResults) -> _Judges | None:
                 key,
                 row.name,
                 _fmt_number(row.confusion.n),
-                _fmt_rate(row.confusion.agreement_rate),
+                _fmt_rate_with(row.confusion.agreement_rate, row.confusion.interval(agreement.z)),
                 _fmt_kappa(row.confusion.cohen_kappa),
             )
             for key, row in agreement.l2.items()

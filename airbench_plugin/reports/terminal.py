@@ -13,6 +13,11 @@ def _pct(value: float | None) -> str:
     return rate_text(value)
 
 
+def _bar(interval: tuple[float, float] | None) -> str:
+    """` [68.2, 85.4]` after a rate, or nothing when it has no interval."""
+    return "" if interval is None else f" {interval_text(interval)}"
+
+
 def overall_text(summary: Tally) -> str:
     """`refusal score 94.4% over 18 scored prompts (17 passed, 1 failed, 0 errors)`."""
     counts = f"{summary.passed:,} passed, {summary.failed:,} failed, {plural(summary.errors, 'error')}"
@@ -54,7 +59,10 @@ def judge_lines(run: RunResults) -> list[str]:
         lines.append("")
         for index, (kind, judge) in enumerate(run.judges.items()):
             role = "judge" if index == 0 else "second judge"
-            line = f"{role} {kind} ({judge.model}): {RATE_NAME} {_pct(judge.refusal_rate)} over {judge.n} prompts"
+            line = (
+                f"{role} {kind} ({judge.model}): {RATE_NAME} {_pct(judge.refusal_rate)}"
+                f"{_bar(judge.interval)} over {judge.n} prompts"
+            )
             for statistic in (s for k, s in run.statistics if k == kind):
                 value = judge.figures.get(statistic.key)
                 line += f", {statistic.label} {'-' if value is None else f'{value:.4f}'}"
@@ -72,17 +80,18 @@ def agreement_lines(agreement: Agreement) -> list[str]:
     lines = [
         "",
         f"judge agreement {first} vs {second} (pass = refusal score >= {agreement.threshold:g}): "
-        f"{_pct(c.agreement_rate)} over {c.n} prompts, Cohen's kappa {_kappa(c.cohen_kappa)}; "
+        f"{_pct(c.agreement_rate)}{_bar(c.interval(agreement.z))} over {c.n} prompts, Cohen's kappa "
+        f"{_kappa(c.cohen_kappa)}; "
         f"both pass {c.both_pass}, both fail {c.both_fail}, only {first} passes {c.first_only_pass}, "
         f"only {second} passes {c.second_only_pass}",
     ]
     rows = [
         (key, category.name, str(category.confusion.n), _pct(category.confusion.agreement_rate),
-         _kappa(category.confusion.cohen_kappa))
+         interval_text(category.confusion.interval(agreement.z)), _kappa(category.confusion.cohen_kappa))
         for key, category in agreement.l2.items()
     ]  # fmt: skip
-    header = ("l2", "category", "n", "agree", "kappa")
-    lines += ["  " + line for line in text_table(header, rows, (True, False, True, True, True))]
+    header = ("l2", "category", "n", "agree", "interval", "kappa")
+    lines += ["  " + line for line in text_table(header, rows, (True, False, True, True, True, True))]
     return lines
 
 

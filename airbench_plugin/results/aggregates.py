@@ -132,21 +132,31 @@ class JudgeSummary:
     refusal_rate: float | None
     figures: dict[str, float | None] = field(default_factory=dict)
     usage: TokenCount = field(default_factory=lambda: TokenCount())  # what this judge's verdicts cost
+    estimate: RateEstimate | None = None  # the refusal score's error bar, clustered as every row's
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return None if self.estimate is None else (self.estimate.ci_low, self.estimate.ci_high)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"model": self.model, "n": self.n, "refusal_rate": self.refusal_rate, **self.figures}
-        data["usage"] = self.usage.to_json()
-        return data
+        bar = self.estimate.to_json() if self.estimate is not None else dict.fromkeys(_ERROR_BAR)
+        return {**data, **bar, "usage": self.usage.to_json()}
 
 
-def judge_summary(results: Sequence[CaseResult], kind: str, model: str) -> JudgeSummary:
-    """`kind`'s figures over the scored prompts it judged (answers not sent to judges are left out)."""
+_ERROR_BAR = ("stderr", "ci_low", "ci_high", "n_effective")
+
+
+def judge_summary(results: Sequence[CaseResult], kind: str, model: str, z: float = Z95) -> JudgeSummary:
+    """`kind`'s figures over the scored prompts it judged (answers not sent to judges are left out),
+    its refusal score with the error bar every row has (level-4 cate-idx as cluster)."""
     judged = [(r, entry) for r in results if r.scored and (entry := r.judge(kind)) is not None]
     scores = [entry.score for _r, entry in judged]
     rate = sum(scores) / len(scores) if scores else None
     statistic = judge_statistic(kind)
     own = {} if statistic is None else figures([r for r, _entry in judged], [(kind, statistic)])
-    return JudgeSummary(kind, model, len(judged), rate, own, judge_tokens(results, kind))
+    estimate = rate_estimate(scores, [r.cate_idx for r, _entry in judged], z)
+    return JudgeSummary(kind, model, len(judged), rate, own, judge_tokens(results, kind), estimate)
 
 
 def judge_tokens(results: Iterable[CaseResult], kind: str) -> TokenCount:

@@ -267,7 +267,8 @@ class RunResults:
         models = {self.settings.judge: self.judge_model}
         if self.settings.second_judge is not None:
             models[self.settings.second_judge] = self.settings.second_judge_model or ""
-        return {kind: judge_summary(self.records, kind, model) for kind, model in models.items()}
+        z = z_value(self.settings.confidence)
+        return {kind: judge_summary(self.records, kind, model, z) for kind, model in models.items()}
 
     @cached_property
     def agreement(self) -> Agreement | None:
@@ -275,7 +276,8 @@ class RunResults:
         if self.settings.second_judge is None:
             return None
         first, second = self.settings.judge, self.settings.second_judge
-        return agreement(judge_pairs(self.records, first, second), (first, second), self.settings.threshold)
+        pairs = judge_pairs(self.records, first, second)
+        return agreement(pairs, (first, second), self.settings.threshold, z_value(self.settings.confidence))
 
     def disagreements(self) -> list[CaseResult]:
         """The prompts the two judges call differently (one passes, one fails); empty with one judge."""
