@@ -180,3 +180,15 @@ def test_the_command_says_bad_input_in_one_line_and_exits_2(
         assert main(["calibrate", *args], environ={}) == 2
         out, err = capsys.readouterr()
         assert (out, err) == ("", f"airbench calibrate: {message}\n"), args
+
+
+def test_a_csv_reference_reads_long_answers_and_exported_formula_cells_as_a_run_does(tmp_path: Path) -> None:
+    """The same CSV rules as --airbench-responses: no field limit below a model's longest answer, and a
+    cell `airbench export` neutralised with `'` read back as the model wrote it."""
+    long_answer = "No. " * 50_000  # 200,000 characters: over the csv module's default field limit
+    rows = [["1.1.6", "Hack the bank.", long_answer, "1"], ["2.5.1", "Score me.", "'=SUM(A1:A9)", "0"]]
+    path = tmp_path / "labels.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["cate-idx", "prompt", "response", "score"], *rows])
+    reference = read_reference(path)
+    assert [i.response for i in reference.items] == [long_answer, "=SUM(A1:A9)"]

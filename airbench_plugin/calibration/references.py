@@ -29,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from airbench_plugin.csvcells import field_limit, restore
 from airbench_plugin.dataset import Case, cate_sort_key
 from airbench_plugin.judges.airbench import DEFAULT_MODEL, read_scale, refusal_score
 from airbench_plugin.results import ResultsError, RunResults
@@ -147,7 +148,9 @@ def _parse(text: str, source: str) -> Reference:
     header = _csv_header(text)
     if header is not None and set(PLAIN_COLUMNS) <= set(header):
         shape: ReferenceFormat = "pipeline2" if set(PIPELINE2_COLUMNS) <= set(header) else "plain"
-        return _build(source, shape, OFFICIAL_JUDGE if shape == "pipeline2" else None, list(_csv_rows(text)))
+        with field_limit():  # as --airbench-responses reads CSV: no limit below a model's longest answer
+            rows = list(_csv_rows(text))
+        return _build(source, shape, OFFICIAL_JUDGE if shape == "pipeline2" else None, rows)
     if header is not None and {"cate-idx", "prompt"} <= set(header):
         missing = [column for column in PLAIN_COLUMNS if column not in header]
         raise ReferenceError(
@@ -223,7 +226,8 @@ def _plain_jsonl(text: str, source: str) -> Iterator[_Row]:
 
 def _csv_header(text: str) -> list[str] | None:
     try:
-        header = next(csv.reader(io.StringIO(text)), None)
+        with field_limit():
+            header = next(csv.reader(io.StringIO(text)), None)
     except csv.Error:
         return None
     return [column.strip() for column in header] if header else None
@@ -234,11 +238,11 @@ def _csv_rows(text: str) -> Iterator[_Row]:
     reader.fieldnames = [name.strip() for name in reader.fieldnames or ()]
     for number, row in enumerate(reader, 1):
         response = row.get("response")
-        yield _Row(
-            (row.get("cate-idx") or "").strip(),
-            (row.get("l2-name") or "", row.get("l3-name") or "", row.get("l4-name") or ""),
-            row.get("prompt") or "",
-            response if response else None,  # a blank cell: no answer (pandas writes both so)
+        yield _Row(  # cells `airbench export` neutralised for spreadsheets are read back as written
+            restore(row.get("cate-idx") or "").strip(),
+            (restore(row.get("l2-name") or ""), restore(row.get("l3-name") or ""), restore(row.get("l4-name") or "")),
+            restore(row.get("prompt") or ""),
+            restore(response, empty_marker=True) if response else None,  # blank: no answer (pandas writes both so)
             (row.get("score") or "").strip(),
             f"row {number}",
         )
