@@ -1,4 +1,4 @@
-"""How far two judges agree: each verdict binarised as refusal score >= threshold. Pure functions.
+"""How far two judges agree: each reading binarised as refusal score >= threshold. Pure functions.
 
 Over the prompts both judges scored: the agreement rate, Cohen's kappa and the 2x2 counts, overall
 and per level-2 category.
@@ -115,7 +115,7 @@ class Agreement:
 
 
 def passes(score: float, threshold: float) -> bool:
-    """A verdict binarised as a test would be: it passes at refusal score >= threshold."""
+    """A reading binarised as a test would be: it passes at refusal score >= threshold."""
     return score >= threshold
 
 

@@ -32,7 +32,7 @@ from airbench_plugin.breaker import CircuitBreaker
 from airbench_plugin.budget import BudgetSpent, TokenBudget, worst_case
 from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
-from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeVerdict
+from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeReading
 from airbench_plugin.pacing import CHARS_PER_TOKEN, EndpointPacer, Stalled, Turn, estimate_tokens
 from airbench_plugin.providers.base import (
     ChatRequest,
@@ -46,7 +46,7 @@ from airbench_plugin.roles import ROLES, Role
 from airbench_plugin.scoring import (
     CaseError,
     CircuitOpen,
-    Verdict,
+    ScoredAnswer,
     empty_at_length_message,
     score_judged,
     score_unjudged,
@@ -193,7 +193,7 @@ class Engine:
         self._shapes: dict[int, RequestShape] = {}
         for endpoint in self.endpoints:
             self.shape(endpoint)
-        self._futures: dict[tuple[str, int], concurrent.futures.Future[Verdict]] = {}
+        self._futures: dict[tuple[str, int], concurrent.futures.Future[ScoredAnswer]] = {}
         self._detached: set[asyncio.Future[Completion]] = set()  # calls of cancelled cases, still out
         self._order = itertools.count()
         self._loop = asyncio.new_event_loop()
@@ -221,7 +221,7 @@ class Engine:
 
     # --- the test thread's side -----------------------------------------------------------------
 
-    def submit(self, case: Case) -> concurrent.futures.Future[Verdict]:
+    def submit(self, case: Case) -> concurrent.futures.Future[ScoredAnswer]:
         """Start evaluating `case` unless it already is; returns its future."""
         key = (case.cate_idx, case.ordinal)
         future = self._futures.get(key)
@@ -237,13 +237,13 @@ class Engine:
             future.cancel()
             del self._futures[(case.cate_idx, case.ordinal)]
 
-    def verdict(self, case: Case) -> Verdict:
+    def scored(self, case: Case) -> ScoredAnswer:
         """Block until `case` is scored; raises CaseError."""
         return self.submit(case).result()
 
-    def submit_answer(self, case: Case, answer: str) -> concurrent.futures.Future[tuple[JudgeVerdict, ...]]:
+    def submit_answer(self, case: Case, answer: str) -> concurrent.futures.Future[tuple[JudgeReading, ...]]:
         """Start every judge on a recorded `answer` to `case` (no call to the model under test); its
-        future holds their verdicts, first judge first, or raises CaseError."""
+        future holds their readings, first judge first, or raises CaseError."""
         return self._run(self._judge_recorded(case, answer, next(self._order)))
 
     def start_batch(self, cases: Sequence[Case]) -> None:
@@ -301,13 +301,13 @@ class Engine:
 
     # --- the loop's side ------------------------------------------------------------------------
 
-    async def _evaluate(self, case: Case, order: int = 0) -> Verdict:
+    async def _evaluate(self, case: Case, order: int = 0) -> ScoredAnswer:
         try:
             return await self._score(case, order)
         finally:
             self.stats.cases_done += 1
 
-    async def _score(self, case: Case, order: int = 0) -> Verdict:
+    async def _score(self, case: Case, order: int = 0) -> ScoredAnswer:
         if self.target is None:
             raise CaseError("this engine has no model under test: it judges recorded answers only")
         request = target_request(self.target, case.prompt + self.prompt_suffix, self.system_prompt)
@@ -317,26 +317,26 @@ class Engine:
             return unjudged
         return score_judged(answer, await self._judge_all(case, answer.text, order))
 
-    async def _judge_recorded(self, case: Case, answer: str, order: int) -> tuple[JudgeVerdict, ...]:
+    async def _judge_recorded(self, case: Case, answer: str, order: int) -> tuple[JudgeReading, ...]:
         try:
             return await self._judge_all(case, answer, order)
         finally:
             self.stats.cases_done += 1
 
-    async def _judge_all(self, case: Case, answer: str, order: int) -> tuple[JudgeVerdict, ...]:
+    async def _judge_all(self, case: Case, answer: str, order: int) -> tuple[JudgeReading, ...]:
         """Every judge scores the answer at once; a failure is reported in judge order."""
         outcomes = await asyncio.gather(
             *(self._judge(judging, case, answer, order) for judging in self.judges), return_exceptions=True
         )
-        verdicts: list[JudgeVerdict] = []
+        readings: list[JudgeReading] = []
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-            verdicts.append(outcome)
-        return tuple(verdicts)
+            readings.append(outcome)
+        return tuple(readings)
 
-    async def _judge(self, judging: JudgeEndpoint, case: Case, answer: str, order: int) -> JudgeVerdict:
-        """One judge's verdict on `answer`; an unparseable reply is asked for once more."""
+    async def _judge(self, judging: JudgeEndpoint, case: Case, answer: str, order: int) -> JudgeReading:
+        """One judge's reading of `answer`; an unparseable reply is asked for once more."""
         judge, endpoint = judging.judge, judging.endpoint
         request = endpoint.prepared(judge.request(case, answer))
         last_text = ""
@@ -353,10 +353,10 @@ class Engine:
                 raise CaseError(empty_at_length_message(endpoint, self.shape(endpoint).limit(request.max_tokens)))
             last_text = reply.text
             try:
-                verdict = judge.read(reply)
+                reading = judge.read(reply)
             except JudgeParseError:
                 continue
-            return dataclasses.replace(verdict, tokens=tokens, from_cache=from_cache)
+            return dataclasses.replace(reading, tokens=tokens, from_cache=from_cache)
         raise CaseError(judge.unparseable(last_text))
 
     async def _call(

@@ -81,7 +81,7 @@ class Side:
 
 
 @dataclass(frozen=True)
-class FlippedVerdict:
+class FlippedPrompt:
     """A shared prompt that passed in one of two runs and failed in the other."""
 
     cate_idx: str
@@ -103,7 +103,7 @@ class ModelComparison:
     runs: tuple[ComparedRun, ...]
     shared_prompts: int
     categories: dict[Level, tuple[Category, ...]]
-    flipped: tuple[FlippedVerdict, ...] | None  # only for two runs
+    flipped: tuple[FlippedPrompt, ...] | None  # only for two runs
     confidence: float = DEFAULT_CONFIDENCE  # of every interval and significance flag
 
     def children(self, l2_key: str, level: Level) -> tuple[Category, ...]:
@@ -196,7 +196,7 @@ def compare_runs(runs: Sequence[tuple[str, RunResults]], confidence: float = DEF
     flipped = None
     if len(runs) == 2:
         flipped = tuple(
-            FlippedVerdict(
+            FlippedPrompt(
                 key[0],
                 scored[0][key].l4_name,
                 key[1],

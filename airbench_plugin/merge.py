@@ -34,7 +34,7 @@ JUDGE_SETTINGS = (
     "judge_scale",
     "judge_prompts",
     "second_judge",
-    # Where each judge was asked and how: its endpoint's settings that change its verdicts.
+    # Where each judge was asked and how: its endpoint's settings that change its readings.
     *(
         field_name(role, setting)
         for role in ("judge", "second judge")
@@ -191,7 +191,7 @@ def verify(file: RunFile) -> None:
 
 
 def _outcome(score: float | None, threshold: float) -> str:
-    """The outcome a scored prompt's test has: passed at or above the threshold (suite.check_verdict)."""
+    """The outcome a scored prompt's test has: passed at or above the threshold (suite.check_score)."""
     if score is None:
         return "error"
     return "passed" if score >= threshold else "failed"
@@ -358,5 +358,5 @@ def merged_verdict(merged: Merged, write_failures: Iterable[str] = ()) -> RunVer
 
 
 def merged_exit_status(merged: Merged, write_failures: Iterable[str] = ()) -> int:
-    """The exit status a single job would have had: the gates' verdict, else the tests' outcomes."""
+    """The exit status a single job would have had: the gates' status, else the tests' outcomes."""
     return merged_verdict(merged, write_failures).exit_status

@@ -39,7 +39,7 @@ from airbench_plugin.run import (
     record,
     sent_settings,
 )
-from airbench_plugin.scoring import CaseError, CircuitOpen, Verdict
+from airbench_plugin.scoring import CaseError, CircuitOpen, ScoredAnswer
 from airbench_plugin.store import StoreProblems
 from airbench_plugin.suspects import SuspectNumbers
 from airbench_plugin.text import terminal_safe
@@ -51,7 +51,7 @@ COMPACT_FAILURES = "airbench-compact-failures"
 HANDOFF_KEY = "airbench_handoff"  # workerinput key: the controller's sampled cases and templates
 COLLECTED_KEY = "airbench_suite_collected"  # workeroutput key: the worker collected an AIR-Bench test
 BATCH_RUN_KEY = "airbench_batch_run"  # workerinput key: the run id every process's batch mode shares
-_VERDICT_KEY = pytest.StashKey[Verdict]()
+_SCORED_KEY = pytest.StashKey[ScoredAnswer]()
 _ERROR_KEY = pytest.StashKey[str]()
 _PREFETCH_KEY = pytest.StashKey["prefetch.Prefetch[Case]"]()
 _NEXT_ITEM_KEY = pytest.StashKey["pytest.Item | None"]()
@@ -331,14 +331,16 @@ def _freeze_at_exit() -> None:
 
 
 @pytest.fixture
-def airbench_verdict(request: pytest.FixtureRequest, airbench_case: Case, airbench_engine: Engine) -> Verdict:
-    """The scored answer for this test's prompt. Errors the test when it cannot be scored."""
+def airbench_verdict(request: pytest.FixtureRequest, airbench_case: Case, airbench_engine: Engine) -> ScoredAnswer:
+    """The scored answer for this test's prompt. Errors the test when it cannot be scored.
+
+    The fixture keeps its published name; what it returns is a `ScoredAnswer`, not the run's verdict."""
     item = request.node
     airbench_engine.submit(airbench_case)  # first, so its calls go before those of later tests
     _prefetch(item, airbench_case, airbench_engine)
     shown: str | None = None
     try:
-        verdict = _wait_for(item, airbench_case, airbench_engine)
+        scored = _wait_for(item, airbench_case, airbench_engine)
     except CircuitOpen as exc:
         # The reason ends the run's output once ("Interrupted: ..."); the results keep it per test.
         reason = terminal_safe(str(exc), one_line=True)  # it quotes the server's error message
@@ -349,15 +351,15 @@ def airbench_verdict(request: pytest.FixtureRequest, airbench_case: Case, airben
         item.stash[_ERROR_KEY] = shown = error_message(airbench_case, exc)
     if shown is not None:
         pytest.fail(shown, pytrace=False)  # outside `except`: no "During handling of ..." chain
-    item.stash[_VERDICT_KEY] = verdict
-    return verdict
+    item.stash[_SCORED_KEY] = scored
+    return scored
 
 
-def _wait_for(item: pytest.Item, case: Case, engine: Engine) -> Verdict:
-    """The case's verdict; while a batch keeps it waiting, the progress line goes on (without xdist)."""
+def _wait_for(item: pytest.Item, case: Case, engine: Engine) -> ScoredAnswer:
+    """The case's scored answer; while a batch keeps it waiting, the progress line goes on (without xdist)."""
     collector = item.config.pluginmanager.get_plugin("airbench-results")
     if engine.batch is None or not isinstance(collector, ResultCollector):
-        return engine.verdict(case)
+        return engine.scored(case)
     future = engine.submit(case)
     while True:
         try:
@@ -390,10 +392,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     return (yield)
 
 
-def check_verdict(case: Case, verdict: Verdict, threshold: float) -> None:
+def check_score(case: Case, scored: ScoredAnswer, threshold: float) -> None:
     """Fail the running test, with the category, prompt, response and judge reasoning, below threshold."""
-    if verdict.score < threshold:
-        pytest.fail(failure_message(case, verdict, threshold), pytrace=False)
+    if scored.score < threshold:
+        pytest.fail(failure_message(case, scored, threshold), pytrace=False)
 
 
 # --- results: workers publish them on reports, the controller collects them --------------------
@@ -414,10 +416,10 @@ def pytest_runtest_makereport(
             error = call.excinfo.exconly() if call.excinfo is not None else "the test's setup failed"
         result = record(item.nodeid, case, None, "error", error)
     elif report.when == "call":
-        verdict = item.stash.get(_VERDICT_KEY, None)
-        # An xfailed test is reported as skipped; its verdict still counts in every rate.
+        scored = item.stash.get(_SCORED_KEY, None)
+        # An xfailed test is reported as skipped; its score still counts in every rate.
         outcome: Outcome = "passed" if report.passed else "failed"
-        result = record(item.nodeid, case, verdict, outcome, None)
+        result = record(item.nodeid, case, scored, outcome, None)
     if result is not None:
         report.airbench = result.to_json()  # type: ignore[attr-defined]
         engine = item.config.stash[RUN_KEY].engine

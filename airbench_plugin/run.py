@@ -85,7 +85,7 @@ from airbench_plugin.retirement import (
     model_url,
 )
 from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
-from airbench_plugin.scoring import CaseError, Verdict, target_messages
+from airbench_plugin.scoring import CaseError, ScoredAnswer, target_messages
 from airbench_plugin.shards import select_shard
 from airbench_plugin.stats import resolution_text, z_value
 from airbench_plugin.store import CallStore
@@ -606,7 +606,7 @@ def iter_cases(items: Sequence[pytest.Item]) -> Iterator[Case]:
             yield case
 
 
-def record(nodeid: str, case: Case, verdict: Verdict | None, outcome: Outcome, error: str | None) -> CaseResult:
+def record(nodeid: str, case: Case, scored: ScoredAnswer | None, outcome: Outcome, error: str | None) -> CaseResult:
     """A result record for one finished test."""
     return CaseResult(
         nodeid=nodeid,
@@ -615,34 +615,34 @@ def record(nodeid: str, case: Case, verdict: Verdict | None, outcome: Outcome, e
         l3_name=case.l3_name,
         l4_name=case.l4_name,
         prompt=case.prompt,
-        response=verdict.response if verdict else None,
-        judge_reasoning=verdict.judge_reasoning if verdict else None,
-        judge_raw=verdict.judge_raw if verdict else None,
-        score=verdict.score if verdict else None,
+        response=scored.response if scored else None,
+        judge_reasoning=scored.judge_reasoning if scored else None,
+        judge_raw=scored.judge_raw if scored else None,
+        score=scored.score if scored else None,
         outcome=outcome,
         error=error,
-        refused_by_provider=verdict.refused_by_provider if verdict else False,
-        target_tokens=verdict.target_tokens if verdict else (0, 0),
-        judge_tokens=verdict.judge_tokens if verdict else (0, 0),
-        judges=verdict.judges if verdict else (),
-        target_cached=verdict.target_cached if verdict else False,
-        judge_cached=verdict.judge_cached if verdict else False,
+        refused_by_provider=scored.refused_by_provider if scored else False,
+        target_tokens=scored.target_tokens if scored else (0, 0),
+        judge_tokens=scored.judge_tokens if scored else (0, 0),
+        judges=scored.judges if scored else (),
+        target_cached=scored.target_cached if scored else False,
+        judge_cached=scored.judge_cached if scored else False,
     )
 
 
-def failure_message(case: Case, verdict: Verdict, threshold: float) -> str:
+def failure_message(case: Case, scored: ScoredAnswer, threshold: float) -> str:
     """What a failing test says: the category, the exchange and the judge's reading; terminal-safe."""
-    judge = preview(verdict.judge_reasoning, PREVIEW)
-    if verdict.raw_score is not None:
-        judge += f" (raw score {verdict.raw_score:g})"
+    judge = preview(scored.judge_reasoning, PREVIEW)
+    if scored.raw_score is not None:
+        judge += f" (raw score {scored.raw_score:g})"
     where = terminal_safe(f"{case.cate_idx} {case.l2_name} > {case.l3_name} > {case.l4_name}", one_line=True)
     message = (
-        f"{where}: refusal score {verdict.score:g} < threshold {threshold:g}\n"
+        f"{where}: refusal score {scored.score:g} < threshold {threshold:g}\n"
         f"  prompt:   {preview(case.prompt, PREVIEW)}\n"
-        f"  response: {preview(verdict.response, PREVIEW)}\n"
+        f"  response: {preview(scored.response, PREVIEW)}\n"
         f"  judge:    {judge}"
     )
-    for other in verdict.judges[1:]:  # the second judge's word, which does not decide the test
+    for other in scored.judges[1:]:  # the second judge's word, which does not decide the test
         message += f"\n  {other.kind}: {preview(other.reasoning, PREVIEW)} (refusal score {other.score:.4g})"
     return message
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from airbench_plugin.endpoints import Endpoint
-from airbench_plugin.judges.base import JudgeVerdict
+from airbench_plugin.judges.base import JudgeReading
 from airbench_plugin.providers.base import ChatRequest, Completion
 from airbench_plugin.text import valid_unicode
 
@@ -25,7 +25,7 @@ class CircuitOpen(CaseError):
 
 
 @dataclass(frozen=True)
-class Verdict:
+class ScoredAnswer:
     """A scored case: the model's answer, each judge's reading of it, the first judge's refusal score.
 
     `judges` holds one entry per judge that scored the answer, first judge first; it is empty when
@@ -40,7 +40,7 @@ class Verdict:
     refused_by_provider: bool = False
     target_tokens: tuple[int, int] = (0, 0)  # what the calls cost, from the cache or not
     judge_tokens: tuple[int, int] = (0, 0)
-    judges: tuple[JudgeVerdict, ...] = ()
+    judges: tuple[JudgeReading, ...] = ()
     target_cached: bool = False  # the answer was read from the cache: its tokens were paid before
     judge_cached: bool = False  # every judge call was read from the cache
 
@@ -85,12 +85,12 @@ def target_request(endpoint: Endpoint, prompt: str, system_prompt: str | None) -
     return endpoint.prepared(request)
 
 
-def score_unjudged(answer: Completion, target: Endpoint) -> Verdict | None:
+def score_unjudged(answer: Completion, target: Endpoint) -> ScoredAnswer | None:
     """The scored case for an answer no judge sees (a provider's refusal, an empty answer), or None
     when the judges must read it; raises CaseError for an empty answer cut off at the token limit."""
     target_tokens = (answer.prompt_tokens, answer.completion_tokens)
     if answer.refused_by_provider:
-        return Verdict(
+        return ScoredAnswer(
             answer.text,
             1.0,
             PROVIDER_REFUSAL_REASONING,
@@ -101,7 +101,7 @@ def score_unjudged(answer: Completion, target: Endpoint) -> Verdict | None:
     if not answer.text.strip() and answer.finish_reason == "length":
         raise CaseError(empty_at_length_message(target))
     if not answer.text.strip():
-        return Verdict(
+        return ScoredAnswer(
             answer.text,
             EMPTY_RESPONSE_SCORE,
             EMPTY_RESPONSE_REASONING,
@@ -111,18 +111,18 @@ def score_unjudged(answer: Completion, target: Endpoint) -> Verdict | None:
     return None
 
 
-def score_judged(answer: Completion, verdicts: Sequence[JudgeVerdict]) -> Verdict:
+def score_judged(answer: Completion, readings: Sequence[JudgeReading]) -> ScoredAnswer:
     """The scored case for an answer every judge read: the first judge's score decides."""
-    first = verdicts[0]
-    return Verdict(
+    first = readings[0]
+    return ScoredAnswer(
         response=answer.text,
         score=first.score,
         judge_reasoning=first.reasoning,
         judge_raw=first.raw,
         raw_score=first.raw_score,
         target_tokens=(answer.prompt_tokens, answer.completion_tokens),
-        judge_tokens=(sum(v.tokens[0] for v in verdicts), sum(v.tokens[1] for v in verdicts)),
-        judges=tuple(verdicts),
+        judge_tokens=(sum(r.tokens[0] for r in readings), sum(r.tokens[1] for r in readings)),
+        judges=tuple(readings),
         target_cached=answer.from_cache,
-        judge_cached=all(v.from_cache for v in verdicts),
+        judge_cached=all(r.from_cache for r in readings),
     )

@@ -87,11 +87,11 @@ def make_engine(chat_server: ChatServer) -> Iterator[MakeEngine]:
 def test_a_case_is_one_target_call_and_one_judge_call(
     chat_server: ChatServer, make_engine: MakeEngine, provider: type[OpenAIProvider] | type[TogetherProvider]
 ) -> None:
-    verdict = make_engine(provider=provider).verdict(case())
-    assert (verdict.response, verdict.score, verdict.judge_reasoning) == (REFUSAL, 1.0, "refuses")
+    scored = make_engine(provider=provider).scored(case())
+    assert (scored.response, scored.score, scored.judge_reasoning) == (REFUSAL, 1.0, "refuses")
     assert len(chat_server.calls(TARGET_MODEL)) == 1
     assert len(chat_server.calls(JUDGE_MODEL)) == 1
-    assert verdict.target_tokens[1] == len(REFUSAL.split())
+    assert scored.target_tokens[1] == len(REFUSAL.split())
 
 
 @pytest.mark.parametrize("provider", [OpenAIProvider, TogetherProvider])
@@ -116,7 +116,7 @@ def test_429_with_retry_after_is_retried(chat_server: ChatServer, make_engine: M
         Reply("Rate limit reached", status=429, headers={"Retry-After": "0"}), times=2, model=TARGET_MODEL
     )
     engine = make_engine()
-    assert engine.verdict(case()).score == 1.0
+    assert engine.scored(case()).score == 1.0
     assert len(chat_server.calls(TARGET_MODEL)) == 3
     assert engine.stats.retried == 2
 
@@ -125,7 +125,7 @@ def test_429_with_retry_after_is_retried(chat_server: ChatServer, make_engine: M
 def test_server_errors_are_retried_then_reported(chat_server: ChatServer, make_engine: MakeEngine, status: int) -> None:
     chat_server.inject(Reply("upstream exploded", status=status), times=3, model=TARGET_MODEL)
     with pytest.raises(CaseError) as info:
-        make_engine(retries=1).verdict(case())
+        make_engine(retries=1).scored(case())
     assert str(info.value) == f"the model under test (target-model) failed after 2 attempts: {status} upstream exploded"
     assert len(chat_server.calls(TARGET_MODEL)) == 2  # the first try and one retry, no more
 
@@ -133,7 +133,7 @@ def test_server_errors_are_retried_then_reported(chat_server: ChatServer, make_e
 def test_a_slow_answer_times_out_and_is_retried(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(Reply(REFUSAL, delay=2.0), times=1, model=TARGET_MODEL)
     engine = make_engine(timeout=0.3)
-    assert engine.verdict(case()).score == 1.0
+    assert engine.scored(case()).score == 1.0
     assert engine.stats.retried == 1
 
 
@@ -142,7 +142,7 @@ def test_timeouts_that_persist_error_the_case(chat_server: ChatServer, make_engi
     with pytest.raises(
         CaseError, match=r"failed after 2 attempts: no answer from http://127.0.0.1:\d+/v1 within 0.3 s"
     ):
-        make_engine(timeout=0.3, retries=1).verdict(case())
+        make_engine(timeout=0.3, retries=1).scored(case())
 
 
 @pytest.mark.parametrize(
@@ -153,7 +153,7 @@ def test_timeouts_that_persist_error_the_case(chat_server: ChatServer, make_engi
 def test_malformed_bodies_are_retried(chat_server: ChatServer, make_engine: MakeEngine, body: bytes) -> None:
     chat_server.inject(Reply(body=body, headers={"Content-Type": "application/json"}), times=1, model=TARGET_MODEL)
     engine = make_engine()
-    assert engine.verdict(case()).score == 1.0
+    assert engine.scored(case()).score == 1.0
     assert engine.stats.retried == 1
 
 
@@ -176,7 +176,7 @@ def test_errors_retrying_cannot_fix_are_not_retried(
     chat_server.inject(reply, times=1, model=TARGET_MODEL)
     engine = make_engine(retries=5)
     with pytest.raises(CaseError) as info:
-        engine.verdict(case())
+        engine.scored(case())
     assert str(info.value) == f"the model under test (target-model) failed: {message}"
     assert len(chat_server.calls(TARGET_MODEL)) == 1
     assert engine.stats.retried == 0
@@ -231,18 +231,18 @@ def test_the_breaker_trips_on_an_unreachable_base_url(make_engine: MakeEngine) -
 
 def test_no_breaker_after_a_success(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     engine = make_engine()
-    engine.verdict(case(0))
+    engine.scored(case(0))
     chat_server.inject(Reply("bad request", status=400), times=5, model=TARGET_MODEL)
     for i in range(1, 6):
         with pytest.raises(CaseError) as info:
-            engine.verdict(case(i))
+            engine.scored(case(i))
         assert not isinstance(info.value, CircuitOpen)
 
 
 def test_content_filter_finish_reason_is_a_provider_refusal(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(Reply("", finish_reason="content_filter"), model=TARGET_MODEL)
-    verdict = make_engine().verdict(case())
-    assert (verdict.score, verdict.refused_by_provider) == (1.0, True)
+    scored = make_engine().scored(case())
+    assert (scored.score, scored.refused_by_provider) == (1.0, True)
     assert chat_server.calls(JUDGE_MODEL) == []
 
 
@@ -255,8 +255,8 @@ def test_content_policy_400_is_a_provider_refusal(chat_server: ChatServer, make_
         ),
         model=TARGET_MODEL,
     )
-    verdict = make_engine().verdict(case())
-    assert (verdict.score, verdict.refused_by_provider) == (1.0, True)
+    scored = make_engine().scored(case())
+    assert (scored.score, scored.refused_by_provider) == (1.0, True)
     assert chat_server.calls(JUDGE_MODEL) == []
 
 
@@ -265,30 +265,30 @@ def test_empty_answers_score_one_without_the_judge(
     chat_server: ChatServer, make_engine: MakeEngine, answer: str
 ) -> None:
     chat_server.inject(Reply(answer), model=TARGET_MODEL)
-    verdict = make_engine().verdict(case())
-    assert (verdict.score, verdict.judge_raw) == (1.0, None)
+    scored = make_engine().scored(case())
+    assert (scored.score, scored.judge_raw) == (1.0, None)
     assert chat_server.calls(JUDGE_MODEL) == []
 
 
 def test_harm_scale_is_flipped(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(Reply(COMPLIANCE), model=TARGET_MODEL)
-    verdict = make_engine(scale="harm").verdict(case())
-    assert (verdict.raw_score, verdict.score) == (0.0, 1.0)
+    scored = make_engine(scale="harm").scored(case())
+    assert (scored.raw_score, scored.score) == (0.0, 1.0)
 
 
 def test_completed_calls_are_cached_and_never_repeated(
     chat_server: ChatServer, make_engine: MakeEngine, tmp_path: Path
 ) -> None:
     first = make_engine(store=CallStore(tmp_path / "cache"))
-    verdicts = [first.verdict(case(i)) for i in range(3)]
+    scored = [first.scored(case(i)) for i in range(3)]
     first.close()
     second = make_engine(store=CallStore(tmp_path / "cache"))
-    replayed = [second.verdict(case(i)) for i in range(3)]
-    # The same verdicts, with what the answers cost when they were made, marked as read from the cache.
-    assert not any(v.target_cached or v.judge_cached for v in verdicts)
-    assert [dataclasses.replace(v, target_cached=True, judge_cached=True) for v in verdicts] == replayed
-    assert replayed[0].target_tokens == verdicts[0].target_tokens != (0, 0)
-    assert replayed[0].judge_tokens == verdicts[0].judge_tokens != (0, 0)
+    replayed = [second.scored(case(i)) for i in range(3)]
+    # The same scored, with what the answers cost when they were made, marked as read from the cache.
+    assert not any(v.target_cached or v.judge_cached for v in scored)
+    assert [dataclasses.replace(v, target_cached=True, judge_cached=True) for v in scored] == replayed
+    assert replayed[0].target_tokens == scored[0].target_tokens != (0, 0)
+    assert replayed[0].judge_tokens == scored[0].judge_tokens != (0, 0)
     assert len(chat_server.calls()) == 6
     assert second.stats.cached == 6
 
@@ -299,9 +299,9 @@ def test_unparseable_judgements_are_not_cached(
     chat_server.inject(Reply("no idea"), times=2, model=JUDGE_MODEL)
     engine = make_engine(store=CallStore(tmp_path / "cache"))
     with pytest.raises(CaseError):
-        engine.verdict(case())
+        engine.scored(case())
     engine.close()
-    assert make_engine(store=CallStore(tmp_path / "cache")).verdict(case()).score == 1.0
+    assert make_engine(store=CallStore(tmp_path / "cache")).scored(case()).score == 1.0
     assert len(chat_server.calls(JUDGE_MODEL)) == 3
 
 
@@ -412,8 +412,8 @@ def test_a_call_in_flight_elsewhere_is_awaited_not_repeated(
     while not chat_server.calls(TARGET_MODEL):  # the giver's call has reached the server
         time.sleep(0.01)
     giver.cancel(case())
-    verdict = taker.verdict(case())
-    assert verdict.response == REFUSAL
+    scored = taker.scored(case())
+    assert scored.response == REFUSAL
     assert len(chat_server.calls(TARGET_MODEL)) == 1
     assert len(chat_server.calls(JUDGE_MODEL)) == 1
     assert taker.stats.cached == 1

@@ -101,7 +101,7 @@ def test_a_trickling_body_is_bounded_by_the_timeout(chat_server: ChatServer, eng
     chat_server.inject(Reply(REFUSAL, trickle=0.05), times=10, model=TARGET_MODEL)
     engine = make_engine(engines, chat_server.v1_url, timeout=0.5, retries=0)
     with pytest.raises(CaseError) as info:
-        engine.verdict(case())
+        engine.scored(case())
     assert (
         str(info.value)
         == f"the model under test (target-model) failed: no answer from {chat_server.v1_url} within 0.5 s"

@@ -127,14 +127,14 @@ def test_the_request_is_vllms_chat_shape_with_unitxts_settings() -> None:
 
 
 def test_a_reply_with_logprobs_is_scored_by_the_formula() -> None:
-    verdict = JUDGE.read(Completion("Yes", logprobs=(position(("Yes", 0.9), ("No", 0.1)),)))
-    assert (verdict.label, verdict.label_only) == ("Yes", False)
-    assert verdict.prob_of_risk == pytest.approx(0.9)
-    assert verdict.score == pytest.approx(0.1)
-    assert verdict.to_json() == {
+    reading = JUDGE.read(Completion("Yes", logprobs=(position(("Yes", 0.9), ("No", 0.1)),)))
+    assert (reading.label, reading.label_only) == ("Yes", False)
+    assert reading.prob_of_risk == pytest.approx(0.9)
+    assert reading.score == pytest.approx(0.1)
+    assert reading.to_json() == {
         "model": GUARDIAN_MODEL,
-        "score": verdict.score,
-        "prob_of_risk": verdict.prob_of_risk,
+        "score": reading.score,
+        "prob_of_risk": reading.prob_of_risk,
         "label": "Yes",
         "raw": "Yes",
     }
@@ -146,9 +146,9 @@ def test_a_reply_with_logprobs_is_scored_by_the_formula() -> None:
 
 @pytest.mark.parametrize(("text", "risk"), [("Yes", 1.0), ("No", 0.0), (" no\n", 0.0)])
 def test_a_label_only_reply_is_scored_by_its_label(text: str, risk: float) -> None:
-    verdict = JUDGE.read(Completion(text))
-    assert (verdict.prob_of_risk, verdict.score, verdict.label_only) == (risk, 1.0 - risk, True)
-    assert verdict.to_json()["label_only"] is True
+    reading = JUDGE.read(Completion(text))
+    assert (reading.prob_of_risk, reading.score, reading.label_only) == (risk, 1.0 - risk, True)
+    assert reading.to_json()["label_only"] is True
     assert JUDGE.read(Completion(text, logprobs=())).label_only  # an empty logprobs list says nothing either
 
 

@@ -1,7 +1,7 @@
 """Numbers from a server are input: usage, logprobs, rate-limit and retry headers, scores.
 
 Each hostile value is read as missing (noted once per endpoint), never a traceback, never a
-verdict in the cache, never a NaN that passes a test; every wait the server asks for is bounded.
+reading in the cache, never a NaN that passes a test; every wait the server asks for is bounded.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
 from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge
-from airbench_plugin.judges.base import JudgeParseError, JudgeSetup, JudgeVerdict
+from airbench_plugin.judges.base import JudgeParseError, JudgeReading, JudgeSetup
 from airbench_plugin.judges.granite_guardian import GraniteGuardianJudge
 from airbench_plugin.pacing import EndpointPacer, Stalled
 from airbench_plugin.providers.base import Completion, TokenLogprob
@@ -111,8 +111,8 @@ def test_one_logprob_that_cannot_be_right_makes_the_logprobs_missing(value: obje
     assert completion.logprobs is None
     assert [str(note) for note in completion.suspect] == ["logprobs hold a value that is not a log-probability"]
     # Granite Guardian then reads the label, as for an endpoint without logprobs.
-    verdict = GraniteGuardianJudge(GUARDIAN_MODEL, JudgeSetup({})).read(completion)
-    assert (verdict.score, verdict.label_only) == (0.0, True)
+    reading = GraniteGuardianJudge(GUARDIAN_MODEL, JudgeSetup({})).read(completion)
+    assert (reading.score, reading.label_only) == (0.0, True)
 
 
 def test_a_rounding_above_zero_is_a_certain_token() -> None:
@@ -123,10 +123,10 @@ def test_a_rounding_above_zero_is_a_certain_token() -> None:
 
 @pytest.mark.parametrize("name", ["score", "raw_score", "prob_of_risk"])
 @pytest.mark.parametrize("value", [NAN, INF, -0.5, 1.5])
-def test_a_verdict_exists_only_valid(name: str, value: float) -> None:
+def test_a_reading_exists_only_valid(name: str, value: float) -> None:
     fields: dict[str, Any] = {"kind": "airbench", "model": "j", "score": 1.0, "raw": "", "reasoning": ""}
     with pytest.raises(JudgeParseError, match=f"^{name} is not a number from 0 to 1$"):
-        JudgeVerdict(**{**fields, name: value})
+        JudgeReading(**{**fields, name: value})
 
 
 def test_a_cached_answer_with_a_hostile_number_is_a_miss(tmp_path: Path) -> None:
@@ -270,7 +270,7 @@ def make_engine(chat_server: ChatServer) -> Iterator[MakeEngine]:
         engine.close()
 
 
-def test_a_nan_logprob_from_granite_guardian_is_read_as_missing_not_as_a_verdict(
+def test_a_nan_logprob_from_granite_guardian_is_read_as_missing_not_as_a_reading(
     chat_server: ChatServer, make_engine: MakeEngine
 ) -> None:
     def handler(request: dict[str, Any]) -> Reply:
@@ -280,9 +280,9 @@ def test_a_nan_logprob_from_granite_guardian_is_read_as_missing_not_as_a_verdict
 
     chat_server.handler = handler
     engine = make_engine(judge_model=GUARDIAN_MODEL)
-    verdict = engine.verdict(case(0))
+    scored = engine.scored(case(0))
     # The logprobs are missing: the label decides, as for an endpoint that sends none.
-    assert (verdict.score, verdict.judges[0].label_only, verdict.judges[0].prob_of_risk) == (0.0, True, 1.0)
+    assert (scored.score, scored.judges[0].label_only, scored.judges[0].prob_of_risk) == (0.0, True, 1.0)
     notes = engine.stats.suspect.endpoints["judge (guardian-model)"]
     assert (notes.suspect, notes.first) == (1, "logprobs hold a value that is not a log-probability")
 
@@ -290,7 +290,7 @@ def test_a_nan_logprob_from_granite_guardian_is_read_as_missing_not_as_a_verdict
 def test_a_5xx_retry_after_of_a_day_waits_at_most_the_timeout(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(Reply("down", status=503, headers={"retry-after": "86400"}), model=TARGET_MODEL)
     engine = make_engine(stall_timeout=0.2)
-    assert engine.verdict(case(0)).score == 1.0  # before: 120 s per retry, whatever --airbench-timeout said
+    assert engine.scored(case(0)).score == 1.0  # before: 120 s per retry, whatever --airbench-timeout said
     assert engine.stats.retried == 1
 
 
@@ -327,9 +327,9 @@ def test_a_rate_limit_header_that_allows_nothing_errors_within_the_timeout(
 
     chat_server.handler = handler
     engine = make_engine(stall_timeout=0.3)
-    assert engine.verdict(case(0)).score == 1.0
+    assert engine.scored(case(0)).score == 1.0
     with pytest.raises(CaseError) as info:
-        engine.verdict(case(1))
+        engine.scored(case(1))
     assert str(info.value) == (
         "the model under test (target-model) made no progress for 0.3 s: its rate-limit headers (x-ratelimit-*) "
         "allowed no request in that time; check the account's limits with the provider, or raise --airbench-timeout"

@@ -51,9 +51,9 @@ def test_the_airbench_judge_asks_with_helms_request() -> None:
         temperature=0.0,
         max_tokens=64,
     )
-    verdict = judge.read(Completion("##short_reasoning: refuses\n##the_score: 1"))
-    assert (verdict.kind, verdict.score, verdict.raw_score, verdict.reasoning) == ("airbench", 1.0, 1.0, "refuses")
-    assert verdict.to_json() == {
+    reading = judge.read(Completion("##short_reasoning: refuses\n##the_score: 1"))
+    assert (reading.kind, reading.score, reading.raw_score, reading.reasoning) == ("airbench", 1.0, 1.0, "refuses")
+    assert reading.to_json() == {
         "model": "gpt-4o-2024-05-13",
         "score": 1.0,
         "raw_score": 1.0,

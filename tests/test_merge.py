@@ -156,7 +156,7 @@ def test_merge_exit_status_is_the_gates_verdict(shards: list[str], tmp_path: Pat
     out = tmp_path / "merged.json"
     assert main(["merge", *shards, "--json", str(out), "--min-refusal-rate", "0.8"]) == 0  # 5/6
     merged = RunResults.from_json(json.loads(out.read_text(encoding="utf-8")))
-    assert merged.gate_verdict == "passed"
+    assert merged.gates_status == "passed"
     assert merged.settings.shard is None
     assert len(merged.records) == 6
     assert main(["merge", *shards, "--json", str(out), "--min-refusal-rate", "0.9"]) == 1
@@ -379,14 +379,14 @@ def test_every_setting_is_either_measured_or_operational() -> None:
 
 
 def test_merge_gates_the_judges_agreement_over_the_joined_records(tmp_path: Path) -> None:
-    from airbench_plugin.judges.base import JudgeVerdict
+    from airbench_plugin.judges.base import JudgeReading
 
     def judged(index: int, second: float) -> CaseResult:
         first = record(index)
         label = "No" if second == 1.0 else "Yes"  # Granite Guardian's "Yes" means harmful
         verdicts = (
-            JudgeVerdict("airbench", "judge-x", 1.0, "##the_score: 1", "refuses"),
-            JudgeVerdict("granite-guardian", "granite", second, label, label, prob_of_risk=1 - second, label=label),
+            JudgeReading("airbench", "judge-x", 1.0, "##the_score: 1", "refuses"),
+            JudgeReading("granite-guardian", "granite", second, label, label, prob_of_risk=1 - second, label=label),
         )
         return dataclasses.replace(first, judges=verdicts)
 

@@ -101,7 +101,7 @@ def test_the_headers_slow_the_endpoint(
     style = "openai" if provider is OpenAIProvider else "together"
     chat_server.rate_limit = RateLimit(rpm=60, burst=1.0, style=style)  # one a second, per model
     engine = make_engine(provider=provider)
-    engine.verdict(case(0))
+    engine.scored(case(0))
     assert engine.target is not None
     pacer = engine.pacer(engine.target)
     assert pacer.server_requests is not None and pacer.server_requests.rate == 1.0

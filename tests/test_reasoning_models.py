@@ -122,7 +122,7 @@ def test_an_empty_answer_cut_off_at_the_limit_is_an_error_not_a_refusal(
 ) -> None:
     chat_server.inject(Reply("", finish_reason="length"), model=TARGET_MODEL)
     with pytest.raises(CaseError) as info:
-        engine.verdict(case(0))
+        engine.scored(case(0))
     assert str(info.value) == (
         "the model under test (target-model) used all 512 tokens of --airbench-max-tokens without answering (empty "
         "content, finish_reason 'length'): a reasoning model spends tokens thinking first; raise --airbench-max-tokens "
@@ -201,7 +201,7 @@ def test_a_judge_that_thinks_away_its_allowance_errors_naming_the_option(chat_se
     engine = judge_engine(chat_server, reasoning_effort="high", reasoning_headroom=16384)
     try:
         with pytest.raises(CaseError) as info:
-            engine.verdict(case(0))
+            engine.scored(case(0))
     finally:
         engine.close()
     assert str(info.value) == (

@@ -162,7 +162,7 @@ def test_a_document_without_schema_from_version_0_1_reads_with_its_meaning_kept(
     assert kept(run.aggregates.categories_json(), document["categories"]) == document["categories"]
     assert kept([g.to_json() for g in run.gates], document["gates"]) == document["gates"]
     assert {(gate.rule, gate.interval, gate.stderr) for gate in run.gates} == {("estimate", None, None)}
-    assert run.gate_verdict == document["gate_verdict"] == "failed"
+    assert run.gates_status == document["gate_verdict"] == "failed"
     # Records from before the judge layer have no per-judge entries, and version 0.1 knew nothing
     # of the cache: every count reads as paid by that run.
     no_cache = {"cached_prompt_tokens": 0, "cached_completion_tokens": 0}

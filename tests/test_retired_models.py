@@ -122,7 +122,7 @@ def test_a_model_together_does_not_serve_names_the_model_option(chat_server: Cha
         OpenAIProvider(api_key=FAKE_KEY, base_url=chat_server.v1_url, timeout=5.0),
     )
     with pytest.raises(CircuitOpen) as info:
-        engine.verdict(case(0))
+        engine.scored(case(0))
     assert str(info.value) == (
         f"AIR-Bench stopped: the model under test {TARGET_MODEL} is not served by {chat_server.url} (404 "
         f"Unable to access model {TARGET_MODEL}. Please visit https://api.together.ai/models to view the list of "

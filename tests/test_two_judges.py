@@ -258,7 +258,7 @@ def test_both_judges_are_asked_at_the_same_time(chat_server: ChatServer) -> None
     )
     try:
         case = Case("1.1.1", "Security Risks", "Confidentiality", "Network intrusion", "Prompt 0 for x (1.1.1)", 0)
-        verdict = engine.verdict(case)
+        verdict = engine.scored(case)
     finally:
         engine.close()
     assert [v.kind for v in verdict.judges] == ["airbench", "granite-guardian"]

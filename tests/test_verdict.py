@@ -235,7 +235,7 @@ def test_the_last_line_says_which_verdict_decides() -> None:
         verdict_lines(partial)[-1]
         == "1 prompt below the threshold; AIR-Bench tests PASSED on part of the plan (exit 0)"
     )
-    assert passed.gate_verdict == "passed" and incomplete.gate_verdict == "incomplete"
+    assert passed.gates_status == "passed" and incomplete.gates_status == "incomplete"
 
 
 def test_the_html_banner_shows_the_run_verdict() -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from airbench_plugin.dataset import Case
-from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeStatistic, JudgeVerdict
+from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeReading, JudgeStatistic
 from airbench_plugin.providers.base import ChatRequest, Completion
 
 
-def _confidence(verdict: JudgeVerdict) -> float | None:
+def _confidence(verdict: JudgeReading) -> float | None:
     return verdict.raw_score
 
 
@@ -24,13 +24,13 @@ class ToyJudge(Judge):
     def request(self, case: Case, answer: str) -> ChatRequest:
         return ChatRequest(self.model, ({"role": "user", "content": f"{case.prompt}\n{answer}"},), 0.0, self.max_tokens)
 
-    def read(self, completion: Completion) -> JudgeVerdict:
+    def read(self, completion: Completion) -> JudgeReading:
         label, _, number = completion.text.partition(" ")
         if label not in ("safe", "unsafe"):
             raise JudgeParseError(completion.text)
         score = 1.0 if label == "safe" else 0.0
         confidence = float(number) if number else None
-        return JudgeVerdict(
+        return JudgeReading(
             self.kind,  # type: ignore[arg-type]
             self.model,
             score,

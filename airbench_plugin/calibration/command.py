@@ -30,7 +30,7 @@ from airbench_plugin.dataset import DatasetError, load_templates, require_templa
 from airbench_plugin.endpoints import Endpoint, EndpointSettings, JudgeEndpoint
 from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge, ScaleError, resolve_scale, template_problems
-from airbench_plugin.judges.base import JudgeSetup, JudgeVerdict
+from airbench_plugin.judges.base import JudgeReading, JudgeSetup
 from airbench_plugin.options import DEFAULT_DATASET
 from airbench_plugin.options import judge_endpoint as judge_endpoint_settings
 from airbench_plugin.progress import PROGRESS_EVERY, progress_line
@@ -175,7 +175,7 @@ def judge_items(
     """Every reference item judged by the engine's judge; raises CalibrateError when the run stops."""
     items = [item for reference in references for item in reference.items]
     futures = [engine.submit_answer(item.case, item.response) for item in items]
-    pending: set[concurrent.futures.Future[tuple[JudgeVerdict, ...]]] = set(futures)
+    pending: set[concurrent.futures.Future[tuple[JudgeReading, ...]]] = set(futures)
     last = time.monotonic()
     while pending:
         _done, pending = concurrent.futures.wait(pending, timeout=every, return_when=concurrent.futures.FIRST_COMPLETED)
@@ -185,13 +185,13 @@ def judge_items(
     judged = []
     for item, future in zip(items, futures, strict=True):
         try:
-            verdict = future.result()[0]
+            reading = future.result()[0]
         except CircuitOpen as exc:
             raise CalibrateError(str(exc)) from None
         except CaseError as exc:
             judged.append(Judged(item, None, error=str(exc)))
             continue
-        judged.append(Judged(item, verdict.score, verdict.reasoning))
+        judged.append(Judged(item, reading.score, reading.reasoning))
     return judged
 
 

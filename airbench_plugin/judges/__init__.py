@@ -9,9 +9,9 @@ from airbench_plugin.judges.base import (
     Judge,
     JudgeKind,
     JudgeParseError,
+    JudgeReading,
     JudgeSetup,
     JudgeStatistic,
-    JudgeVerdict,
 )
 
 JUDGES: dict[JudgeKind, str] = {
@@ -38,9 +38,9 @@ __all__ = [
     "Judge",
     "JudgeKind",
     "JudgeParseError",
+    "JudgeReading",
     "JudgeSetup",
     "JudgeStatistic",
-    "JudgeVerdict",
     "judge_class",
     "judge_statistic",
 ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from airbench_plugin.dataset import Case, cate_sort_key
-from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeVerdict
+from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeReading
 from airbench_plugin.providers.base import ChatRequest, Completion
 from airbench_plugin.text import clip
 
@@ -180,9 +180,9 @@ class AirbenchJudge(Judge):
             max_tokens=self.max_tokens,
         )
 
-    def read(self, completion: Completion) -> JudgeVerdict:
+    def read(self, completion: Completion) -> JudgeReading:
         judgement = parse_judgement(completion.text)
-        return JudgeVerdict(
+        return JudgeReading(
             kind=self.kind,
             model=self.model,
             score=refusal_score(judgement.raw_score, self.setup.scale),

@@ -1,6 +1,6 @@
 """The one small interface every judge implements, and what a judge says about one answer.
 
-A judge builds the request for an answer and reads the reply into a `JudgeVerdict` on the
+A judge builds the request for an answer and reads the reply into a `JudgeReading` on the
 refusal scale (1 = safe). It never waits on the network: the engine sends its requests, retries
 them, caches them and asks again when a reply is unparseable.
 """
@@ -22,7 +22,7 @@ JUDGE_KINDS: tuple[JudgeKind, ...] = ("airbench", "granite-guardian")
 
 
 class JudgeParseError(ValueError):
-    """The judge's reply cannot be read as a verdict."""
+    """The judge's reply cannot be read as a reading."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class JudgeSetup:
 
 
 @dataclass(frozen=True)
-class JudgeVerdict:
+class JudgeReading:
     """One judge's reading of one answer. `score` is on the refusal scale: 1 = refused, 0 = assisted."""
 
     kind: JudgeKind
@@ -46,13 +46,13 @@ class JudgeVerdict:
     prob_of_risk: float | None = None  # granite-guardian: unitxt's number, 1 = harmful
     label: str | None = None  # granite-guardian: "Yes", "No" or None
     label_only: bool = False  # granite-guardian: the endpoint returned no logprobs, the label decided
-    # Prompt and completion tokens spent on this verdict, over attempts: what a run paid, not
-    # what the judge said, so two verdicts that read the same are equal.
+    # Prompt and completion tokens spent on this reading, over attempts: what a run paid, not
+    # what the judge said, so two readings that say the same are equal.
     tokens: tuple[int, int] = field(default=(0, 0), compare=False)
     from_cache: bool = field(default=False, compare=False)  # every attempt was read from the cache
 
     def __post_init__(self) -> None:
-        # A verdict exists only valid: a NaN score would neither pass nor fail its test (`score <
+        # A reading exists only valid: a NaN score would neither pass nor fail its test (`score <
         # threshold` is false for NaN), so a reply that makes one is unreadable, asked again, never cached.
         for name in ("score", "raw_score", "prob_of_risk"):
             value = getattr(self, name)
@@ -62,7 +62,7 @@ class JudgeVerdict:
     def to_json(self) -> dict[str, Any]:
         """This judge's entry in a result's `judges`: the documented keys of its kind, and its tokens."""
         entry = self._entry()
-        if self.tokens != (0, 0):  # what the verdict cost, when it cost anything
+        if self.tokens != (0, 0):  # what the reading cost, when it cost anything
             entry["tokens"] = list(self.tokens)
         if self.from_cache:
             entry["cached"] = True
@@ -89,19 +89,19 @@ class JudgeVerdict:
         }
 
     @classmethod
-    def from_json(cls, kind: str, data: object, where: str) -> JudgeVerdict:
+    def from_json(cls, kind: str, data: object, where: str) -> JudgeReading:
         """An entry as `to_json` wrote it; raises decode.DecodeError naming the first bad field."""
-        verdict = cls._from_entry(kind, data, where)
+        reading = cls._from_entry(kind, data, where)
         raw = decode.obj(data, where)
         tokens = decode.array(raw.get("tokens", [0, 0]), f"{where}.tokens")
         if len(tokens) != 2:
             raise decode.DecodeError(f"{where}.tokens is not a pair [prompt_tokens, completion_tokens]")
         pair = (decode.integer(tokens[0], f"{where}.tokens[0]"), decode.integer(tokens[1], f"{where}.tokens[1]"))
         cached = decode.boolean(raw.get("cached", False), f"{where}.cached")
-        return dataclasses.replace(verdict, tokens=pair, from_cache=cached)
+        return dataclasses.replace(reading, tokens=pair, from_cache=cached)
 
     @classmethod
-    def _from_entry(cls, kind: str, data: object, where: str) -> JudgeVerdict:
+    def _from_entry(cls, kind: str, data: object, where: str) -> JudgeReading:
         checked = decode.choice(kind, f"{where} (judge kind)", JUDGE_KINDS)
         raw = decode.obj(data, where)
         model = decode.text(raw.get("model"), f"{where}.model")
@@ -121,7 +121,7 @@ class JudgeVerdict:
 
 
 def risk_reading(label: str | None, prob_of_risk: float, label_only: bool = False) -> str:
-    """A label judge's verdict in words, where the airbench judge gives its reasoning."""
+    """A label judge's reading in words, where the airbench judge gives its reasoning."""
     said = f"answered {label}" if label is not None else "answered neither Yes nor No"
     basis = "label only, no logprobs" if label_only else f"prob_of_risk {prob_of_risk:.4f}"
     return f"Granite Guardian {said} ({basis})"
@@ -129,13 +129,13 @@ def risk_reading(label: str | None, prob_of_risk: float, label_only: bool = Fals
 
 @dataclass(frozen=True)
 class JudgeStatistic:
-    """A figure of a judge's own: the mean of one number of its verdicts over the scored prompts it
+    """A figure of a judge's own: the mean of one number of its readings over the scored prompts it
     judged, in its summary and in every category row (JSON, terminal and HTML report)."""
 
     key: str  # its JSON field: `mean_prob_of_risk`
     label: str  # how the terminal's judge line names it: `mean prob_of_risk`
     column: str  # its column in the HTML report's judges table
-    reading: Callable[[JudgeVerdict], float | None]  # the number of one verdict; None: none to count
+    reading: Callable[[JudgeReading], float | None]  # the number of one reading; None: none to count
 
 
 class Judge(ABC):
@@ -146,7 +146,7 @@ class Judge(ABC):
     statistic: ClassVar[JudgeStatistic | None] = None  # a figure of its own beside the refusal rate
     # Why it needs --airbench-*judge-base-url, when no provider's default endpoint serves it.
     base_url_needed: ClassVar[str | None] = None
-    # What the reports say once when some of its verdicts rest on the label alone (`label_only`).
+    # What the reports say once when some of its readings rest on the label alone (`label_only`).
     label_only_note: ClassVar[str | None] = None
     uses_templates: ClassVar[bool] = False  # whether it needs the dataset's judge templates
     temperature: ClassVar[float] = 0.0
@@ -161,15 +161,15 @@ class Judge(ABC):
         """The call that asks this judge about `answer` to `case`."""
 
     @abstractmethod
-    def read(self, completion: Completion) -> JudgeVerdict:
-        """The verdict in a reply; raises JudgeParseError when the reply cannot be read."""
+    def read(self, completion: Completion) -> JudgeReading:
+        """The reading in a reply; raises JudgeParseError when the reply cannot be read."""
 
     @abstractmethod
     def unparseable(self, text: str) -> str:
         """The one sentence a case errors with when every attempt was unparseable; `text` is the last reply."""
 
     def parses(self, completion: Completion) -> bool:
-        """Whether `completion` reads as a verdict (only such replies are cached)."""
+        """Whether `completion` reads as a reading (only such replies are cached)."""
         try:
             self.read(completion)
         except JudgeParseError:

@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable
 
 from airbench_plugin.dataset import Case
-from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeStatistic, JudgeVerdict, risk_reading
+from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeReading, JudgeStatistic, risk_reading
 from airbench_plugin.providers.base import ChatRequest, Completion, TokenLogprob
 
 DEFAULT_MODEL = "ibm-granite/granite-guardian-3.1-8b"  # unitxt's hf_model_name
@@ -53,8 +53,8 @@ def read_label(text: str) -> str | None:
     return None
 
 
-def _prob_of_risk(verdict: JudgeVerdict) -> float | None:
-    return verdict.prob_of_risk
+def _prob_of_risk(reading: JudgeReading) -> float | None:
+    return reading.prob_of_risk
 
 
 class GraniteGuardianJudge(Judge):
@@ -89,7 +89,7 @@ class GraniteGuardianJudge(Judge):
             },
         )
 
-    def read(self, completion: Completion) -> JudgeVerdict:
+    def read(self, completion: Completion) -> JudgeReading:
         label = read_label(completion.text)
         if completion.logprobs:
             risk = prob_of_risk(completion.logprobs)
@@ -100,7 +100,7 @@ class GraniteGuardianJudge(Judge):
             label_only = True
         else:
             raise JudgeParseError("neither logprobs nor a Yes/No answer")
-        return JudgeVerdict(
+        return JudgeReading(
             kind=self.kind,
             model=self.model,
             score=1.0 - risk,

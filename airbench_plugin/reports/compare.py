@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from airbench_plugin import __version__
 from airbench_plugin.files import write_atomic
-from airbench_plugin.leaderboard import Category, ComparedRun, FlippedVerdict, ModelComparison
+from airbench_plugin.leaderboard import Category, ComparedRun, FlippedPrompt, ModelComparison
 from airbench_plugin.reports.html import _colour, _environment
 from airbench_plugin.results import Level
 from airbench_plugin.stats import PairedDifference, RateEstimate
@@ -95,7 +95,7 @@ def render_compare(comparison: ModelComparison, created: dt.datetime | None = No
         )
         for category in l2
     ]
-    flipped: tuple[FlippedVerdict, ...] = comparison.flipped or ()
+    flipped: tuple[FlippedPrompt, ...] = comparison.flipped or ()
     context = {
         "runs": comparison.runs,
         "labels": " vs ".join(run.label for run in comparison.runs),

@@ -678,7 +678,7 @@ def render_html(run: RunResults) -> str:
         "has_errors": summary.errors > 0,
         # The run's verdict (it always agrees with the exit status); files written before it existed
         # have only the gates' verdict.
-        "verdict": run.verdict.status if run.verdict is not None else run.gate_verdict,
+        "verdict": run.verdict.status if run.verdict is not None else run.gates_status,
         "run_verdict": _build_verdict(run),
         "gates": _build_gates(run.gates),
         "baseline": _build_baseline(run.comparison, run.settings.confidence),

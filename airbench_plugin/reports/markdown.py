@@ -66,8 +66,8 @@ def markdown_summary(run: RunResults) -> str:
         who = "release gates" if run.verdict.decided_by == "gates" else "tests"
         partial = ", on part of the plan" if run.verdict.partial else ""
         headline += f" — {_VERDICT[run.verdict.status]} ({who}{partial})"
-    elif run.gate_verdict is not None:
-        headline += f" — gates {_VERDICT[run.gate_verdict]}"
+    elif run.gates_status is not None:
+        headline += f" — gates {_VERDICT[run.gates_status]}"
     interval = "" if summary.interval is None else f" {interval_text(summary.interval)}"
     lines = [
         headline,

@@ -96,9 +96,9 @@ def agreement_lines(agreement: Agreement) -> list[str]:
 
 
 def gates_heading(run: RunResults) -> str:
-    """The gates' own verdict, saying on the same line whether it is the one the exit status follows:
+    """The gates' own status, saying on the same line whether it is the one the exit status follows:
     without a refusal-rate gate the tests decide, and `gates: PASSED` must not read as the run's."""
-    heading = f"gates: {(run.gate_verdict or '').upper()}"
+    heading = f"gates: {(run.gates_status or '').upper()}"
     if run.verdict is None:
         return heading
     if run.verdict.decided_by == "gates":
@@ -131,7 +131,7 @@ def summary_lines(run: RunResults) -> list[str]:
             f"against baseline {baseline.source}: overall {points_text(baseline.overall_delta)}"
             f"{difference_text(baseline.difference)}, {plural(flipped, 'prompt')} flipped from passed to failed",
         ]
-    if run.gates and run.gate_verdict is not None:
+    if run.gates and run.gates_status is not None:
         lines += ["", gates_heading(run)]
         for gate in run.gates:
             mark = "PASS" if gate.passed else "FAIL"

@@ -43,7 +43,7 @@ from airbench_plugin.results.outcome import (
     Gate,
     GateBy,
     GateKind,
-    GateVerdict,
+    GatesStatus,
     RunStatus,
     RunVerdict,
 )
@@ -87,7 +87,7 @@ __all__ = [
     "Gate",
     "GateBy",
     "GateKind",
-    "GateVerdict",
+    "GatesStatus",
     "JudgeSummary",
     "Level",
     "NotRunReason",

@@ -131,7 +131,7 @@ class JudgeSummary:
     n: int
     refusal_rate: float | None
     figures: dict[str, float | None] = field(default_factory=dict)
-    usage: TokenCount = field(default_factory=lambda: TokenCount())  # what this judge's verdicts cost
+    usage: TokenCount = field(default_factory=lambda: TokenCount())  # what this judge's readings cost
     estimate: RateEstimate | None = None  # the refusal score's error bar, clustered as every row's
 
     @property
@@ -160,7 +160,7 @@ def judge_summary(results: Sequence[CaseResult], kind: str, model: str, z: float
 
 
 def judge_tokens(results: Iterable[CaseResult], kind: str) -> TokenCount:
-    """What the verdicts of the judge of `kind` cost, over every answer it judged."""
+    """What the readings of the judge of `kind` cost, over every answer it judged."""
     counts = [0, 0, 0, 0]
     for result in results:
         entry = result.judge(kind)

@@ -35,7 +35,7 @@ from airbench_plugin.results.aggregates import (
     tally,
     token_usage,
 )
-from airbench_plugin.results.outcome import GATE_BY, Comparison, Gate, GateBy, GateVerdict, RunVerdict
+from airbench_plugin.results.outcome import GATE_BY, Comparison, Gate, GateBy, GatesStatus, RunVerdict
 from airbench_plugin.results.plan import PlanCounts, PlannedPrompt, plan_counts, plan_from_records
 from airbench_plugin.results.records import LEVELS, CaseResult, ResultsError, order_results
 from airbench_plugin.roles import RECORDED_PROVIDER
@@ -246,7 +246,7 @@ class RunResults:
 
     @property
     def judge_notes(self) -> list[str]:
-        """What the judges say once about this run's verdicts (scores that rest on labels only)."""
+        """What the judges say once about this run's readings (scores that rest on labels only)."""
         notes = []
         for kind in self.judge_kinds:
             note = judge_class(kind).label_only_note if kind in JUDGES else None
@@ -298,8 +298,9 @@ class RunResults:
         return plan_counts(self.plan)
 
     @property
-    def gate_verdict(self) -> GateVerdict | None:
-        """The gates' verdict: None without gates, `incomplete` when the run could not be judged."""
+    def gates_status(self) -> GatesStatus | None:
+        """The gates' combined status (the JSON's `gate_verdict`): None without gates, `incomplete`
+        when the run could not be judged."""
         if not self.gates:
             return None
         if self.verdict is not None and self.verdict.status == "incomplete":
@@ -338,7 +339,7 @@ class RunResults:
             "summary": presented(self.summary.to_json()),
             "categories": presented(self.aggregates.categories_json()),
             "gates": presented([gate.to_json() for gate in self.gates]),
-            "gate_verdict": self.gate_verdict,
+            "gate_verdict": self.gates_status,
             "verdict": None if self.verdict is None else self.verdict.to_json(),
             "baseline": None if self.comparison is None else presented(self.comparison.to_json()),
             "usage": {role: count.to_json() for role, count in self.usage.items()},

@@ -13,7 +13,7 @@ from airbench_plugin.stats import PairedDifference
 RunStatus = Literal["passed", "failed", "incomplete"]
 DecidedBy = Literal["gates", "tests"]
 GateKind = Literal["min-refusal-rate", "category", "max-error-rate", "max-regression", "min-judge-agreement"]
-GateVerdict = Literal["passed", "failed", "incomplete"]
+GatesStatus = Literal["passed", "failed", "incomplete"]  # all gates together; "verdict" is the run's alone
 GateBy = Literal["estimate", "interval"]  # --airbench-gate-by: what a rate gate compares with its threshold
 
 GATE_KINDS: tuple[GateKind, ...] = get_args(GateKind)

@@ -10,7 +10,7 @@ from typing import Any, Literal, get_args
 from airbench_plugin import decode
 from airbench_plugin.dataset import cate_sort_key, is_cate_idx
 from airbench_plugin.decode import DecodeError
-from airbench_plugin.judges import JudgeVerdict
+from airbench_plugin.judges import JudgeReading
 
 Level = Literal["l2", "l3", "l4"]
 Outcome = Literal["passed", "failed", "error"]
@@ -46,7 +46,7 @@ class CaseResult:
     refused_by_provider: bool = False
     target_tokens: tuple[int, int] = (0, 0)  # what the answer cost, also when read from the cache
     judge_tokens: tuple[int, int] = (0, 0)
-    judges: tuple[JudgeVerdict, ...] = ()  # one entry per judge that scored the answer, first judge first
+    judges: tuple[JudgeReading, ...] = ()  # one entry per judge that scored the answer, first judge first
     target_cached: bool = False  # the answer came from the response cache: paid by an earlier run
     judge_cached: bool = False  # every judgement came from the response cache
 
@@ -62,8 +62,8 @@ class CaseResult:
         """Whether this result counts in the rates (it has a score and did not error)."""
         return self.outcome != "error" and self.score is not None
 
-    def judge(self, kind: str) -> JudgeVerdict | None:
-        """The verdict of the judge of `kind`, when that judge scored this answer."""
+    def judge(self, kind: str) -> JudgeReading | None:
+        """The reading of the judge of `kind`, when that judge scored this answer."""
         return next((entry for entry in self.judges if entry.kind == kind), None)
 
     def to_json(self) -> dict[str, Any]:
@@ -101,7 +101,7 @@ class CaseResult:
             target_tokens=_token_pair(raw.get("target_tokens", [0, 0]), f"{where}.target_tokens"),
             judge_tokens=_token_pair(raw.get("judge_tokens", [0, 0]), f"{where}.judge_tokens"),
             judges=tuple(
-                JudgeVerdict.from_json(kind, entry, f"{where}.judges.{kind}")
+                JudgeReading.from_json(kind, entry, f"{where}.judges.{kind}")
                 for kind, entry in decode.obj(raw.get("judges", {}), f"{where}.judges").items()
             ),
             target_cached=decode.boolean(raw.get("target_cached", False), f"{where}.target_cached"),
