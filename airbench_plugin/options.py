@@ -37,7 +37,7 @@ from airbench_plugin.judges import JUDGES, JudgeKind, judge_class
 from airbench_plugin.pricing import Price, parse_prices, prices_json
 from airbench_plugin.providers.base import display_url
 from airbench_plugin.redaction import shown_url
-from airbench_plugin.results import GATE_BY, GateBy
+from airbench_plugin.results import GATE_BY, GateBy, RunSettings
 from airbench_plugin.roles import RECORDED_PROVIDER, ROLES, Role
 from airbench_plugin.shards import Shard, parse_shard
 from airbench_plugin.stats import DEFAULT_CONFIDENCE
@@ -211,6 +211,36 @@ class Settings:
             data.update(fields)
         data["price"] = dict(prices_json(self.price))
         return data
+
+    def run_settings(self, judge_prompts_revision: str | None) -> RunSettings:
+        """These settings as the run's document records them: typed where reports and merges read
+        them, every other option (as `public_dict` shows it) kept as written, then the judge templates'
+        revision. Built from the values themselves: nothing here goes through the JSON decoder."""
+        typed = {f.name for f in dataclasses.fields(RunSettings)}
+        other = {key: value for key, value in self.public_dict().items() if key not in typed}
+        other["judge_prompts_revision"] = judge_prompts_revision
+        return RunSettings(
+            provider=self.target_provider if self.active else self.target.provider,
+            base_url=display_url(self.target.base_url),
+            system_prompt=self.system_prompt,
+            temperature=float(self.temperature),
+            max_tokens=self.target.max_tokens or DEFAULT_TARGET_MAX_TOKENS,
+            judge_provider=self.judge_endpoint.resolved_provider,
+            judge_base_url=display_url(self.judge_endpoint.base_url),
+            judge_scale=self.judge_scale,
+            judge=self.judge,
+            second_judge=self.second_judge,
+            second_judge_model=self.second_judge_endpoint.model,
+            threshold=float(self.threshold),
+            sample=self.sample,
+            sample_by=self.sample_by,
+            seed=self.seed,
+            categories=tuple(self.categories),
+            shard=self.shard,
+            confidence=float(self.confidence),
+            gate_by=self.gate_by,
+            other=other,
+        )
 
 
 # --- validators: each takes the raw string and returns the value or raises UsageError -----------

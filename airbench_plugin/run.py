@@ -71,7 +71,6 @@ from airbench_plugin.results import (
     PlannedCase,
     PlannedPrompt,
     RunResults,
-    RunSettings,
     RunVerdict,
     Sightings,
     settle_plan,
@@ -687,13 +686,11 @@ def build_results(
     """
     source = settings.dataset if settings.responses is None else settings.responses  # judge-only: the answers' file
     revisions = revisions or Revisions.of(settings)
-    public = settings.public_dict()
-    public["judge_prompts_revision"] = revisions.judge_prompts
     return RunResults.build(
         model=settings.model or "",
         judge_model=settings.judge_model,
         dataset=DatasetInfo(source, revisions.dataset, settings.region),
-        settings=RunSettings.from_public(public),
+        settings=settings.run_settings(revisions.judge_prompts),
         records=results,
         plan=plan,
         gates=gates,

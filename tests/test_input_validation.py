@@ -12,7 +12,7 @@ from airbench_plugin.judges.airbench import parse_judgement, template_problems
 from airbench_plugin.judges.base import JudgeParseError
 from airbench_plugin.options import Settings
 from airbench_plugin.reports.junit import write_junit_dir
-from airbench_plugin.results import CaseResult, DatasetInfo, RunResults, RunSettings
+from airbench_plugin.results import CaseResult, DatasetInfo, RunResults
 from tests.chat_server import JUDGE_MODEL, ChatServer, Reply
 from tests.helpers import assert_usage_error, judge_rows, run_suite, suite_args, write_csv
 
@@ -161,7 +161,7 @@ def test_junit_dir_writes_a_file_for_every_category(hostile: str, tmp_path: Path
         model="m",
         judge_model="j",
         dataset=DatasetInfo("d.csv", None, "default"),
-        settings=RunSettings.from_public(Settings().public_dict()),
+        settings=Settings().run_settings(None),
         records=records,
     )
     out = tmp_path / "junit"

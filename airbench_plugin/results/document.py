@@ -19,7 +19,6 @@ from typing import Any
 
 from airbench_plugin import decode
 from airbench_plugin.agreement import Agreement, agreement
-from airbench_plugin.calibration.stated import AdjustedRate, JudgeCalibration, bias_adjusted
 from airbench_plugin.files import read_regular_text
 from airbench_plugin.judges import JUDGES, judge_class, judge_statistic
 from airbench_plugin.results.aggregates import (
@@ -35,6 +34,7 @@ from airbench_plugin.results.aggregates import (
     tally,
     token_usage,
 )
+from airbench_plugin.calibration.stated import AdjustedRate, JudgeCalibration, bias_adjusted
 from airbench_plugin.results.outcome import GATE_BY, Comparison, Gate, GateBy, GatesStatus, RunVerdict
 from airbench_plugin.results.plan import PlanCounts, PlannedPrompt, plan_counts, plan_from_records
 from airbench_plugin.results.records import LEVELS, CaseResult, ResultsError, order_results
@@ -103,11 +103,6 @@ class RunSettings:
     def judge_only(self) -> bool:
         """Whether the answers were recorded elsewhere (--airbench-responses): no model under test was called."""
         return self.provider == RECORDED_PROVIDER
-
-    @classmethod
-    def from_public(cls, public: Mapping[str, Any]) -> RunSettings:
-        """From `Settings.public_dict()` of this run (trusted values)."""
-        return cls.from_json(dict(public))
 
     @classmethod
     def from_json(cls, data: object, where: str = "settings") -> RunSettings:
