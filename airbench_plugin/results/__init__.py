@@ -2,8 +2,9 @@
 
 One module per concern: `records` (one prompt's record and its codec), `aggregates` (tallies,
 category tables, judges' summaries, token usage), `plan` (the sampled prompts and what became of
-them), `outcome` (gates, baseline comparison, the run's verdict) and `document` (`RunResults`, the
-whole run and its JSON). Every public name is importable from here.
+them), `outcome` (gates, baseline comparison, the run's verdict), `calibration` (the judge
+calibration a run states) and `document` (`RunResults`, the whole run and its JSON). Every public
+name is importable from here.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from airbench_plugin.results.aggregates import (
     tally,
     token_usage,
 )
-from airbench_plugin.calibration.stated import AdjustedRate, JudgeCalibration, bias_adjusted
+from airbench_plugin.results.calibration import AdjustedRate, JudgeCalibration, bias_adjusted
 from airbench_plugin.results.outcome import GATE_BY, Comparison, Gate, GateBy, GatesStatus, RunVerdict
 from airbench_plugin.results.plan import PlanCounts, PlannedPrompt, plan_counts, plan_from_records
 from airbench_plugin.results.records import LEVELS, CaseResult, ResultsError, order_results
