@@ -16,7 +16,7 @@ from airbench_plugin.calibration.model import Calibration, Figures, Judged
 from airbench_plugin.calibration.stated import Rate, bias_text, share_text
 from airbench_plugin.calibration.stats import LEVEL_KEYS
 from airbench_plugin.files import write_atomic
-from airbench_plugin.reports.html import _environment
+from airbench_plugin.reports.templating import render
 from airbench_plugin.text import preview, terminal_safe, valid_unicode
 from airbench_plugin.wording import rate_text as wording_rate_text
 
@@ -126,7 +126,7 @@ def render_calibration(calibration: Calibration) -> str:
         "settings": sorted(calibration.candidate.to_json().items()),
         "json_text": lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True),
     }
-    return _environment().get_template("calibration.html.j2").render(**context)
+    return render("calibration.html.j2", context)
 
 
 def write_calibration_html(calibration: Calibration, path: str | os.PathLike[str]) -> None:

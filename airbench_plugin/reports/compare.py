@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from airbench_plugin import __version__
 from airbench_plugin.files import write_atomic
 from airbench_plugin.leaderboard import Category, ComparedRun, FlippedPrompt, ModelComparison
-from airbench_plugin.reports.html import _colour, _environment
+from airbench_plugin.reports.templating import rate_colour, render
 from airbench_plugin.results import Level
 from airbench_plugin.stats import PairedDifference, RateEstimate
 from airbench_plugin.text import valid_unicode
@@ -75,7 +75,7 @@ def _heat(comparison: ModelComparison, level: Level, columns: tuple[Category, ..
                 f"{run.label} · {column.key} {column.name}: {RATE_NAME} {rate_text(rate)}{interval} over "
                 f"{plural(column.prompts, 'prompt')}{'; ' + against if against else ''}"
             )
-            cells.append(_Cell(_rate(rate), _colour(rate), title, mark))
+            cells.append(_Cell(_rate(rate), rate_colour(rate), title, mark))
         rows.append((run, cells))
     return _Heat(columns, rows)
 
@@ -104,7 +104,7 @@ def render_compare(comparison: ModelComparison, created: dt.datetime | None = No
             (
                 run,
                 rate_text(run.overall),
-                _colour(run.overall),
+                rate_colour(run.overall),
                 _estimate_text(run.overall_estimate).strip() or "–",
                 _difference_text(run.difference, comparison.runs[0].label),
             )
@@ -120,7 +120,7 @@ def render_compare(comparison: ModelComparison, created: dt.datetime | None = No
         "plugin_version": __version__,
         "created": (created or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds"),
     }
-    return _environment().get_template("compare.html.j2").render(**context)
+    return render("compare.html.j2", context)
 
 
 def write_compare(comparison: ModelComparison, path: str | os.PathLike[str]) -> None:
