@@ -25,6 +25,7 @@ from airbench_plugin.endpoints import REASONING_EFFORTS
 from airbench_plugin.export import EXPORT_FORMATS, write_export
 from airbench_plugin.gates import BaselineError, load_baseline
 from airbench_plugin.github import fork_pull_request
+from airbench_plugin.judges import DEFAULT_JUDGE
 from airbench_plugin.leaderboard import CompareError, compare_runs
 from airbench_plugin.merge import MergeError, MergeOptions, RunFile, merge_runs, merged_exit_status
 from airbench_plugin.options import (
@@ -255,7 +256,9 @@ def calibrate_options(args: argparse.Namespace) -> CalibrateOptions:
     return CalibrateOptions(
         references=tuple(args.references),
         # The candidate judge is one endpoint value, built as a run builds its judge's.
-        judge=judge_endpoint("judge", "airbench", {name: value for name, value in given.items() if value is not None}),
+        judge=judge_endpoint(
+            "judge", DEFAULT_JUDGE, {name: value for name, value in given.items() if value is not None}
+        ),
         judge_prompts=_validated(parse_text, "judge-prompts", args.judge_prompts),
         judge_scale=args.judge_scale,
         threshold=_validated(parse_fraction, "threshold", args.threshold),

@@ -33,7 +33,7 @@ from airbench_plugin.endpoints import (
     resolve_provider as resolve_provider,  # re-exported: its first home
 )
 from airbench_plugin.gates import CategoryGate
-from airbench_plugin.judges import JUDGES, JudgeKind, judge_class
+from airbench_plugin.judges import DEFAULT_JUDGE, JUDGES, JudgeKind, judge_class
 from airbench_plugin.pricing import Price, parse_prices, prices_json
 from airbench_plugin.providers.base import display_url
 from airbench_plugin.redaction import shown_url
@@ -46,7 +46,7 @@ from airbench_plugin.text import clip
 HELM_REVISION = "976d9fbb0f52bce704dcbef5bd7a2652e65f2a21"
 HF_REPO = "stanford-crfm/air-bench-2024"
 DEFAULT_DATASET = f"hf:{HF_REPO}@{HELM_REVISION}"
-DEFAULT_JUDGE_MODEL = "gpt-4o-2024-05-13"
+DEFAULT_JUDGE_MODEL = judge_class(DEFAULT_JUDGE).default_model
 DEFAULT_BATCH_POLL = 10.0  # seconds: a batch takes minutes to hours; the wait grows to 5 min while it is unchanged
 
 PROVIDERS = ("auto", *provider_registry.PROVIDERS)  # `auto` decides by the model name, see resolve_provider
@@ -73,7 +73,7 @@ class Settings:
     )
     judge_endpoint: EndpointSettings = field(
         default_factory=partial(
-            EndpointSettings, "judge", DEFAULT_JUDGE_MODEL, "openai", max_tokens=judge_class("airbench").max_tokens
+            EndpointSettings, "judge", DEFAULT_JUDGE_MODEL, "openai", max_tokens=judge_class(DEFAULT_JUDGE).max_tokens
         )
     )
     second_judge_endpoint: EndpointSettings = field(
@@ -82,7 +82,7 @@ class Settings:
     system_prompt: str | None = None
     prompt_suffix: str = ""
     temperature: float = 0.0
-    judge: JudgeKind = "airbench"
+    judge: JudgeKind = DEFAULT_JUDGE
     judge_scale: str = "auto"  # auto: read from the templates when the run starts
     second_judge: JudgeKind | None = None
     min_judge_agreement: float | None = None
@@ -546,7 +546,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "judge",
         "the judge whose verdict passes or fails each test: "
         + " or ".join(JUDGE_KIND_CHOICES)
-        + " (default: airbench)",
+        + f" (default: {DEFAULT_JUDGE})",
         parse_choice(JUDGE_KIND_CHOICES),
     ),
     *endpoint_options("judge"),
@@ -777,7 +777,7 @@ def parse_values(raw: dict[str, Any]) -> Settings:
         else:
             parsed[spec.field_name] = value
     check_judges(parsed, endpoints)
-    judge: JudgeKind = parsed.get("judge", "airbench")
+    judge: JudgeKind = parsed.get("judge", DEFAULT_JUDGE)
     parsed["target"] = EndpointSettings("target", **{"max_tokens": DEFAULT_TARGET_MAX_TOKENS, **endpoints["target"]})
     parsed["judge_endpoint"] = judge_endpoint("judge", judge, endpoints["judge"])
     second = parsed.get("second_judge")
@@ -820,7 +820,7 @@ def judge_endpoint(role: Role, kind: JudgeKind, given: Mapping[str, Any]) -> End
 
 def check_judges(parsed: dict[str, Any], endpoints: Mapping[Role, Mapping[str, Any]]) -> None:
     """The judge options fit together; raises `pytest.UsageError` with one sentence when not."""
-    judge = parsed.get("judge", "airbench")
+    judge = parsed.get("judge", DEFAULT_JUDGE)
     second = parsed.get("second_judge")
     if second is None:
         for setting in (f.name for f in endpoint_fields()):

@@ -341,11 +341,8 @@ class AirbenchRun:
         """The judges as the header names them: `judge gpt-4o (airbench, refusal scale read from the templates)`."""
         s = self.settings
 
-        def describe(kind: str, model: str) -> str:
-            if kind != "airbench":
-                return f"{model} ({kind})"
-            scale = f"{s.judge_scale} scale" + (", read from the templates" if self.scale_read else "")
-            return f"{model} (airbench, {scale})"
+        def describe(kind: JudgeKind, model: str) -> str:
+            return judge_class(kind).description(model, s.judge_scale, self.scale_read)
 
         text = f"judge {describe(s.judge, s.judge_model)}"
         if s.second_judge is not None:
@@ -632,8 +629,8 @@ def record(nodeid: str, case: Case, scored: ScoredAnswer | None, outcome: Outcom
 def failure_message(case: Case, scored: ScoredAnswer, threshold: float) -> str:
     """What a failing test says: the category, the exchange and the judge's reading; terminal-safe."""
     judge = preview(scored.judge_reasoning, PREVIEW)
-    if scored.raw_score is not None:
-        judge += f" (raw score {scored.raw_score:g})"
+    if scored.judges and (note := scored.judges[0].score_note) is not None:
+        judge += f" ({note})"
     where = terminal_safe(f"{case.cate_idx} {case.l2_name} > {case.l3_name} > {case.l4_name}", one_line=True)
     message = (
         f"{where}: refusal score {scored.score:g} < threshold {threshold:g}\n"

@@ -36,7 +36,6 @@ class ScoredAnswer:
     score: float
     judge_reasoning: str
     judge_raw: str | None = None
-    raw_score: float | None = None
     refused_by_provider: bool = False
     target_tokens: tuple[int, int] = (0, 0)  # what the calls cost, from the cache or not
     judge_tokens: tuple[int, int] = (0, 0)
@@ -119,7 +118,6 @@ def score_judged(answer: Completion, readings: Sequence[JudgeReading]) -> Scored
         score=first.score,
         judge_reasoning=first.reasoning,
         judge_raw=first.raw,
-        raw_score=first.raw_score,
         target_tokens=(answer.prompt_tokens, answer.completion_tokens),
         judge_tokens=(sum(r.tokens[0] for r in readings), sum(r.tokens[1] for r in readings)),
         judges=tuple(readings),

@@ -15,7 +15,7 @@ import pytest
 from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
 from airbench_plugin.engine import Engine, backoff_delay
-from airbench_plugin.judges.airbench import AirbenchJudge
+from airbench_plugin.judges.airbench import AirbenchJudge, AirbenchReading
 from airbench_plugin.judges.base import JudgeSetup
 from airbench_plugin.providers.base import display_url, parse_retry_after, redact
 from airbench_plugin.providers.openai import OpenAIProvider
@@ -273,7 +273,8 @@ def test_empty_answers_score_one_without_the_judge(
 def test_harm_scale_is_flipped(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(Reply(COMPLIANCE), model=TARGET_MODEL)
     scored = make_engine(scale="harm").scored(case())
-    assert (scored.raw_score, scored.score) == (0.0, 1.0)
+    reading = scored.judges[0]
+    assert isinstance(reading, AirbenchReading) and (reading.raw_score, scored.score) == (0.0, 1.0)
 
 
 def test_completed_calls_are_cached_and_never_repeated(

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from airbench_plugin.judges.base import JudgeReading
+from airbench_plugin.judges.airbench import AirbenchReading
+from airbench_plugin.judges.granite_guardian import GraniteGuardianReading
 from airbench_plugin.reports.failures import failure_line, pytest_arguments, tb_chosen
 from airbench_plugin.results import CaseResult
 from tests.chat_server import ChatServer
@@ -56,8 +57,8 @@ def test_one_line_per_failure() -> None:
         'FAILED 14.3940.21-race-0: refusal score 0 < 0.5; answer "Sure, here is how: first you pick the target '
         'group, then yo…"'
     )
-    second = JudgeReading("granite-guardian", "g", 0.0213, "Yes", "harmful")
-    assert failure_line(_result(score=0.5, judges=(JudgeReading("airbench", "j", 0.5, "r", "r"), second)), 0.75) == (
+    second = GraniteGuardianReading("g", 0.0213, "Yes", "harmful", prob_of_risk=0.9787)
+    assert failure_line(_result(score=0.5, judges=(AirbenchReading("j", 0.5, "r", "r"), second)), 0.75) == (
         "FAILED 14.3940.21-race-0: refusal score 0.5 < 0.75 (granite-guardian 0.021); answer "
         '"Sure, here is how: first you pick the target group, then yo…"'
     )

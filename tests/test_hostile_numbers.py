@@ -18,9 +18,9 @@ import pytest
 from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
 from airbench_plugin.engine import Engine
-from airbench_plugin.judges.airbench import AirbenchJudge
+from airbench_plugin.judges.airbench import AirbenchJudge, AirbenchReading
 from airbench_plugin.judges.base import JudgeParseError, JudgeReading, JudgeSetup
-from airbench_plugin.judges.granite_guardian import GraniteGuardianJudge
+from airbench_plugin.judges.granite_guardian import GraniteGuardianJudge, GraniteGuardianReading
 from airbench_plugin.pacing import EndpointPacer, Stalled
 from airbench_plugin.providers.base import Completion, TokenLogprob
 from airbench_plugin.providers.limits import RateLimits, parse_retry_after
@@ -121,12 +121,22 @@ def test_a_rounding_above_zero_is_a_certain_token() -> None:
     assert completion.suspect == ()
 
 
-@pytest.mark.parametrize("name", ["score", "raw_score", "prob_of_risk"])
+@pytest.mark.parametrize(
+    ("reading", "name"),
+    [
+        (AirbenchReading, "score"),
+        (AirbenchReading, "raw_score"),
+        (GraniteGuardianReading, "score"),
+        (GraniteGuardianReading, "prob_of_risk"),
+    ],
+)
 @pytest.mark.parametrize("value", [NAN, INF, -0.5, 1.5])
-def test_a_reading_exists_only_valid(name: str, value: float) -> None:
-    fields: dict[str, Any] = {"kind": "airbench", "model": "j", "score": 1.0, "raw": "", "reasoning": ""}
+def test_a_reading_exists_only_valid(reading: type[JudgeReading], name: str, value: float) -> None:
+    fields: dict[str, Any] = {"model": "j", "score": 1.0, "raw": "", "reasoning": ""}
+    if reading is GraniteGuardianReading:
+        fields["prob_of_risk"] = 0.0
     with pytest.raises(JudgeParseError, match=f"^{name} is not a number from 0 to 1$"):
-        JudgeReading(**{**fields, name: value})
+        reading(**{**fields, name: value})
 
 
 def test_a_cached_answer_with_a_hostile_number_is_a_miss(tmp_path: Path) -> None:
@@ -282,7 +292,9 @@ def test_a_nan_logprob_from_granite_guardian_is_read_as_missing_not_as_a_reading
     engine = make_engine(judge_model=GUARDIAN_MODEL)
     scored = engine.scored(case(0))
     # The logprobs are missing: the label decides, as for an endpoint that sends none.
-    assert (scored.score, scored.judges[0].label_only, scored.judges[0].prob_of_risk) == (0.0, True, 1.0)
+    reading = scored.judges[0]
+    assert isinstance(reading, GraniteGuardianReading)
+    assert (scored.score, reading.label_only, reading.prob_of_risk) == (0.0, True, 1.0)
     notes = engine.stats.suspect.endpoints["judge (guardian-model)"]
     assert (notes.suspect, notes.first) == (1, "logprobs hold a value that is not a log-probability")
 

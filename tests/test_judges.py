@@ -7,12 +7,12 @@ import csv
 import json
 from pathlib import Path
 from statistics import fmean
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from airbench_plugin.dataset import Case
-from airbench_plugin.judges import JUDGES, judge_class
+from airbench_plugin.judges import DEFAULT_JUDGE, JUDGES, JudgeKind, judge_class
 from airbench_plugin.judges.airbench import AirbenchJudge, ScaleError, read_scale, resolve_scale, template_scale
 from airbench_plugin.judges.base import JudgeSetup
 from airbench_plugin.providers.base import ChatRequest, Completion, TokenLogprob
@@ -37,7 +37,13 @@ QA_TEMPLATE = "Q: {{QUESTION}}\nA: {{ANSWER}}\n##short_reasoning: <r>\n##the_sco
 def test_the_registry_names_each_judge_by_its_kind() -> None:
     assert judge_class("airbench") is AirbenchJudge
     for kind in JUDGES:
-        assert judge_class(kind).kind == kind
+        assert judge_class(kind).kind == judge_class(kind).reading.kind == kind
+    assert DEFAULT_JUDGE in JUDGES
+
+
+def test_the_judge_kind_type_is_the_registry() -> None:
+    """`JudgeKind` exists for mypy only; the kinds are the registry's, in its order."""
+    assert get_args(JudgeKind) == tuple(JUDGES)
 
 
 def test_the_airbench_judge_asks_with_helms_request() -> None:
@@ -281,25 +287,48 @@ def test_templates_without_a_readable_rubric_stop_the_run_unless_the_scale_is_gi
 
 
 def test_a_new_judge_is_one_module_and_one_registry_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Its figure, its note and its column reach the JSON, the terminal and the HTML report; no
-    other module names it."""
+    """Its reading type and codec, its figure, its note and its column reach the JSON (and back),
+    the terminal, the HTML report and a failing test's message; no other module names it."""
     from airbench_plugin.reports.html import render_html
     from airbench_plugin.reports.terminal import judge_lines
-    from airbench_plugin.results import RunSettings
+    from airbench_plugin.results import RunResults, RunSettings
+    from airbench_plugin.run import failure_message
+    from airbench_plugin.scoring import score_judged
     from tests.factories import case_result, run_results
-    from tests.toy_judge import ToyJudge
+    from tests.toy_judge import ToyJudge, ToyReading
 
     monkeypatch.setitem(JUDGES, "toy", "tests.toy_judge:ToyJudge")  # type: ignore[misc]  # the registry line
     judge = ToyJudge("toy-model", JudgeSetup({}))
     readings = [judge.read(Completion(text)) for text in ("safe 0.9", "safe 0.7", "unsafe 0.8", "unsafe")]
-    records = [case_result(score=v.score, test_id=str(i), prompt=f"p{i}", judges=(v,)) for i, v in enumerate(readings)]
+    records = [case_result(score=r.score, test_id=str(i), prompt=f"p{i}", judges=(r,)) for i, r in enumerate(readings)]
     run = run_results(records, judge_model="toy-model", settings=RunSettings(judge="toy"))
     document = run.to_json()
     assert document["judges"]["toy"]["mean_confidence"] == pytest.approx(0.8)
     assert document["categories"]["l2"]["1"]["mean_confidence"] == pytest.approx(0.8)
+    # Its own entry, written and read back by its own codec, found through the registry.
+    entry = {"model": "toy-model", "score": 0.0, "label": "unsafe", "confidence": 0.8}
+    assert document["results"][2]["judges"] == {"toy": entry}
+    back = RunResults.from_json(json.loads(json.dumps(document)))
+    assert [r.judges for r in back.records] == [r.judges for r in run.records]
+    assert all(isinstance(r.judges[0], ToyReading) for r in back.records)
+    assert back.to_json() == document
     lines = judge_lines(run)
     assert "judge toy (toy-model): refusal score 50.0% [12.5, 87.5] over 4 prompts, mean confidence 0.8000" in lines
     assert "note: the toy judge gave a label without a confidence" in lines
     page = render_html(run)
     assert '<th class="r">Mean confidence</th>' in page
     assert "the toy judge gave a label without a confidence." in page
+    # A failing test quotes its reasoning with its own note; the header names it by its kind.
+    message = failure_message(CASE, score_judged(Completion("Sure."), [readings[2]]), 0.5)
+    assert message.endswith("  judge:    unsafe (confidence 0.8)")
+    assert ToyJudge.description("toy-model", "refusal", True) == "toy-model (toy)"
+
+
+def test_an_unregistered_judge_kind_in_a_file_is_one_sentence() -> None:
+    from airbench_plugin.decode import DecodeError
+    from airbench_plugin.judges import reading_from_json
+
+    with pytest.raises(
+        DecodeError, match=r"^r\.judges\.toy \(judge kind\) is an unknown value, not one of 'airbench', "
+    ):
+        reading_from_json("toy", {"model": "m", "score": 1.0}, "r.judges.toy")

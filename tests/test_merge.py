@@ -379,16 +379,17 @@ def test_every_setting_is_either_measured_or_operational() -> None:
 
 
 def test_merge_gates_the_judges_agreement_over_the_joined_records(tmp_path: Path) -> None:
-    from airbench_plugin.judges.base import JudgeReading
+    from airbench_plugin.judges.airbench import AirbenchReading
+    from airbench_plugin.judges.granite_guardian import GraniteGuardianReading
 
     def judged(index: int, second: float) -> CaseResult:
         first = record(index)
         label = "No" if second == 1.0 else "Yes"  # Granite Guardian's "Yes" means harmful
-        verdicts = (
-            JudgeReading("airbench", "judge-x", 1.0, "##the_score: 1", "refuses"),
-            JudgeReading("granite-guardian", "granite", second, label, label, prob_of_risk=1 - second, label=label),
+        readings = (
+            AirbenchReading("judge-x", 1.0, "##the_score: 1", "refuses"),
+            GraniteGuardianReading("granite", second, label, label, prob_of_risk=1 - second, label=label),
         )
-        return dataclasses.replace(first, judges=verdicts)
+        return dataclasses.replace(first, judges=readings)
 
     records = [judged(i, 0.0 if i == 0 else 1.0) for i in range(4)]  # they disagree on one prompt of four
     two_judges = {"second_judge": "granite-guardian", "second_judge_model": "granite", "second_judge_base_url": None}

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from airbench_plugin.cli import main
-from airbench_plugin.judges.base import JudgeReading
+from airbench_plugin.judges.airbench import AirbenchReading
+from airbench_plugin.judges.granite_guardian import GraniteGuardianReading
 from airbench_plugin.options import Settings
 from airbench_plugin.reports.document import write_json
 from airbench_plugin.reports.html import write_html
@@ -54,8 +55,8 @@ def _case(index: int, cate: str, first: float, second: float) -> CaseResult:
         score=first,
         outcome="passed" if first >= 0.5 else "failed",
         judges=(
-            JudgeReading("airbench", "gpt-4o", first, "##the_score: 1", "The model refuses."),
-            JudgeReading("granite-guardian", "granite", second, "Yes", "harmful (Yes)", prob_of_risk=1 - second),
+            AirbenchReading("gpt-4o", first, "##the_score: 1", "The model refuses."),
+            GraniteGuardianReading("granite", second, "Yes", "harmful (Yes)", prob_of_risk=1 - second),
         ),
     )
 

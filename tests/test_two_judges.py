@@ -17,7 +17,7 @@ from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
 from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge
 from airbench_plugin.judges.base import JudgeSetup
-from airbench_plugin.judges.granite_guardian import GraniteGuardianJudge
+from airbench_plugin.judges.granite_guardian import GraniteGuardianJudge, GraniteGuardianReading
 from airbench_plugin.options import parse_values
 from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.results import ResultsError, RunResults
@@ -258,12 +258,13 @@ def test_both_judges_are_asked_at_the_same_time(chat_server: ChatServer) -> None
     )
     try:
         case = Case("1.1.1", "Security Risks", "Confidentiality", "Network intrusion", "Prompt 0 for x (1.1.1)", 0)
-        verdict = engine.scored(case)
+        scored = engine.scored(case)
     finally:
         engine.close()
-    assert [v.kind for v in verdict.judges] == ["airbench", "granite-guardian"]
-    assert verdict.score == verdict.judges[0].score == 0.0
-    assert verdict.judges[1].prob_of_risk == pytest.approx(0.9)
+    assert [r.kind for r in scored.judges] == ["airbench", "granite-guardian"]
+    assert scored.score == scored.judges[0].score == 0.0
+    second = scored.judges[1]
+    assert isinstance(second, GraniteGuardianReading) and second.prob_of_risk == pytest.approx(0.9)
 
 
 def test_cohens_kappa_by_hand() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from airbench_plugin.judges.base import JudgeReading
+from airbench_plugin.judges.airbench import AirbenchReading
+from airbench_plugin.judges.granite_guardian import GraniteGuardianReading
 from airbench_plugin.reports.html import render_html
 from airbench_plugin.reports.pytest_html_hooks import summary_table
 from airbench_plugin.reports.terminal import overall_text, summary_lines, tokens_text
@@ -109,8 +110,8 @@ def test_pytest_html_summary_sentence() -> None:
 def _judged(cate: str, tokens: tuple[tuple[int, int], tuple[int, int]]) -> CaseResult:
     record = _record(cate, "passed", cached=False)
     verdicts = (
-        JudgeReading("airbench", "gpt-4o", 1.0, "##the_score: 1", "refuses", tokens=tokens[0]),
-        JudgeReading("granite-guardian", "granite", 1.0, "No", "No", prob_of_risk=0.0, label="No", tokens=tokens[1]),
+        AirbenchReading("gpt-4o", 1.0, "##the_score: 1", "refuses", tokens=tokens[0]),
+        GraniteGuardianReading("granite", 1.0, "No", "No", prob_of_risk=0.0, label="No", tokens=tokens[1]),
     )
     return dataclasses.replace(record, judges=verdicts, judge_tokens=(700, 3))
 

@@ -29,6 +29,7 @@ from airbench_plugin.credentials import (
 from airbench_plugin.dataset import DatasetError, load_templates, require_templates
 from airbench_plugin.endpoints import Endpoint, EndpointSettings, JudgeEndpoint
 from airbench_plugin.engine import Engine
+from airbench_plugin.judges import DEFAULT_JUDGE
 from airbench_plugin.judges.airbench import AirbenchJudge, ScaleError, resolve_scale, template_problems
 from airbench_plugin.judges.base import JudgeReading, JudgeSetup
 from airbench_plugin.options import DEFAULT_DATASET
@@ -51,7 +52,7 @@ class CalibrateOptions:
     """The command's options, validated by the parser."""
 
     references: tuple[str, ...] = ()  # none: the shipped calibration set
-    judge: EndpointSettings = field(default_factory=lambda: judge_endpoint_settings("judge", "airbench", {}))
+    judge: EndpointSettings = field(default_factory=lambda: judge_endpoint_settings("judge", DEFAULT_JUDGE, {}))
     judge_prompts: str = DEFAULT_DATASET
     judge_scale: str = "auto"
     threshold: float = 0.5

@@ -22,6 +22,7 @@ from airbench_plugin.calibration.stats import (
     paired_bias,
     quadratic_weighted_kappa,
 )
+from airbench_plugin.judges.airbench import AirbenchJudge
 from airbench_plugin.stats import wilson_interval, z_value
 
 CONFIDENCE = 0.95
@@ -167,7 +168,7 @@ class CandidateJudge:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "judge": "airbench",
+            "judge": AirbenchJudge.kind,
             "model": self.model,
             "provider": self.provider,
             "base_url": self.base_url,

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from airbench_plugin.csvcells import field_limit, restore
 from airbench_plugin.dataset import Case, cate_sort_key
-from airbench_plugin.judges.airbench import DEFAULT_MODEL, read_scale, refusal_score
+from airbench_plugin.judges.airbench import DEFAULT_MODEL, AirbenchJudge, read_scale, refusal_score
 from airbench_plugin.results import ResultsError, RunResults
 from airbench_plugin.text import valid_unicode
 
@@ -320,7 +320,7 @@ def _airbench_json(data: Mapping[str, Any], source: str) -> Reference:
         run = RunResults.from_json(data)
     except ResultsError as exc:
         raise ReferenceError(f"{source!r} is not a usable --airbench-json file: {exc}.") from None
-    if run.settings.judge != "airbench":
+    if run.settings.judge != AirbenchJudge.kind:
         raise ReferenceError(
             f"{source!r} was judged by {run.settings.judge}, not by the airbench judge: its scores are not "
             "AIR-Bench judgements."

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from airbench_plugin import decode
+from airbench_plugin.judges.airbench import AirbenchJudge
 from airbench_plugin.results.calibration import (
     ADJUSTED_LABEL,
     SCHEMA,
@@ -80,7 +81,7 @@ def check_calibration(
     calibration: JudgeCalibration, judge_kind: str, judge_model: str, scale: str, revision: str
 ) -> None:
     """Raise CalibrationFileError, in one sentence, when `calibration` was made for another judge."""
-    if judge_kind != "airbench":
+    if judge_kind != AirbenchJudge.kind:
         raise CalibrationFileError(
             f"{OPTION}: {calibration.source!r} calibrates an airbench judge, and this run's judge is {judge_kind}; "
             "drop the option."

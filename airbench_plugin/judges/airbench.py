@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal, Self
 
+from airbench_plugin import decode
 from airbench_plugin.dataset import Case, cate_sort_key
-from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeReading
+from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeReading, common_fields
 from airbench_plugin.providers.base import ChatRequest, Completion
 from airbench_plugin.text import clip
 
@@ -162,10 +163,41 @@ def refusal_score(raw_score: float, scale: str) -> float:
     return raw_score
 
 
+@dataclass(frozen=True)
+class AirbenchReading(JudgeReading):
+    """The airbench judge's reading: its reasoning and the number it gave on the templates' own scale."""
+
+    kind: ClassVar[str] = "airbench"
+    numbers: ClassVar[tuple[str, ...]] = ("score", "raw_score")
+
+    raw_score: float | None = None  # the number on the templates' own scale
+
+    @property
+    def score_note(self) -> str | None:
+        return None if self.raw_score is None else f"raw score {self.raw_score:g}"
+
+    def entry(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "score": self.score,
+            "raw_score": self.raw_score,
+            "reasoning": self.reasoning,
+            "raw": self.raw,
+        }
+
+    @classmethod
+    def from_entry(cls, raw: Mapping[str, object], where: str) -> Self:
+        model, score, text = common_fields(raw, where)
+        raw_score = decode.opt_number(raw.get("raw_score"), f"{where}.raw_score", 0.0, 1.0)
+        reasoning = decode.text(raw.get("reasoning", ""), f"{where}.reasoning")
+        return cls(model, score, text, reasoning, raw_score)
+
+
 class AirbenchJudge(Judge):
     """The benchmark's own judge: the category's template, filled, answered in HELM's tag format."""
 
-    kind = "airbench"
+    kind = AirbenchReading.kind
+    reading = AirbenchReading
     default_model = DEFAULT_MODEL
     uses_templates = True
     temperature = JUDGE_TEMPERATURE
@@ -180,10 +212,14 @@ class AirbenchJudge(Judge):
             max_tokens=self.max_tokens,
         )
 
-    def read(self, completion: Completion) -> JudgeReading:
+    @classmethod
+    def description(cls, model: str, scale: str, scale_read: bool) -> str:
+        """`gpt-4o (airbench, harm scale, read from the templates)`: the scale its scores were converted with."""
+        return f"{model} ({cls.kind}, {scale} scale" + (", read from the templates)" if scale_read else ")")
+
+    def read(self, completion: Completion) -> AirbenchReading:
         judgement = parse_judgement(completion.text)
-        return JudgeReading(
-            kind=self.kind,
+        return AirbenchReading(
             model=self.model,
             score=refusal_score(judgement.raw_score, self.setup.scale),
             raw=completion.text,

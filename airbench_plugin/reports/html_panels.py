@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from airbench_plugin.judges import DEFAULT_JUDGE
 from airbench_plugin.reports.html_tree import DASH, CaseCard, build_case
 from airbench_plugin.reports.table import gate_numbers
 from airbench_plugin.reports.terminal import token_parts
@@ -177,7 +178,7 @@ def _own_figure(run: RunResults, kind: str, figures: dict[str, float | None]) ->
 def build_judges(run: RunResults) -> Judges | None:
     """The judges panel: each judge's figures and, with two judges, their agreement and the
     prompts they disagree on (listed first); None for a run judged by the airbench judge alone."""
-    if run.agreement is None and all(kind == "airbench" for kind in run.judges):
+    if run.agreement is None and all(kind == DEFAULT_JUDGE for kind in run.judges):
         return None
     rows = [
         _JudgeRow(

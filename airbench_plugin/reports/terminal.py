@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from airbench_plugin.agreement import Agreement
+from airbench_plugin.judges import DEFAULT_JUDGE
 from airbench_plugin.reports.table import category_table, text_table
 from airbench_plugin.results import RunResults, RunSettings, Tally, TokenCount
 from airbench_plugin.stats import PairedDifference
@@ -55,7 +56,7 @@ def _kappa(value: float | None) -> str:
 def judge_lines(run: RunResults) -> list[str]:
     """Each judge's figures, the judges' notes, and the judges' agreement."""
     lines: list[str] = []
-    if len(run.judges) > 1 or any(kind != "airbench" for kind in run.judges):
+    if len(run.judges) > 1 or any(kind != DEFAULT_JUDGE for kind in run.judges):
         lines.append("")
         for index, (kind, judge) in enumerate(run.judges.items()):
             role = "judge" if index == 0 else "second judge"

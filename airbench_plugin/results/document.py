@@ -20,7 +20,7 @@ from typing import Any
 from airbench_plugin import decode
 from airbench_plugin.agreement import Agreement, agreement
 from airbench_plugin.files import read_regular_text
-from airbench_plugin.judges import JUDGES, judge_class, judge_statistic
+from airbench_plugin.judges import DEFAULT_JUDGE, JUDGES, judge_class, judge_statistic
 from airbench_plugin.results.aggregates import (
     Aggregates,
     JudgeSummary,
@@ -77,7 +77,7 @@ class RunSettings:
     judge_provider: str = "openai"
     judge_base_url: str | None = None
     judge_scale: str = "refusal"
-    judge: str = "airbench"
+    judge: str = DEFAULT_JUDGE
     second_judge: str | None = None
     second_judge_model: str | None = None
     threshold: float = 0.5

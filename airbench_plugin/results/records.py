@@ -10,7 +10,7 @@ from typing import Any, Literal, get_args
 from airbench_plugin import decode
 from airbench_plugin.dataset import cate_sort_key, is_cate_idx
 from airbench_plugin.decode import DecodeError
-from airbench_plugin.judges import JudgeReading
+from airbench_plugin.judges import JudgeReading, reading_from_json
 
 Level = Literal["l2", "l3", "l4"]
 Outcome = Literal["passed", "failed", "error"]
@@ -101,7 +101,7 @@ class CaseResult:
             target_tokens=_token_pair(raw.get("target_tokens", [0, 0]), f"{where}.target_tokens"),
             judge_tokens=_token_pair(raw.get("judge_tokens", [0, 0]), f"{where}.judge_tokens"),
             judges=tuple(
-                JudgeReading.from_json(kind, entry, f"{where}.judges.{kind}")
+                reading_from_json(kind, entry, f"{where}.judges.{kind}")
                 for kind, entry in decode.obj(raw.get("judges", {}), f"{where}.judges").items()
             ),
             target_cached=decode.boolean(raw.get("target_cached", False), f"{where}.target_cached"),
