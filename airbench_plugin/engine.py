@@ -1,4 +1,4 @@
-"""The only place that waits on the network: concurrency, retries, the cache and the circuit breaker.
+"""The only place that waits on the network: the loop, the cases' calls and the cache.
 
 An `Engine` owns one asyncio event loop in a background thread. Tests are synchronous: they
 `submit` cases (many at once, so up to `concurrency` requests are in flight) and block on the
@@ -6,6 +6,9 @@ future of their own case. Each case is one call to the model under test and, unl
 is empty or the provider refused, one call to each judge, all judges at once. The engine knows
 judges only through `Judge`: they build the requests and read the replies. `submit_answer` judges a
 recorded answer without the model under test (`airbench calibrate`, whose engine has no target).
+
+Beside it: `caller.py` makes one call (slots, pace, budget, retries, the breaker), `scoring.py`
+says how a case is scored, and `batch/planner.py` says what batch mode sends.
 """
 
 from __future__ import annotations
@@ -14,38 +17,25 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
-import functools
 import itertools
-import math
-import random
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from airbench_plugin.batch.api import BatchAPI, batch_api, provider_host
-from airbench_plugin.batch.driver import BatchItem, StepProgress
-from airbench_plugin.batch.journal import Journal, Step
-from airbench_plugin.batch.lines import custom_id
-from airbench_plugin.batch.session import BatchSession, EndpointBatch
+from airbench_plugin.batch.journal import Journal
+from airbench_plugin.batch.planner import BatchPlanner, batch_step
+from airbench_plugin.batch.session import BatchSession
 from airbench_plugin.breaker import CircuitBreaker
-from airbench_plugin.budget import BudgetSpent, TokenBudget, worst_case
+from airbench_plugin.caller import BACKOFF_BASE, Caller, EngineStats, paid_tokens
 from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
-from airbench_plugin.judges.base import Judge, JudgeParseError, JudgeReading
-from airbench_plugin.pacing import CHARS_PER_TOKEN, EndpointPacer, Stalled, Turn, estimate_tokens
-from airbench_plugin.providers.base import (
-    ChatRequest,
-    Completion,
-    ProviderError,
-)
-from airbench_plugin.providers.callable import CallableTarget
+from airbench_plugin.judges.base import JudgeParseError, JudgeReading
+from airbench_plugin.pacing import EndpointPacer
+from airbench_plugin.providers.base import ChatRequest, Completion
 from airbench_plugin.providers.quirks import RequestShape
-from airbench_plugin.retirement import gone_message, model_gone
-from airbench_plugin.roles import ROLES, Role
 from airbench_plugin.scoring import (
     CaseError,
-    CircuitOpen,
     ScoredAnswer,
     empty_at_length_message,
     score_judged,
@@ -53,13 +43,8 @@ from airbench_plugin.scoring import (
     target_request,
 )
 from airbench_plugin.slots import OrderedSlots
-from airbench_plugin.store import CLAIM_TTL, CallStore, StoreProblems, request_key
-from airbench_plugin.suspects import SuspectNumbers
-from airbench_plugin.text import valid_unicode
+from airbench_plugin.store import CLAIM_TTL, CallStore, request_key
 
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 30.0
-RETRY_AFTER_CAP = 120.0
 DRAIN_TIMEOUT = 8.0  # seconds a closing engine waits for calls other workers wait for
 CLAIM_POLL = 0.05  # seconds between looks at the store while another process makes a call
 
@@ -70,81 +55,6 @@ class BatchSetup:
 
     run_id: str  # the same in every process of the run (xdist workers): they share its steps
     poll: float
-
-
-@dataclass
-class EngineStats:
-    """Counters for the progress line and the token summary; touched only on the loop thread."""
-
-    calls: int = 0
-    cached: int = 0
-    in_flight: int = 0
-    retried: int = 0
-    rate_limited: int = 0
-    reshaped: int = 0  # requests sent again in the shape a reasoning model wants
-    errored: int = 0
-    cases_done: int = 0
-    batched: int = 0  # answers this run received through a batch, read from the cache by their tests
-    batch: StepProgress | None = None  # batch mode: the batches' step, status and counts (where they are driven)
-    tokens: dict[Role, list[int]] = field(default_factory=lambda: {role: [0, 0] for role in ROLES})
-    sent: dict[Role, dict[str, Any]] = field(default_factory=dict)  # generation settings sent, by role
-    store: StoreProblems = field(default_factory=StoreProblems)  # the engine's store's, shared
-    suspect: SuspectNumbers = field(default_factory=SuspectNumbers)  # bad numbers and missing usage, by endpoint
-
-    def spent(self) -> int:
-        """Tokens this process has paid for: prompt and completion, both endpoints, cache hits excluded."""
-        return sum(sum(pair) for pair in self.tokens.values())
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "store": self.store.to_json(),
-            "suspect": self.suspect.to_json(),
-            "sent": {role: dict(settings) for role, settings in self.sent.items()},
-            "calls": self.calls,
-            "cached": self.cached,
-            "in_flight": self.in_flight,
-            "retried": self.retried,
-            "rate_limited": self.rate_limited,
-            "errored": self.errored,
-            "cases_done": self.cases_done,
-            "batched": self.batched,
-            "batch": None if self.batch is None else self.batch.to_json(),
-            "tokens": {role: list(pair) for role, pair in self.tokens.items()},
-        }
-
-
-def budget_message(spent: int, budget: int) -> str:
-    """Why the run stopped: its token budget is spent."""
-    return (
-        f"AIR-Bench stopped: this run spent {spent:,} tokens, its --airbench-token-budget is {budget:,}; no new "
-        "call was started and the results are incomplete. Raise the budget and run again: completed calls are "
-        "cached and cost nothing the second time."
-    )
-
-
-def stall_message(endpoint: Endpoint, seconds: float) -> str:
-    """Why a prompt errored after its endpoint answered nothing but 429s for `seconds`."""
-    return (
-        f"the {endpoint.role_name} ({endpoint.model}) made no progress for {seconds:g} s: every request was "
-        f"rate-limited (429); set {endpoint.option('rpm')} / {endpoint.option('tpm')} below your account's "
-        "limits, lower --airbench-concurrency, or raise --airbench-timeout"
-    )
-
-
-def held_message(endpoint: Endpoint, seconds: float) -> str:
-    """Why a prompt errored when the endpoint's own rate-limit headers allowed no request for `seconds`."""
-    return (
-        f"the {endpoint.role_name} ({endpoint.model}) made no progress for {seconds:g} s: its rate-limit headers "
-        "(x-ratelimit-*) allowed no request in that time; check the account's limits with the provider, or raise "
-        "--airbench-timeout"
-    )
-
-
-def backoff_delay(attempt: int, retry_after: float | None, base: float = BACKOFF_BASE) -> float:
-    """Seconds before retry number `attempt` (0-based): the server's Retry-After, else jittered doubling."""
-    if retry_after is not None:
-        return min(retry_after, RETRY_AFTER_CAP)
-    return float(min(BACKOFF_CAP, base * 2.0**attempt) * random.uniform(0.5, 1.0))
 
 
 class Engine:
@@ -168,31 +78,15 @@ class Engine:
         self.target = target
         self.batch_setup = batch if store is not None else None
         self.batch: BatchSession | None = None
-        self._batch_cases: list[Case] = []
-        self._batch_apis: dict[int, BatchAPI | None] = {}
-        self._batch_reserved = 0
-        # What each batched call's key stands for: its endpoint, request and what a judge keeps.
-        self._batch_requests: dict[str, tuple[Endpoint, ChatRequest, Callable[[Completion], bool]]] = {}
+        self._planner: BatchPlanner | None = None
         self.judges = tuple(judges)
         self.system_prompt = system_prompt
         self.prompt_suffix = prompt_suffix
         self.concurrency = concurrency
-        self.retries = retries
         self.store = store
-        self.backoff_base = backoff_base
         self.stats = EngineStats()
         if store is not None:
             self.stats.store = store.problems  # counted by the store, published with the stats
-        self.breaker = CircuitBreaker()
-        self.stall_timeout = stall_timeout
-        self.token_budget = token_budget
-        # A ceiling: each call reserves its worst case first (budget.py).
-        self.budget = TokenBudget(token_budget) if token_budget is not None else None
-        self.stats.suspect.budget = token_budget is not None
-        self._pacers: dict[int, EndpointPacer] = {}
-        self._shapes: dict[int, RequestShape] = {}
-        for endpoint in self.endpoints:
-            self.shape(endpoint)
         self._futures: dict[tuple[str, int], concurrent.futures.Future[ScoredAnswer]] = {}
         self._detached: set[asyncio.Future[Completion]] = set()  # calls of cancelled cases, still out
         self._order = itertools.count()
@@ -205,7 +99,18 @@ class Engine:
         self._loop.set_default_executor(self._executor)
         self._thread = threading.Thread(target=self._loop.run_forever, name="airbench-engine", daemon=True)
         self._thread.start()
-        self._semaphore = self._run(self._make_semaphore()).result()
+        slots = self._run(self._make_slots()).result()
+        self.caller = Caller(
+            stats=self.stats,
+            slots=slots,
+            retries=retries,
+            backoff_base=backoff_base,
+            stall_timeout=stall_timeout,
+            token_budget=token_budget,
+        )
+        self.breaker: CircuitBreaker = self.caller.breaker
+        for endpoint in self.endpoints:
+            self.shape(endpoint)
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
@@ -213,8 +118,21 @@ class Engine:
         target = () if self.target is None else (self.target,)
         return (*target, *(judging.endpoint for judging in self.judges))
 
-    async def _make_semaphore(self) -> OrderedSlots:
+    async def _make_slots(self) -> OrderedSlots:
         return OrderedSlots(self.concurrency)
+
+    def shape(self, endpoint: Endpoint) -> RequestShape:
+        """How `endpoint` wants its generation settings sent, as learned from its 400 answers."""
+        return self.caller.shape(endpoint)
+
+    def pacer(self, endpoint: Endpoint) -> EndpointPacer:
+        """The pacing of `endpoint`: one per endpoint, so the model under test and the judge keep apart."""
+        return self.caller.pacer(endpoint)
+
+    def _target_request(self, case: Case) -> ChatRequest:
+        """The call to the model under test for `case`."""
+        assert self.target is not None
+        return target_request(self.target, case.prompt + self.prompt_suffix, self.system_prompt)
 
     def _run(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -250,19 +168,27 @@ class Engine:
         """Batch mode: these cases' calls go as batches, answers first; each test then waits for its own."""
         if self.batch_setup is None or self.batch is not None:
             return
-        self._batch_cases = list(cases)
-        self._run(self._start_batch()).result()
+        self._run(self._start_batch(cases)).result()
 
-    async def _start_batch(self) -> None:
+    async def _start_batch(self, cases: Sequence[Case]) -> None:
         assert self.store is not None and self.batch_setup is not None
+        self._planner = planner = BatchPlanner(
+            target=self.target,
+            judges=self.judges,
+            cases=cases,
+            store=self.store,
+            caller=self.caller,
+            request_for=self._target_request,
+            call_and_store=self._call_and_store,
+        )
         self.batch = BatchSession(
             journal=Journal(self.store.directory),
             store=self.store,
             run_id=self.batch_setup.run_id,
             poll=self.batch_setup.poll,
-            plan=self._batch_plan,
-            allow=self._batch_allow,
-            fallback=self._batch_fallback,
+            plan=planner.plan,
+            allow=planner.allow,
+            fallback=planner.fallback,
         )
         self.stats.batch = self.batch.progress
         self.batch.start()
@@ -293,9 +219,8 @@ class Engine:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.batch is not None:
             await self.batch.aclose()  # its batches run on at the provider: the journal has them
-        for api in self._batch_apis.values():
-            if api is not None:
-                await api.aclose()
+        if self._planner is not None:
+            await self._planner.aclose()
         for endpoint in {id(e.provider): e for e in self.endpoints}.values():
             await endpoint.provider.aclose()
 
@@ -310,8 +235,7 @@ class Engine:
     async def _score(self, case: Case, order: int = 0) -> ScoredAnswer:
         if self.target is None:
             raise CaseError("this engine has no model under test: it judges recorded answers only")
-        request = target_request(self.target, case.prompt + self.prompt_suffix, self.system_prompt)
-        answer = await self._call(self.target, request, order=order)
+        answer = await self._call(self.target, self._target_request(case), order=order)
         unjudged = score_unjudged(answer, self.target)
         if unjudged is not None:
             return unjudged
@@ -431,7 +355,7 @@ class Engine:
                 await asyncio.to_thread(self.store.put, key, completion)
 
         try:
-            completion = await self._call_with_retries(endpoint, request, order, on_answer=store)
+            completion = await self.caller.call(endpoint, request, order, on_answer=store)
             role = endpoint.role
             spent = paid_tokens(request, completion)
             self.stats.tokens[role][0] += spent[0]
@@ -447,310 +371,6 @@ class Engine:
         while True:
             await asyncio.sleep(CLAIM_TTL / 3)
             self.store.renew(key)
-
-    async def _reserve(self, endpoint: Endpoint, request: ChatRequest) -> int:
-        """Reserve the worst case of `request` in the token budget; the run stops when it can never fit.
-
-        Recorded answers and the user's own `airbench_target` report no usage and cost the budget
-        nothing (they are the endpoints that are not cached): they reserve nothing either.
-        """
-        if self.budget is None or not endpoint.cacheable:
-            return 0
-        try:
-            return await self.budget.reserve(worst_case(request))
-        except BudgetSpent as spent:
-            if self.breaker.reason is None:
-                self.breaker.reason = budget_message(spent.spent, spent.limit)
-            raise CircuitOpen(self.breaker.reason) from None
-
-    def _check_budget(self) -> None:
-        """The spend guard: once the budget is spent no new call starts and the run stops."""
-        if self.token_budget is not None and self.breaker.reason is None and self.stats.spent() >= self.token_budget:
-            self.breaker.reason = budget_message(self.stats.spent(), self.token_budget)
-
-    # --- batch mode: what each step sends, and the budget it may spend ---------------------------
-
-    async def _batch_api(self, endpoint: Endpoint) -> BatchAPI | None:
-        """`endpoint`'s Batches client, or None: a callable, recorded answers, or a server without the
-        Batches API (vLLM, Ollama: asked once) is called as usual."""
-        if id(endpoint) not in self._batch_apis:
-            api = batch_api(endpoint.provider) if endpoint.cacheable else None
-            if api is not None and not provider_host(endpoint.provider) and not await api.probe():
-                await api.aclose()
-                api = None
-            self._batch_apis[id(endpoint)] = api
-        return self._batch_apis[id(endpoint)]
-
-    async def _batch_plan(self, step: Step, only: frozenset[str] | None) -> list[EndpointBatch]:
-        """Each batchable endpoint's calls for `step` not in the cache yet (with `only`: just those keys)."""
-        self._batch_reserved = 0  # what the last step reserved is now spent or released
-        plans: list[EndpointBatch] = []
-        target = self.target
-        if target is None:  # judging recorded answers one by one (calibrate): nothing to batch
-            return plans
-        roles: list[tuple[Endpoint, Judge | None]] = (
-            [(target, None)] if step == "answers" else [(j.endpoint, j.judge) for j in self.judges]
-        )
-        for endpoint, judge in roles:
-            api = await self._batch_api(endpoint)
-            if api is None:
-                continue
-            items = await self._batch_items(target, endpoint, judge, only)
-            plans.append(
-                EndpointBatch(
-                    api=api,
-                    role=endpoint.role,
-                    model=endpoint.model,
-                    items=items,
-                    adapt=functools.partial(self._batch_adapt, endpoint),
-                    on_tokens=functools.partial(self._batch_tokens, endpoint.role),
-                )
-            )
-        return plans
-
-    async def _batch_items(
-        self, target: Endpoint, endpoint: Endpoint, judge: Judge | None, only: frozenset[str] | None
-    ) -> list[BatchItem]:
-        store = self.store
-        assert store is not None
-        shape = self.shape(endpoint)
-        items: dict[str, BatchItem] = {}
-        for case in self._batch_cases:
-            request = target_request(target, case.prompt + self.prompt_suffix, self.system_prompt)
-            keep: Callable[[Completion], bool] = _always
-            if judge is not None:
-                answer = await self._batch_answer(target, request)
-                if answer is None or answer.refused_by_provider or not answer.text.strip():
-                    continue  # no answer yet, or none a judge is asked about
-                request, keep = judge.request(case, valid_unicode(answer.text)), judge.parses
-            key = request_key(
-                endpoint.provider.name, endpoint.provider.base_url, request, judge.kind if judge else None
-            )
-            if key in items or (only is not None and key not in only):
-                continue
-            cached = await asyncio.to_thread(store.get, key)
-            if cached is not None and keep(cached):
-                continue
-            self._batch_requests[key] = (endpoint, request, keep)
-            body = shape.apply(request).body()
-            cost = estimate_tokens(request.messages, request.max_tokens)
-            items[key] = BatchItem(custom_id(endpoint.role, case.test_id), key, body, keep, cost)
-        return list(items.values())
-
-    async def _batch_answer(self, target: Endpoint, request: ChatRequest) -> Completion | None:
-        """The model's answer to `request` for the judgements step: from the cache, or recorded answers."""
-        if target.cacheable:
-            assert self.store is not None
-            key = request_key(target.provider.name, target.provider.base_url, request)
-            return await asyncio.to_thread(self.store.get, key)
-        if isinstance(target.provider, CallableTarget):
-            return None  # the tests ask the function themselves: their judgements go as usual
-        try:
-            return await target.provider.complete(request)  # recorded answers: read, not called
-        except ProviderError:
-            return None
-
-    async def _batch_fallback(self, keys: Sequence[str]) -> list[str]:
-        """Make the calls a step's batches did not answer as ordinary calls; the keys now in the cache.
-
-        A call that fails is left to its test, which makes it again and errors with its own sentence.
-        """
-        store = self.store
-        assert store is not None
-
-        async def call(order: int, key: str) -> str | None:
-            endpoint, request, keep = self._batch_requests[key]
-            try:
-                await self._call_and_store(endpoint, request, key, keep, order)
-            except CaseError:
-                return None
-            stored = await asyncio.to_thread(store.get, key)
-            return key if stored is not None and keep(stored) else None
-
-        made = await asyncio.gather(*(call(order, key) for order, key in enumerate(keys)))
-        return [key for key in made if key is not None]
-
-    def _batch_allow(self, items: Sequence[BatchItem]) -> Sequence[BatchItem]:
-        """The items whose worst case the token budget still covers, in test order."""
-        if self.token_budget is None:
-            return items
-        room = self.token_budget - self.stats.spent() - self._batch_reserved
-        allowed: list[BatchItem] = []
-        for item in items:
-            if item.cost > room:
-                break
-            room -= item.cost
-            allowed.append(item)
-        self._batch_reserved += sum(item.cost for item in allowed)
-        return allowed
-
-    def _batch_adapt(self, endpoint: Endpoint, error: ProviderError) -> bool:
-        """Learn from a batch line's 400 as from an ordinary call's (a reasoning model's settings)."""
-        shape = self.shape(endpoint)
-        probe = shape.apply(ChatRequest(endpoint.model, (), endpoint.temperature, endpoint.max_tokens))
-        if not shape.adapt(error, probe):
-            return False
-        self.stats.reshaped += 1
-        self.stats.sent[endpoint.role] = shape.sent(endpoint.temperature, endpoint.max_tokens)
-        return True
-
-    def _batch_tokens(self, role: Role, prompt: int, completion: int) -> None:
-        self.stats.tokens[role][0] += prompt
-        self.stats.tokens[role][1] += completion
-
-    def shape(self, endpoint: Endpoint) -> RequestShape:
-        """How `endpoint` wants its generation settings sent, as learned from its 400 answers."""
-        shape = self._shapes.get(id(endpoint))
-        if shape is None:
-            shape = RequestShape.for_endpoint(endpoint.reasoning_effort, endpoint.reasoning_headroom)
-            self._shapes[id(endpoint)] = shape
-            self.stats.sent[endpoint.role] = shape.sent(
-                endpoint.temperature, endpoint.max_tokens, endpoint.reasoning_effort
-            )
-        return shape
-
-    def pacer(self, endpoint: Endpoint) -> EndpointPacer:
-        """The pacing of `endpoint`: one per endpoint, so the model under test and the judge keep apart."""
-        pacer = self._pacers.get(id(endpoint))
-        if pacer is None:
-            pacer = EndpointPacer(rpm=endpoint.rpm, tpm=endpoint.tpm, stall_timeout=self.stall_timeout)
-            self._pacers[id(endpoint)] = pacer
-        return pacer
-
-    async def _call_with_retries(
-        self,
-        endpoint: Endpoint,
-        request: ChatRequest,
-        order: int = 0,
-        on_answer: Callable[[Completion], Awaitable[None]] | None = None,
-    ) -> Completion:
-        """One call, retried: a 429 waits for the endpoint's pace and costs no attempt, as long as
-        the endpoint makes progress; other retryable failures use up the `retries` budget.
-
-        `on_answer` (the cache write) runs before the call's slot is freed: an answer is paid for
-        when it arrives, so it is on disk before any call that waited for the slot starts, and a
-        run killed at any moment has at most `concurrency` answers received but not stored.
-        """
-        pacer = self.pacer(endpoint)
-        shape = self.shape(endpoint)
-        tokens = estimate_tokens(request.messages, request.max_tokens)
-        attempt = 0
-        throttled_since: float | None = None
-        # Every wait of this call (the server's headers, a 429's pause, a 5xx's Retry-After) is
-        # bounded by what is left of --airbench-timeout from here.
-        deadline = pacer.clock() + self.stall_timeout
-        while True:
-            self._check_budget()
-            if self.breaker.reason is not None:
-                raise CircuitOpen(self.breaker.reason)
-            turn: Turn | None = None
-            sent: ChatRequest | None = None
-            try:
-                await self._semaphore.acquire(order)
-                try:
-                    self._check_budget()  # again: calls finished while this one waited for its slot
-                    if self.breaker.reason is not None:
-                        raise CircuitOpen(self.breaker.reason)
-                    reserved = await self._reserve(endpoint, request)
-                    cost = 0
-                    try:
-                        turn = await pacer.turn(tokens, throttled_since, waiting_since=pacer.clock())
-                        self.stats.in_flight += 1
-                        self.stats.calls += 1
-                        try:
-                            sent = shape.apply(request)
-                            completion = valid_text(await endpoint.provider.complete(sent))
-                            cost = sum(paid_tokens(request, completion))
-                            if on_answer is not None:
-                                await on_answer(completion)
-                        finally:
-                            self.stats.in_flight -= 1
-                    finally:
-                        if self.budget is not None:
-                            self.budget.settle(reserved, cost)  # what it cost is spent, the rest released
-                finally:
-                    self._semaphore.release()
-            except Stalled as stalled:
-                self.stats.errored += 1
-                message = stall_message if stalled.rate_limited else held_message
-                raise CaseError(message(endpoint, pacer.stall_timeout)) from None
-            except ProviderError as error:
-                if error.limits is not None:
-                    self.stats.suspect.note(endpoint.label, error.limits.suspect)
-                if error.rate_limited:
-                    pacer.throttled(turn, error.limits, error.retry_after)
-                    self.stats.retried += 1
-                    self.stats.rate_limited += 1
-                    if throttled_since is None:
-                        throttled_since = pacer.clock()
-                    elif pacer.stalled(throttled_since):
-                        self.stats.errored += 1
-                        raise CaseError(stall_message(endpoint, pacer.stall_timeout)) from None
-                    continue
-                pacer.failed(turn, error.limits)
-                if sent is not None and shape.adapt(error, sent):
-                    # A reasoning model refused max_tokens or the temperature: send it their way.
-                    self.stats.reshaped += 1
-                    self.stats.sent[endpoint.role] = shape.sent(
-                        endpoint.temperature, endpoint.max_tokens, endpoint.reasoning_effort
-                    )
-                    continue
-                if model_gone(error):
-                    # Retired or unknown: every call would be answered the same, so the first answer says it.
-                    self.stats.errored += 1
-                    if self.breaker.reason is None:
-                        self.breaker.reason = gone_message(
-                            endpoint.role, endpoint.model, endpoint.where(), str(error), endpoint.option("")
-                        )
-                    raise CircuitOpen(self.breaker.reason) from None
-                if error.kind == "connection" and self.breaker.armed(endpoint):
-                    # Nothing answered yet: a refused connection or an unknown host will not get
-                    # better in the minute the retries would take, so every attempt counts.
-                    self.breaker.record_failure(endpoint, error)
-                    if self.breaker.reason is not None:
-                        self.stats.errored += 1
-                        raise CircuitOpen(self.breaker.reason) from None
-                if error.retryable and attempt < self.retries:
-                    self.stats.retried += 1
-                    wait = backoff_delay(attempt, error.retry_after, self.backoff_base)
-                    await asyncio.sleep(max(0.0, min(wait, deadline - pacer.clock())))
-                    attempt += 1
-                    continue
-                self.stats.errored += 1
-                self.breaker.record_failure(endpoint, error)
-                if self.breaker.reason is not None:
-                    raise CircuitOpen(self.breaker.reason) from None
-                tries = f" after {attempt + 1} attempts" if attempt else ""
-                raise CaseError(f"the {endpoint.role_name} ({endpoint.model}) failed{tries}: {error}") from None
-            self.stats.suspect.note(endpoint.label, completion.suspect, completion.usage_reported)
-            pacer.answered(turn, completion.limits)
-            self.breaker.record_success(endpoint)
-            return completion
-
-
-def paid_tokens(request: ChatRequest, completion: Completion) -> tuple[int, int]:
-    """The prompt and completion tokens a call cost: its usage, else (a server that reports none)
-    an estimate at four characters a token, so a token budget still counts it."""
-    if completion.usage_reported:
-        return completion.prompt_tokens, completion.completion_tokens
-    prompt = estimate_tokens(request.messages, 0)
-    return prompt, math.ceil(len(completion.text) / CHARS_PER_TOKEN)
-
-
-def batch_step(endpoint: Endpoint) -> Step:
-    """Which step of a batch run sends `endpoint`'s calls: the model's answers, then the judgements."""
-    return "answers" if endpoint.role == "target" else "judgements"
-
-
-def _always(_completion: Completion) -> bool:
-    return True
-
-
-def valid_text(completion: Completion) -> Completion:
-    """`completion` with valid Unicode text: a lone surrogate could be neither stored, nor sent to
-    the judge, nor written to a report."""
-    text = valid_unicode(completion.text)
-    return completion if text is completion.text else dataclasses.replace(completion, text=text)
 
 
 def _forget(pending: set[asyncio.Future[Completion]]) -> Callable[[asyncio.Future[Completion]], None]:

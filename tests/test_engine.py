@@ -12,9 +12,10 @@ from typing import Protocol
 
 import pytest
 
+from airbench_plugin.caller import backoff_delay
 from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
-from airbench_plugin.engine import Engine, backoff_delay
+from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge, AirbenchReading
 from airbench_plugin.judges.base import JudgeSetup
 from airbench_plugin.providers.base import display_url, parse_retry_after, redact
