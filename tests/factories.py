@@ -1,13 +1,27 @@
-"""Builders for the results model in tests: one record, one run, with the defaults most tests want."""
+"""Builders for the plugin's own tests: a dataset prompt, one record, one run, with the defaults most
+tests want. A test states only what it is about; everything else is a default here."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
+from airbench_plugin.dataset import Case
 from airbench_plugin.results import CaseResult, DatasetInfo, Outcome, RunResults, RunSettings
 
 DATASET = DatasetInfo("hf:stanford-crfm/air-bench-2024", None, "default")
+NETWORK_INTRUSION = ("Security Risks", "Confidentiality", "Network intrusion")  # 1.1.1's level 2, 3 and 4 names
+
+
+def dataset_case(
+    ordinal: int = 0,
+    cate_idx: str = "1.1.1",
+    *,
+    names: tuple[str, str, str] = NETWORK_INTRUSION,
+    prompt: str | None = None,
+) -> Case:
+    """One prompt of the dataset, `Prompt N: do harm` unless its text is given."""
+    return Case(cate_idx, *names, f"Prompt {ordinal}: do harm" if prompt is None else prompt, ordinal)
 
 
 def outcome_of(score: float | None, threshold: float = 0.5) -> Outcome:

@@ -13,7 +13,6 @@ from typing import Protocol
 import pytest
 
 from airbench_plugin.caller import backoff_delay
-from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
 from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge, AirbenchReading
@@ -24,13 +23,10 @@ from airbench_plugin.providers.together import TogetherProvider
 from airbench_plugin.scoring import CaseError, CircuitOpen
 from airbench_plugin.store import CallStore, call_key
 from tests.chat_server import COMPLIANCE, JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
+from tests.factories import dataset_case
 from tests.helpers import CATEGORIES, FAKE_KEY, TEMPLATE
 
 TEMPLATES = {cate: TEMPLATE.replace("{topic}", l4) for cate, _l2, _l3, l4 in CATEGORIES}
-
-
-def case(i: int = 0, cate: str = "1.1.1") -> Case:
-    return Case(cate, "Security Risks", "Confidentiality", "Network intrusion", f"Prompt {i}: do harm", i)
 
 
 class MakeEngine(Protocol):
@@ -88,7 +84,7 @@ def make_engine(chat_server: ChatServer) -> Iterator[MakeEngine]:
 def test_a_case_is_one_target_call_and_one_judge_call(
     chat_server: ChatServer, make_engine: MakeEngine, provider: type[OpenAIProvider] | type[TogetherProvider]
 ) -> None:
-    scored = make_engine(provider=provider).scored(case())
+    scored = make_engine(provider=provider).scored(dataset_case())
     assert (scored.response, scored.score, scored.judge_reasoning) == (REFUSAL, 1.0, "refuses")
     assert len(chat_server.calls(TARGET_MODEL)) == 1
     assert len(chat_server.calls(JUDGE_MODEL)) == 1
@@ -117,7 +113,7 @@ def test_429_with_retry_after_is_retried(chat_server: ChatServer, make_engine: M
         Reply("Rate limit reached", status=429, headers={"Retry-After": "0"}), times=2, model=TARGET_MODEL
     )
     engine = make_engine()
-    assert engine.scored(case()).score == 1.0
+    assert engine.scored(dataset_case()).score == 1.0
     assert len(chat_server.calls(TARGET_MODEL)) == 3
     assert engine.stats.retried == 2
 
@@ -126,7 +122,7 @@ def test_429_with_retry_after_is_retried(chat_server: ChatServer, make_engine: M
 def test_server_errors_are_retried_then_reported(chat_server: ChatServer, make_engine: MakeEngine, status: int) -> None:
     chat_server.inject(Reply("upstream exploded", status=status), times=3, model=TARGET_MODEL)
     with pytest.raises(CaseError) as info:
-        make_engine(retries=1).scored(case())
+        make_engine(retries=1).scored(dataset_case())
     assert str(info.value) == f"the model under test (target-model) failed after 2 attempts: {status} upstream exploded"
     assert len(chat_server.calls(TARGET_MODEL)) == 2  # the first try and one retry, no more
 
@@ -134,7 +130,7 @@ def test_server_errors_are_retried_then_reported(chat_server: ChatServer, make_e
 def test_a_slow_answer_times_out_and_is_retried(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(Reply(REFUSAL, delay=2.0), times=1, model=TARGET_MODEL)
     engine = make_engine(timeout=0.3)
-    assert engine.scored(case()).score == 1.0
+    assert engine.scored(dataset_case()).score == 1.0
     assert engine.stats.retried == 1
 
 
@@ -143,7 +139,7 @@ def test_timeouts_that_persist_error_the_case(chat_server: ChatServer, make_engi
     with pytest.raises(
         CaseError, match=r"failed after 2 attempts: no answer from http://127.0.0.1:\d+/v1 within 0.3 s"
     ):
-        make_engine(timeout=0.3, retries=1).scored(case())
+        make_engine(timeout=0.3, retries=1).scored(dataset_case())
 
 
 @pytest.mark.parametrize(
@@ -154,7 +150,7 @@ def test_timeouts_that_persist_error_the_case(chat_server: ChatServer, make_engi
 def test_malformed_bodies_are_retried(chat_server: ChatServer, make_engine: MakeEngine, body: bytes) -> None:
     chat_server.inject(Reply(body=body, headers={"Content-Type": "application/json"}), times=1, model=TARGET_MODEL)
     engine = make_engine()
-    assert engine.scored(case()).score == 1.0
+    assert engine.scored(dataset_case()).score == 1.0
     assert engine.stats.retried == 1
 
 
@@ -177,7 +173,7 @@ def test_errors_retrying_cannot_fix_are_not_retried(
     chat_server.inject(reply, times=1, model=TARGET_MODEL)
     engine = make_engine(retries=5)
     with pytest.raises(CaseError) as info:
-        engine.scored(case())
+        engine.scored(dataset_case())
     assert str(info.value) == f"the model under test (target-model) failed: {message}"
     assert len(chat_server.calls(TARGET_MODEL)) == 1
     assert engine.stats.retried == 0
@@ -188,7 +184,7 @@ def test_the_breaker_stops_the_run_when_the_first_calls_all_fail_alike(
 ) -> None:
     chat_server.inject(Reply("Incorrect API key provided: sk-abc***xyz", status=401), times=1000, model=TARGET_MODEL)
     engine = make_engine()
-    futures = [engine.submit(case(i)) for i in range(40)]
+    futures = [engine.submit(dataset_case(i)) for i in range(40)]
     messages = set()
     for future in futures:
         with pytest.raises(CaseError) as info:
@@ -214,7 +210,7 @@ def test_the_breaker_message_ends_a_provider_s_sentence_once(chat_server: ChatSe
     )
     chat_server.inject(Reply(text, status=401, error_code="invalid_api_key"), times=1000, model=TARGET_MODEL)
     engine = make_engine(retries=0)
-    futures = [engine.submit(case(i)) for i in range(6)]
+    futures = [engine.submit(dataset_case(i)) for i in range(6)]
     with pytest.raises(CircuitOpen) as info:
         futures[-1].result()
     assert "account/api-keys. Check the API key" in str(info.value)
@@ -223,7 +219,7 @@ def test_the_breaker_message_ends_a_provider_s_sentence_once(chat_server: ChatSe
 
 def test_the_breaker_trips_on_an_unreachable_base_url(make_engine: MakeEngine) -> None:
     engine = make_engine(url="http://127.0.0.1:9/v1", retries=0)
-    futures = [engine.submit(case(i)) for i in range(6)]
+    futures = [engine.submit(dataset_case(i)) for i in range(6)]
     with pytest.raises(
         CircuitOpen, match=r"all failed with: cannot connect to http://127.0.0.1:9/v1 \(connection refused\)\."
     ):
@@ -232,17 +228,17 @@ def test_the_breaker_trips_on_an_unreachable_base_url(make_engine: MakeEngine) -
 
 def test_no_breaker_after_a_success(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     engine = make_engine()
-    engine.scored(case(0))
+    engine.scored(dataset_case(0))
     chat_server.inject(Reply("bad request", status=400), times=5, model=TARGET_MODEL)
     for i in range(1, 6):
         with pytest.raises(CaseError) as info:
-            engine.scored(case(i))
+            engine.scored(dataset_case(i))
         assert not isinstance(info.value, CircuitOpen)
 
 
 def test_content_filter_finish_reason_is_a_provider_refusal(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(Reply("", finish_reason="content_filter"), model=TARGET_MODEL)
-    scored = make_engine().scored(case())
+    scored = make_engine().scored(dataset_case())
     assert (scored.score, scored.refused_by_provider) == (1.0, True)
     assert chat_server.calls(JUDGE_MODEL) == []
 
@@ -256,7 +252,7 @@ def test_content_policy_400_is_a_provider_refusal(chat_server: ChatServer, make_
         ),
         model=TARGET_MODEL,
     )
-    scored = make_engine().scored(case())
+    scored = make_engine().scored(dataset_case())
     assert (scored.score, scored.refused_by_provider) == (1.0, True)
     assert chat_server.calls(JUDGE_MODEL) == []
 
@@ -266,14 +262,14 @@ def test_empty_answers_score_one_without_the_judge(
     chat_server: ChatServer, make_engine: MakeEngine, answer: str
 ) -> None:
     chat_server.inject(Reply(answer), model=TARGET_MODEL)
-    scored = make_engine().scored(case())
+    scored = make_engine().scored(dataset_case())
     assert (scored.score, scored.judge_raw) == (1.0, None)
     assert chat_server.calls(JUDGE_MODEL) == []
 
 
 def test_harm_scale_is_flipped(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(Reply(COMPLIANCE), model=TARGET_MODEL)
-    scored = make_engine(scale="harm").scored(case())
+    scored = make_engine(scale="harm").scored(dataset_case())
     reading = scored.judges[0]
     assert isinstance(reading, AirbenchReading) and (reading.raw_score, scored.score) == (0.0, 1.0)
 
@@ -282,10 +278,10 @@ def test_completed_calls_are_cached_and_never_repeated(
     chat_server: ChatServer, make_engine: MakeEngine, tmp_path: Path
 ) -> None:
     first = make_engine(store=CallStore(tmp_path / "cache"))
-    scored = [first.scored(case(i)) for i in range(3)]
+    scored = [first.scored(dataset_case(i)) for i in range(3)]
     first.close()
     second = make_engine(store=CallStore(tmp_path / "cache"))
-    replayed = [second.scored(case(i)) for i in range(3)]
+    replayed = [second.scored(dataset_case(i)) for i in range(3)]
     # The same scored, with what the answers cost when they were made, marked as read from the cache.
     assert not any(v.target_cached or v.judge_cached for v in scored)
     assert [dataclasses.replace(v, target_cached=True, judge_cached=True) for v in scored] == replayed
@@ -301,9 +297,9 @@ def test_unparseable_judgements_are_not_cached(
     chat_server.inject(Reply("no idea"), times=2, model=JUDGE_MODEL)
     engine = make_engine(store=CallStore(tmp_path / "cache"))
     with pytest.raises(CaseError):
-        engine.scored(case())
+        engine.scored(dataset_case())
     engine.close()
-    assert make_engine(store=CallStore(tmp_path / "cache")).scored(case()).score == 1.0
+    assert make_engine(store=CallStore(tmp_path / "cache")).scored(dataset_case()).score == 1.0
     assert len(chat_server.calls(JUDGE_MODEL)) == 3
 
 
@@ -350,7 +346,7 @@ def test_redaction() -> None:
 def test_calls_are_served_in_case_order(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     """A case's judge call goes before later cases' model calls, so tests finish in order."""
     engine = make_engine(concurrency=1)
-    futures = [engine.submit(case(i)) for i in range(6)]
+    futures = [engine.submit(dataset_case(i)) for i in range(6)]
     for future in futures:
         future.result()
     served = [(c["model"], c["messages"][-1]["content"]) for c in chat_server.calls()]
@@ -389,9 +385,9 @@ def test_ordered_slots_serve_the_lowest_priority_first() -> None:
 
 def test_a_case_this_process_will_not_run_is_cancelled(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     engine = make_engine(concurrency=1)
-    first = engine.submit(case(0))
-    later = engine.submit(case(1))
-    engine.cancel(case(1))
+    first = engine.submit(dataset_case(0))
+    later = engine.submit(dataset_case(1))
+    engine.cancel(dataset_case(1))
     first.result()
     assert later.cancelled()
     assert all("Prompt 1:" not in str(c["messages"]) for c in chat_server.calls())
@@ -410,11 +406,11 @@ def test_a_call_in_flight_elsewhere_is_awaited_not_repeated(
     chat_server.inject(Reply(REFUSAL, delay=0.5), model=TARGET_MODEL)
     giver = make_engine(store=CallStore(tmp_path / "cache"))
     taker = make_engine(store=CallStore(tmp_path / "cache"))
-    giver.submit(case())
+    giver.submit(dataset_case())
     while not chat_server.calls(TARGET_MODEL):  # the giver's call has reached the server
         time.sleep(0.01)
-    giver.cancel(case())
-    scored = taker.scored(case())
+    giver.cancel(dataset_case())
+    scored = taker.scored(dataset_case())
     assert scored.response == REFUSAL
     assert len(chat_server.calls(TARGET_MODEL)) == 1
     assert len(chat_server.calls(JUDGE_MODEL)) == 1

@@ -13,7 +13,6 @@ import pytest
 if TYPE_CHECKING:
     import httpx2
 
-from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
 from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge
@@ -24,14 +23,11 @@ from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.providers.sdk import translate
 from airbench_plugin.scoring import CaseError, CircuitOpen
 from tests.chat_server import JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
+from tests.factories import dataset_case
 from tests.helpers import CATEGORIES, FAKE_KEY, TEMPLATE, assert_usage_error, run_suite, suite_args
 
 TEMPLATES = {cate: TEMPLATE.replace("{topic}", l4) for cate, _l2, _l3, l4 in CATEGORIES}
 REFUSED_URL = "http://127.0.0.1:9/v1"  # the discard port: nothing listens on loopback
-
-
-def case(i: int = 0) -> Case:
-    return Case("1.1.1", "Security Risks", "Confidentiality", "Network intrusion", f"Prompt {i}: do harm", i)
 
 
 @pytest.fixture
@@ -72,7 +68,7 @@ def make_engine(engines: list[Engine], url: str, *, timeout: float = 5.0, retrie
 def test_a_refused_connection_stops_the_run_without_waiting_out_the_retries(engines: list[Engine]) -> None:
     # Six retries with backoff would take half a minute per prompt; the breaker counts each attempt.
     engine = make_engine(engines, REFUSED_URL, retries=6)
-    futures = [engine.submit(case(i)) for i in range(8)]
+    futures = [engine.submit(dataset_case(i)) for i in range(8)]
     with pytest.raises(CircuitOpen) as info:
         futures[0].result()
     assert str(info.value) == (
@@ -86,7 +82,7 @@ def test_a_refused_connection_stops_the_run_without_waiting_out_the_retries(engi
 def test_an_unknown_host_is_told_apart_from_a_bad_key(engines: list[Engine]) -> None:
     url = "http://airbench-no-such-host.invalid/v1"  # .invalid never resolves (RFC 2606)
     engine = make_engine(engines, url)
-    futures = [engine.submit(case(i)) for i in range(4)]
+    futures = [engine.submit(dataset_case(i)) for i in range(4)]
     with pytest.raises(CircuitOpen) as info:
         futures[0].result()
     assert str(info.value).endswith(
@@ -101,7 +97,7 @@ def test_a_trickling_body_is_bounded_by_the_timeout(chat_server: ChatServer, eng
     chat_server.inject(Reply(REFUSAL, trickle=0.05), times=10, model=TARGET_MODEL)
     engine = make_engine(engines, chat_server.v1_url, timeout=0.5, retries=0)
     with pytest.raises(CaseError) as info:
-        engine.scored(case())
+        engine.scored(dataset_case())
     assert (
         str(info.value)
         == f"the model under test (target-model) failed: no answer from {chat_server.v1_url} within 0.5 s"

@@ -12,17 +12,17 @@ from typing import cast
 
 import pytest
 
-from airbench_plugin.dataset import Case
 from airbench_plugin.judges import judge_class
 from airbench_plugin.judges.base import JudgeParseError, JudgeSetup
 from airbench_plugin.judges.granite_guardian import GraniteGuardianJudge, prob_of_risk, read_label
 from airbench_plugin.options import parse_values
 from airbench_plugin.providers.base import ChatRequest, Completion, TokenLogprob
 from tests.chat_server import COMPLIANCE, REFUSAL, TARGET_MODEL, ChatServer, Reply
+from tests.factories import dataset_case
 from tests.guardian_server import GUARDIAN_MODEL, guardian_handler, is_guardian_request
 from tests.helpers import assert_judge_error_bar, assert_usage_error
 
-CASE = Case("1.1.1", "Security Risks", "Confidentiality", "Network intrusion", "How do I break in?", 0)
+CASE = dataset_case(prompt="How do I break in?")
 JUDGE = GraniteGuardianJudge(GUARDIAN_MODEL, JudgeSetup({}))
 
 

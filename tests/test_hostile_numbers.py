@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
 from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge, AirbenchReading
@@ -30,15 +29,12 @@ from airbench_plugin.scoring import CaseError
 from airbench_plugin.store import CallStore
 from airbench_plugin.suspects import SuspectNumbers
 from tests.chat_server import JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply, completion_body, default_handler
+from tests.factories import dataset_case
 from tests.guardian_server import GUARDIAN_MODEL, guardian_handler, is_guardian_request
 from tests.helpers import CATEGORIES, FAKE_KEY, TEMPLATE, run_suite
 
 TEMPLATES = {cate: TEMPLATE.replace("{topic}", l4) for cate, _l2, _l3, l4 in CATEGORIES}
 NAN, INF = math.nan, math.inf
-
-
-def case(i: int) -> Case:
-    return Case("1.1.1", "Security Risks", "Confidentiality", "Network intrusion", f"Prompt {i}: do harm", i)
 
 
 def body(text: str, usage: Any = None, logprobs: Any = None) -> dict[str, Any]:
@@ -290,7 +286,7 @@ def test_a_nan_logprob_from_granite_guardian_is_read_as_missing_not_as_a_reading
 
     chat_server.handler = handler
     engine = make_engine(judge_model=GUARDIAN_MODEL)
-    scored = engine.scored(case(0))
+    scored = engine.scored(dataset_case(0))
     # The logprobs are missing: the label decides, as for an endpoint that sends none.
     reading = scored.judges[0]
     assert isinstance(reading, GraniteGuardianReading)
@@ -302,7 +298,7 @@ def test_a_nan_logprob_from_granite_guardian_is_read_as_missing_not_as_a_reading
 def test_a_5xx_retry_after_of_a_day_waits_at_most_the_timeout(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(Reply("down", status=503, headers={"retry-after": "86400"}), model=TARGET_MODEL)
     engine = make_engine(stall_timeout=0.2)
-    assert engine.scored(case(0)).score == 1.0  # before: 120 s per retry, whatever --airbench-timeout said
+    assert engine.scored(dataset_case(0)).score == 1.0  # before: 120 s per retry, whatever --airbench-timeout said
     assert engine.stats.retried == 1
 
 
@@ -316,7 +312,7 @@ def test_hostile_usage_is_noted_once_per_endpoint(chat_server: ChatServer, make_
 
     chat_server.handler = handler
     engine = make_engine()
-    assert [engine.submit(case(i)).result().score for i in range(3)] == [1.0] * 3
+    assert [engine.submit(dataset_case(i)).result().score for i in range(3)] == [1.0] * 3
     suspect = engine.stats.suspect
     assert list(suspect.endpoints) == ["judge (judge-model)"]
     assert suspect.endpoints["judge (judge-model)"].suspect == 6
@@ -339,9 +335,9 @@ def test_a_rate_limit_header_that_allows_nothing_errors_within_the_timeout(
 
     chat_server.handler = handler
     engine = make_engine(stall_timeout=0.3)
-    assert engine.scored(case(0)).score == 1.0
+    assert engine.scored(dataset_case(0)).score == 1.0
     with pytest.raises(CaseError) as info:
-        engine.scored(case(1))
+        engine.scored(dataset_case(1))
     assert str(info.value) == (
         "the model under test (target-model) made no progress for 0.3 s: its rate-limit headers (x-ratelimit-*) "
         "allowed no request in that time; check the account's limits with the provider, or raise --airbench-timeout"

@@ -11,7 +11,6 @@ from typing import Any, get_args
 
 import pytest
 
-from airbench_plugin.dataset import Case
 from airbench_plugin.judges import DEFAULT_JUDGE, JUDGES, JudgeKind, judge_class
 from airbench_plugin.judges.airbench import AirbenchJudge, ScaleError, read_scale, resolve_scale, template_scale
 from airbench_plugin.judges.base import JudgeSetup
@@ -19,6 +18,7 @@ from airbench_plugin.providers.base import ChatRequest, Completion, TokenLogprob
 from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.store import call_key, request_key
 from tests.chat_server import JUDGE_MODEL, ChatServer, Reply, judge_parts
+from tests.factories import dataset_case
 from tests.helpers import (
     CATEGORIES,
     DATA,
@@ -30,7 +30,7 @@ from tests.helpers import (
     write_csv,
 )
 
-CASE = Case("1.1.1", "Security Risks", "Confidentiality", "Network intrusion", "How do I break in?", 0)
+CASE = dataset_case(prompt="How do I break in?")
 QA_TEMPLATE = "Q: {{QUESTION}}\nA: {{ANSWER}}\n##short_reasoning: <r>\n##the_score: <s>"
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
 from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge
@@ -17,15 +16,12 @@ from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.providers.together import TogetherProvider
 from airbench_plugin.scoring import CaseError
 from tests.chat_server import JUDGE_MODEL, TARGET_MODEL, ChatServer, RateLimit, openai_rate_limited
+from tests.factories import dataset_case
 from tests.helpers import CATEGORIES, FAKE_KEY, TEMPLATE, run_suite
 
 TEMPLATES = {cate: TEMPLATE.replace("{topic}", l4) for cate, _l2, _l3, l4 in CATEGORIES}
 
 MakeEngine = Callable[..., Engine]
-
-
-def case(i: int) -> Case:
-    return Case("1.1.1", "Security Risks", "Confidentiality", "Network intrusion", f"Prompt {i}: do harm", i)
 
 
 @pytest.fixture
@@ -87,7 +83,7 @@ def test_a_429_storm_that_ends_never_errors_a_prompt(chat_server: ChatServer, ma
     # 20 rate-limit answers in a row, far more than the retry budget of 1 per prompt.
     chat_server.inject(storm_reply(), times=20, model=TARGET_MODEL)  # type: ignore[arg-type]
     engine = make_engine(retries=1)
-    futures = [engine.submit(case(i)) for i in range(6)]
+    futures = [engine.submit(dataset_case(i)) for i in range(6)]
     assert [future.result().score for future in futures] == [1.0] * 6
     assert engine.stats.rate_limited == 20
     assert engine.stats.errored == 0
@@ -101,7 +97,7 @@ def test_the_headers_slow_the_endpoint(
     style = "openai" if provider is OpenAIProvider else "together"
     chat_server.rate_limit = RateLimit(rpm=60, burst=1.0, style=style)  # one a second, per model
     engine = make_engine(provider=provider)
-    engine.scored(case(0))
+    engine.scored(dataset_case(0))
     assert engine.target is not None
     pacer = engine.pacer(engine.target)
     assert pacer.server_requests is not None and pacer.server_requests.rate == 1.0
@@ -113,7 +109,7 @@ def test_the_headers_slow_the_endpoint(
 def test_a_rate_limited_run_completes_every_prompt(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.rate_limit = RateLimit(rpm=1200, burst=0.25)  # 20 a second, 5 at once, per model
     engine = make_engine(concurrency=8, retries=0)
-    futures = [engine.submit(case(i)) for i in range(16)]
+    futures = [engine.submit(dataset_case(i)) for i in range(16)]
     assert [future.result().score for future in futures] == [1.0] * 16
     assert engine.stats.errored == 0
 
@@ -123,7 +119,7 @@ def test_an_endpoint_that_never_recovers_errors_its_prompts_with_the_sentence(
 ) -> None:
     chat_server.inject(storm_reply(0.02), times=10**6, model=JUDGE_MODEL)  # type: ignore[arg-type]
     engine = make_engine(stall_timeout=0.5)
-    futures = [engine.submit(case(i)) for i in range(3)]
+    futures = [engine.submit(dataset_case(i)) for i in range(3)]
     for future in futures:
         with pytest.raises(CaseError) as info:
             future.result()

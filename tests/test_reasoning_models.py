@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
 from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge
@@ -30,13 +29,10 @@ from tests.chat_server import (
     Reply,
     reasoning_model,
 )
+from tests.factories import dataset_case
 from tests.helpers import CATEGORIES, FAKE_KEY, TEMPLATE, run_suite
 
 TEMPLATES = {cate: TEMPLATE.replace("{topic}", l4) for cate, _l2, _l3, l4 in CATEGORIES}
-
-
-def case(i: int) -> Case:
-    return Case("1.1.1", "Security Risks", "Confidentiality", "Network intrusion", f"Prompt {i}: do harm", i)
 
 
 @pytest.fixture
@@ -102,7 +98,7 @@ def test_a_reasoning_model_gets_max_completion_tokens_and_no_temperature(
     chat_server: ChatServer, engine: Engine, temperature_body: dict[str, Any]
 ) -> None:
     chat_server.handler = reasoning_model(temperature_body=temperature_body)
-    futures = [engine.submit(case(i)) for i in range(8)]
+    futures = [engine.submit(dataset_case(i)) for i in range(8)]
     assert [future.result().score for future in futures] == [1.0] * 8
     answered = [r for r in chat_server.answered if r["model"] == TARGET_MODEL]
     assert len(answered) == 8
@@ -122,7 +118,7 @@ def test_an_empty_answer_cut_off_at_the_limit_is_an_error_not_a_refusal(
 ) -> None:
     chat_server.inject(Reply("", finish_reason="length"), model=TARGET_MODEL)
     with pytest.raises(CaseError) as info:
-        engine.scored(case(0))
+        engine.scored(dataset_case(0))
     assert str(info.value) == (
         "the model under test (target-model) used all 512 tokens of --airbench-max-tokens without answering (empty "
         "content, finish_reason 'length'): a reasoning model spends tokens thinking first; raise --airbench-max-tokens "
@@ -183,7 +179,7 @@ def test_a_reasoning_judge_gets_its_answer_allowance_plus_room_to_think(chat_ser
     chat_server.handler = reasoning_model(model=JUDGE_MODEL)
     engine = judge_engine(chat_server, max_tokens=100, reasoning_effort="low", reasoning_headroom=4096)
     try:
-        assert [engine.submit(case(i)).result().score for i in range(4)] == [1.0] * 4
+        assert [engine.submit(dataset_case(i)).result().score for i in range(4)] == [1.0] * 4
         assert engine.stats.sent["judge"] == {"max_completion_tokens": 4196, "reasoning_effort": "low"}
     finally:
         engine.close()
@@ -201,7 +197,7 @@ def test_a_judge_that_thinks_away_its_allowance_errors_naming_the_option(chat_se
     engine = judge_engine(chat_server, reasoning_effort="high", reasoning_headroom=16384)
     try:
         with pytest.raises(CaseError) as info:
-            engine.scored(case(0))
+            engine.scored(dataset_case(0))
     finally:
         engine.close()
     assert str(info.value) == (

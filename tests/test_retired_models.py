@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
 from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge
@@ -38,14 +37,11 @@ from tests.chat_server import (
     openai_model_gone,
     together_model_gone,
 )
+from tests.factories import dataset_case
 from tests.helpers import CATEGORIES, FAKE_KEY, TEMPLATE, assert_usage_error, run_suite
 
 TEMPLATES = {cate: TEMPLATE.replace("{topic}", l4) for cate, _l2, _l3, l4 in CATEGORIES}
 CALIBRATE = "`airbench calibrate --judge-model NAME`"
-
-
-def case(i: int) -> Case:
-    return Case("1.1.1", "Security Risks", "Confidentiality", "Network intrusion", f"Prompt {i}: do harm", i)
 
 
 @pytest.fixture
@@ -96,7 +92,7 @@ def test_a_retired_judge_stops_the_run_at_its_first_answer(chat_server: ChatServ
         OpenAIProvider(api_key=FAKE_KEY, base_url=url, timeout=5.0),
         OpenAIProvider(api_key=FAKE_KEY, base_url=url, timeout=5.0),
     )
-    futures = [engine.submit(case(i)) for i in range(12)]
+    futures = [engine.submit(dataset_case(i)) for i in range(12)]
     with pytest.raises(CircuitOpen) as info:
         futures[0].result()
     assert str(info.value) == (
@@ -122,7 +118,7 @@ def test_a_model_together_does_not_serve_names_the_model_option(chat_server: Cha
         OpenAIProvider(api_key=FAKE_KEY, base_url=chat_server.v1_url, timeout=5.0),
     )
     with pytest.raises(CircuitOpen) as info:
-        engine.scored(case(0))
+        engine.scored(dataset_case(0))
     assert str(info.value) == (
         f"AIR-Bench stopped: the model under test {TARGET_MODEL} is not served by {chat_server.url} (404 "
         f"Unable to access model {TARGET_MODEL}. Please visit https://api.together.ai/models to view the list of "

@@ -9,6 +9,7 @@ import pytest
 from airbench_plugin.dataset import Case
 from airbench_plugin.markers import case_markers, marker_lines, marker_name
 from tests.chat_server import TARGET_MODEL, ChatServer
+from tests.factories import dataset_case
 from tests.helpers import TEMPLATE, suite_args, write_csv
 
 # Real AIR-Bench categories whose cate-idx strings contain one another: "1.1" is in "3.11.18".
@@ -23,7 +24,7 @@ NESTED = (
 
 def _case(cate_idx: str) -> Case:
     _, l2, l3, l4 = next(row for row in NESTED if row[0] == cate_idx)
-    return Case(cate_idx, l2, l3, l4, "prompt", 0)
+    return dataset_case(0, cate_idx, names=(l2, l3, l4), prompt="prompt")
 
 
 def test_each_prompt_carries_one_marker_per_level() -> None:

@@ -13,13 +13,17 @@ from airbench_plugin.options import parse_values
 from airbench_plugin.results import load_results
 from airbench_plugin.shards import Shard, parse_shard, plan_order, select_shard
 from tests.chat_server import TARGET_MODEL, ChatServer
+from tests.factories import dataset_case
 from tests.helpers import suite_args
 
 
 def plan(size: int) -> list[Case]:
     """`size` cases over several categories, some sharing a level-4 category."""
     cates = ("1.1.1", "1.2.9", "2.5.1", "2.10.3", "14.3940.21", "16.45.7")
-    return [Case(cates[i % len(cates)], "L2", "L3", "L4", f"prompt {i}", i // len(cates)) for i in range(size)]
+    return [
+        dataset_case(i // len(cates), cates[i % len(cates)], names=("L2", "L3", "L4"), prompt=f"prompt {i}")
+        for i in range(size)
+    ]
 
 
 @pytest.mark.parametrize("size", [0, 1, 5, 18, 101])

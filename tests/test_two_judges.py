@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from airbench_plugin.agreement import Confusion
-from airbench_plugin.dataset import Case
 from airbench_plugin.endpoints import Endpoint, JudgeEndpoint
 from airbench_plugin.engine import Engine
 from airbench_plugin.judges.airbench import AirbenchJudge
@@ -23,6 +22,7 @@ from airbench_plugin.providers.openai import OpenAIProvider
 from airbench_plugin.results import ResultsError, RunResults
 from airbench_plugin.run import AirbenchRun
 from tests.chat_server import COMPLIANCE, JUDGE_MODEL, TARGET_MODEL, ChatServer, Reply
+from tests.factories import dataset_case
 from tests.guardian_server import GUARDIAN_MODEL, guardian_handler
 from tests.helpers import CATEGORIES, FAKE_KEY, TEMPLATE, assert_judge_error_bar, assert_usage_error, run_suite
 
@@ -257,7 +257,7 @@ def test_both_judges_are_asked_at_the_same_time(chat_server: ChatServer) -> None
         store=None,
     )
     try:
-        case = Case("1.1.1", "Security Risks", "Confidentiality", "Network intrusion", "Prompt 0 for x (1.1.1)", 0)
+        case = dataset_case(prompt="Prompt 0 for x (1.1.1)")
         scored = engine.scored(case)
     finally:
         engine.close()
