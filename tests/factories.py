@@ -36,16 +36,20 @@ def case_result(
     score: float | None = 1.0,
     *,
     test_id: str | None = None,
+    file: str = "t.py",
+    nodeid: str | None = None,
     names: tuple[str, str, str] = ("L2", "L3", "L4"),
     prompt: str = "p",
     response: str | None = "r",
     judge_reasoning: str | None = "j",
+    judge_raw: str | None = None,
     outcome: Outcome | None = None,
     **changes: Any,
 ) -> CaseResult:
-    """One prompt's record in a suite file `t.py`; its outcome follows from its score unless given."""
+    """One prompt's record, `file::test_airbench[test_id]` unless its node id is given; its outcome
+    follows from its score unless given."""
     return CaseResult(
-        nodeid=f"t.py::test_airbench[{test_id or f'{cate_idx}-{prompt}'}]",
+        nodeid=nodeid or f"{file}::test_airbench[{test_id or f'{cate_idx}-{prompt}'}]",
         cate_idx=cate_idx,
         l2_name=names[0],
         l3_name=names[1],
@@ -53,7 +57,7 @@ def case_result(
         prompt=prompt,
         response=response,
         judge_reasoning=judge_reasoning,
-        judge_raw=None,
+        judge_raw=judge_raw,
         score=score,
         outcome=outcome_of(score) if outcome is None else outcome,
         **changes,

@@ -14,9 +14,10 @@ from airbench_plugin.leaderboard import CompareError, compare_runs
 from airbench_plugin.options import Settings
 from airbench_plugin.reports.compare import render_compare
 from airbench_plugin.reports.document import write_json
-from airbench_plugin.results import CaseResult, Outcome, RunResults
+from airbench_plugin.results import CaseResult, RunResults
 from airbench_plugin.run import build_results
 from airbench_plugin.stats import wilson_interval
+from tests.factories import case_result
 
 # (cate-idx, l2, l3, l4) of the prompts the runs are made of.
 TAXONOMY = {
@@ -29,20 +30,14 @@ TAXONOMY = {
 
 
 def case(cate: str, index: int, score: float | None, response: str = "I can't help with that.") -> CaseResult:
-    l2, l3, l4 = TAXONOMY[cate]
-    outcome: Outcome = "error" if score is None else "passed" if score >= 0.5 else "failed"
-    return CaseResult(
-        nodeid=f"t.py::test_airbench[{cate}-x-{index}]",
-        cate_idx=cate,
-        l2_name=l2,
-        l3_name=l3,
-        l4_name=l4,
+    return case_result(
+        cate,
+        score,
+        test_id=f"{cate}-x-{index}",
+        names=TAXONOMY[cate],
         prompt=f"prompt {cate} #{index}",
         response=response,
         judge_reasoning="judged",
-        judge_raw=None,
-        score=score,
-        outcome=outcome,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from airbench_plugin.judges.granite_guardian import GraniteGuardianReading
 from airbench_plugin.reports.failures import failure_line, pytest_arguments, tb_chosen
 from airbench_plugin.results import CaseResult
 from tests.chat_server import ChatServer
+from tests.factories import case_result
 from tests.helpers import suite_args
 
 HEADING = (
@@ -27,22 +29,17 @@ def airbench_target():
 """
 
 
-def _result(**overrides: object) -> CaseResult:
-    fields: dict[str, object] = {
-        "nodeid": "test_suite.py::test_airbench[14.3940.21-race-0]",
-        "cate_idx": "14.3940.21",
-        "l2_name": "Discrimination/Bias",
-        "l3_name": "Protected Characteristics",
-        "l4_name": "Race",
-        "prompt": "p",
-        "response": ANSWER,
-        "judge_reasoning": "it assists",
-        "judge_raw": "raw",
-        "score": 0.0,
-        "outcome": "failed",
-    }
-    fields.update(overrides)
-    return CaseResult(**fields)  # type: ignore[arg-type]
+def _result(**overrides: Any) -> CaseResult:
+    fields: dict[str, Any] = {"score": 0.0, "outcome": "failed", "response": ANSWER, **overrides}
+    return case_result(
+        "14.3940.21",
+        file="test_suite.py",
+        test_id="14.3940.21-race-0",
+        names=("Discrimination/Bias", "Protected Characteristics", "Race"),
+        judge_reasoning="it assists",
+        judge_raw="raw",
+        **fields,
+    )
 
 
 def test_tb_is_told_apart_from_pytests_default() -> None:

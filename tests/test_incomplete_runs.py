@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from airbench_plugin.results import CaseResult, DatasetInfo, RunResults, RunSettings
+from airbench_plugin.results import DatasetInfo, RunResults, RunSettings
 from tests.chat_server import COMPLIANCE, TARGET_MODEL, ChatServer, Reply
+from tests.factories import case_result
 from tests.helpers import assert_usage_error, run_suite
 
 
@@ -118,18 +119,13 @@ def test_the_allow_partial_ini_key(
 def test_a_baseline_sharing_no_prompt_fails_the_regression_gate(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
-    other = CaseResult(
-        "t.py::test_airbench[9.9.9-x-0]",
+    other = case_result(
         "9.9.9",
-        "Other",
-        "Other",
-        "Other",
-        "elsewhere",
-        "no",
-        "r",
-        None,
-        1.0,
-        "passed",
+        test_id="9.9.9-x-0",
+        names=("Other", "Other", "Other"),
+        prompt="elsewhere",
+        response="no",
+        judge_reasoning="r",
     )
     baseline = RunResults.build(
         model="old-model",

@@ -12,8 +12,9 @@ from airbench_plugin.judges.airbench import parse_judgement, template_problems
 from airbench_plugin.judges.base import JudgeParseError
 from airbench_plugin.options import Settings
 from airbench_plugin.reports.junit import write_junit_dir
-from airbench_plugin.results import CaseResult, DatasetInfo, RunResults
+from airbench_plugin.results import DatasetInfo, RunResults
 from tests.chat_server import JUDGE_MODEL, ChatServer, Reply
+from tests.factories import case_result
 from tests.helpers import assert_usage_error, judge_rows, run_suite, suite_args, write_csv
 
 
@@ -154,7 +155,7 @@ def test_template_problems_only_for_judged_categories() -> None:
 )
 def test_junit_dir_writes_a_file_for_every_category(hostile: str, tmp_path: Path) -> None:
     records = [
-        CaseResult(f"t.py::t[{key}-{i}]", f"{key}.1.1", name, "l3", "l4", "p", "r", "ok", None, 1.0, "passed")
+        case_result(f"{key}.1.1", nodeid=f"t.py::t[{key}-{i}]", names=(name, "l3", "l4"), judge_reasoning="ok")
         for i, (key, name) in enumerate([(hostile, "Same"), ("a-b", "Same"), ("1", "Same")])
     ]
     run = RunResults.build(

@@ -24,6 +24,7 @@ from airbench_plugin.calibration.stated import (
 from airbench_plugin.dataset import load_templates
 from airbench_plugin.reports.markdown import escape
 from tests.chat_server import COMPLIANCE, JUDGE_MODEL, ChatServer, Reply
+from tests.factories import case_result
 from tests.helpers import assert_usage_error, run_suite
 
 Z95 = 1.959963984540054
@@ -219,16 +220,13 @@ def test_merge_keeps_the_shards_calibration_and_refuses_shards_of_different_ones
     from airbench_plugin.cli import main
     from airbench_plugin.options import parse_values
     from airbench_plugin.reports.document import write_json
-    from airbench_plugin.results import CaseResult
     from airbench_plugin.run import build_results
     from airbench_plugin.shards import Shard
 
     base = parse_values({"model": "m", "judge_model": JUDGE_MODEL, "sample": "all", "no_cache": True})
     calibration = load_judge_calibration(str(write(tmp_path / "c.json", document("sha256:x"))))
     records = [
-        CaseResult(
-            f"t.py::test_airbench[1.1.1-x-{i}]", "1.1.1", "S", "C", "N", f"p{i}", "No.", "r", None, 1.0, "passed"
-        )
+        case_result(test_id=f"1.1.1-x-{i}", names=("S", "C", "N"), prompt=f"p{i}", response="No.", judge_reasoning="r")
         for i in range(4)
     ]
 

@@ -18,6 +18,7 @@ from airbench_plugin.results import CaseResult, PlannedPrompt, RunResults, load_
 from airbench_plugin.run import build_results
 from airbench_plugin.shards import Shard
 from tests.chat_server import COMPLIANCE, REFUSAL, TARGET_MODEL, ChatServer, Reply, default_handler
+from tests.factories import NETWORK_INTRUSION, case_result
 from tests.helpers import assert_error_bars, suite_args
 
 
@@ -111,18 +112,15 @@ BASE = parse_values({"model": "model-a", "judge_model": "judge-x", "sample": "al
 
 
 def record(index: int, score: float = 1.0, cate: str = "1.1.1") -> CaseResult:
-    return CaseResult(
-        nodeid=f"tests_airbench/test_airbench.py::test_airbench[{cate}-network-intrusion-{index}]",
-        cate_idx=cate,
-        l2_name="Security Risks",
-        l3_name="Confidentiality",
-        l4_name="Network intrusion",
+    return case_result(
+        cate,
+        score,
+        file="tests_airbench/test_airbench.py",
+        test_id=f"{cate}-network-intrusion-{index}",
+        names=NETWORK_INTRUSION,
         prompt=f"prompt {index}",
         response=REFUSAL if score == 1.0 else COMPLIANCE,
         judge_reasoning="refuses" if score == 1.0 else "assists",
-        judge_raw=None,
-        score=score,
-        outcome="passed" if score >= 0.5 else "failed",
     )
 
 

@@ -17,10 +17,10 @@ from airbench_plugin.endpoints import Endpoint
 from airbench_plugin.options import Settings
 from airbench_plugin.providers.base import ErrorKind, ProviderError
 from airbench_plugin.reports.junit import junit_properties
-from airbench_plugin.results import CaseResult
 from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
 from airbench_plugin.run import output_paths
 from tests.chat_server import ChatServer
+from tests.factories import case_result
 from tests.helpers import run_suite
 
 
@@ -52,7 +52,7 @@ def test_the_outputs_registry_names_each_requested_file() -> None:
 
 
 def test_junit_properties_of_a_result() -> None:
-    result = CaseResult("t::x", "1.1.6", "Security", "Conf", "Entry", "p", "r", "why", None, 0.5, "passed")
+    result = case_result("1.1.6", 0.5, nodeid="t::x", names=("Security", "Conf", "Entry"), judge_reasoning="why")
     assert junit_properties(result) == [
         ("cate_idx", "1.1.6"),
         ("l2", "Security"),

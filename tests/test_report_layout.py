@@ -24,6 +24,7 @@ from airbench_plugin.reports.document import write_json
 from airbench_plugin.reports.html import write_html
 from airbench_plugin.results import CaseResult, DatasetInfo, RunResults, RunSettings
 from airbench_plugin.run import build_results
+from tests.factories import case_result
 from tests.helpers import DATA
 
 try:
@@ -42,18 +43,18 @@ PROMPT = (
 
 
 def _case(index: int, cate: str, first: float, second: float) -> CaseResult:
-    return CaseResult(
-        nodeid=f"t.py::test_airbench[{cate}-x-{index}]",
-        cate_idx=cate,
-        l2_name="Discrimination/Bias",
-        l3_name="Discrimination/Protected Characteristics Combinations",
-        l4_name="Characterization of identity - Occupation",
+    return case_result(
+        cate,
+        first,
+        test_id=f"{cate}-x-{index}",
+        names=(
+            "Discrimination/Bias",
+            "Discrimination/Protected Characteristics Combinations",
+            "Characterization of identity - Occupation",
+        ),
         prompt=PROMPT,
         response="I can't help with that.",
         judge_reasoning="refuses",
-        judge_raw=None,
-        score=first,
-        outcome="passed" if first >= 0.5 else "failed",
         judges=(
             AirbenchReading("gpt-4o", first, "##the_score: 1", "The model refuses."),
             GraniteGuardianReading("granite", second, "Yes", "harmful (Yes)", prob_of_risk=1 - second),
@@ -141,19 +142,12 @@ def _heat_map(folder: Path, lines: int = 1, drop: str | None = None) -> Path:
     paths = []
     for model, score in (("model-a", 1.0), ("model-b", 0.5)):
         records = [
-            CaseResult(
-                nodeid=f"t.py::test_airbench[{line['cate-idx']}-x-{index}]",
-                cate_idx=line["cate-idx"],
-                l2_name=line["l2-name"],
-                l3_name=line["l3-name"],
-                l4_name=line["l4-name"],
+            case_result(
+                line["cate-idx"],
+                score if drop is None else float(model == "model-a" or not line["cate-idx"].startswith(f"{drop}.")),
+                test_id=f"{line['cate-idx']}-x-{index}",
+                names=(line["l2-name"], line["l3-name"], line["l4-name"]),
                 prompt=line["prompt"],
-                response="r",
-                judge_reasoning="j",
-                judge_raw=None,
-                score=score
-                if drop is None
-                else float(model == "model-a" or not line["cate-idx"].startswith(f"{drop}.")),
                 outcome="passed",
             )
             for index, line in chosen

@@ -15,6 +15,7 @@ import pytest
 from airbench_plugin.reports.html import write_html
 from airbench_plugin.results import CaseResult, DatasetInfo, Outcome, RunResults, RunSettings
 from tests.chat_server import ChatServer
+from tests.factories import case_result
 from tests.helpers import SUITE_FILE, suite_args
 
 try:
@@ -60,17 +61,14 @@ def test_pytest_html_summary_cells_are_padded(
 
 
 def _record(index: int, outcome: Outcome) -> CaseResult:
-    return CaseResult(
-        nodeid=f"t.py::test_airbench[1.1.6-x-{index}]",
-        cate_idx="1.1.6",
-        l2_name="Security Risks",
-        l3_name="Confidentiality",
-        l4_name="Unauthorized network entry",
+    return case_result(
+        "1.1.6",
+        None if outcome == "error" else 1.0,
+        test_id=f"1.1.6-x-{index}",
+        names=("Security Risks", "Confidentiality", "Unauthorized network entry"),
         prompt=f"Prompt {index}",
         response="I can't help with that.",
         judge_reasoning="refuses",
-        judge_raw=None,
-        score=None if outcome == "error" else 1.0,
         outcome=outcome,
         error="RateLimitError: too many requests" if outcome == "error" else None,
     )

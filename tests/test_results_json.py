@@ -18,7 +18,6 @@ from airbench_plugin.results import (
     DeltaRow,
     FlippedPrompt,
     Gate,
-    Outcome,
     PlannedPrompt,
     ResultsError,
     RunResults,
@@ -29,29 +28,29 @@ from airbench_plugin.results import (
     load_results,
 )
 from airbench_plugin.stats import Z95, RateEstimate, wilson_interval
+from tests.factories import case_result
 
 V1 = Path(__file__).parent / "data" / "results_v1.json"
 
 
 def record(cate: str, ordinal: int, score: float | None, **changes: Any) -> CaseResult:
-    outcome: Outcome = "error" if score is None else ("passed" if score >= 0.5 else "failed")
-    base = CaseResult(
-        nodeid=f"test_suite.py::test_airbench[{cate}-leaf-{ordinal}]",
-        cate_idx=cate,
-        l2_name=f"L2 {cate.split('.')[0]}",
-        l3_name="L3",
-        l4_name="leaf",
+    fields: dict[str, Any] = {
+        "response": None if score is None else "I can't help with that.",
+        "judge_reasoning": None if score is None else "refuses",
+        "error": "the judge failed" if score is None else None,
+        "target_tokens": (10, 5),
+        "judge_tokens": (100, 3),
+        **changes,
+    }
+    return case_result(
+        cate,
+        score,
+        file="test_suite.py",
+        test_id=f"{cate}-leaf-{ordinal}",
+        names=(f"L2 {cate.split('.')[0]}", "L3", "leaf"),
         prompt=f"prompt {cate} {ordinal} \u00e9 \U0001f600",
-        response=None if score is None else "I can't help with that.",
-        judge_reasoning=None if score is None else "refuses",
-        judge_raw=None,
-        score=score,
-        outcome=outcome,
-        error="the judge failed" if score is None else None,
-        target_tokens=(10, 5),
-        judge_tokens=(100, 3),
+        **fields,
     )
-    return CaseResult(**{**base.__dict__, **changes})
 
 
 def full_run() -> RunResults:

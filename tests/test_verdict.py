@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -145,8 +144,7 @@ def test_the_reasons_are_sentences() -> None:
 
 
 def record(nodeid: str, cate: str, outcome: str) -> CaseResult:
-    record = case_result(cate, None if outcome == "error" else 1.0, outcome=outcome)  # type: ignore[arg-type]
-    return dataclasses.replace(record, nodeid=nodeid)
+    return case_result(cate, None if outcome == "error" else 1.0, nodeid=nodeid, outcome=outcome)  # type: ignore[arg-type]
 
 
 def test_settle_plan_marks_every_planned_prompt() -> None:

@@ -15,6 +15,7 @@ from airbench_plugin.results import (
     Comparison,
     DatasetInfo,
     FlippedPrompt,
+    Outcome,
     RunResults,
     RunSettings,
     Tally,
@@ -22,6 +23,7 @@ from airbench_plugin.results import (
 )
 from airbench_plugin.roles import RECORDED_PROVIDER
 from airbench_plugin.wording import plural
+from tests.factories import case_result
 
 
 def test_plural() -> None:
@@ -49,27 +51,19 @@ def test_tokens_text_shows_what_cached_answers_cost() -> None:
     assert tokens_text(TokenCount()) == "0 prompt + 0 completion"
 
 
-def _record(cate: str, outcome: str, cached: bool) -> CaseResult:
+def _record(cate: str, outcome: Outcome, cached: bool) -> CaseResult:
     names = {"1": "Security Risks", "2": "Operational Misuses"}
-    return CaseResult.from_json(
-        {
-            "nodeid": f"t.py::test_airbench[{cate}-x-0]",
-            "cate_idx": cate,
-            "l2_name": names[cate.split(".")[0]],
-            "l3_name": "L3",
-            "l4_name": "L4",
-            "prompt": "p",
-            "response": "r",
-            "judge_reasoning": "j",
-            "judge_raw": None,
-            "score": {"passed": 1.0, "failed": 0.0, "error": None}[outcome],
-            "outcome": outcome,
-            "error": "boom" if outcome == "error" else None,
-            "target_tokens": [1200, 500],
-            "judge_tokens": [34, 67],
-            "target_cached": cached,
-            "judge_cached": cached,
-        }
+    return case_result(
+        cate,
+        {"passed": 1.0, "failed": 0.0, "error": None}[outcome],
+        test_id=f"{cate}-x-0",
+        names=(names[cate.split(".")[0]], "L3", "L4"),
+        outcome=outcome,
+        error="boom" if outcome == "error" else None,
+        target_tokens=(1200, 500),
+        judge_tokens=(34, 67),
+        target_cached=cached,
+        judge_cached=cached,
     )
 
 
