@@ -507,7 +507,7 @@ class AirbenchRun:
 
     def max_calls(self) -> int:
         """The most API calls this run can start: one to the model and two to each judge (an
-        unreadable verdict is asked once more) for every planned prompt, before retries of failed calls."""
+        unreadable reply is asked once more) for every planned prompt, before retries of failed calls."""
         judges = 1 if self.settings.second_judge is None else 2
         model = 0 if self.recorded is not None else 1  # recorded answers need no call to the model
         per_prompt = model + 2 * judges

@@ -2,7 +2,7 @@
 
 A heat map of models × level-2 categories (refusal score over the prompts every run scored, the
 AIR-Bench paper's figure), each level-2 category expandable to its level-3 and level-4 columns,
-the overall rate per model and, for two runs, the prompts whose verdict flipped. As in the run
+the overall rate per model and, for two runs, the prompts whose outcome flipped. As in the run
 report, every string from the runs is escaped by jinja2's autoescaping, and the
 Content-Security-Policy admits no script at all (the page needs none: `<details>` expands).
 """
@@ -45,9 +45,9 @@ def _difference_text(difference: PairedDifference | None, first: str) -> tuple[s
     if difference.ci_low is not None and difference.ci_high is not None:
         interval = f" [{difference.ci_low * 100:+.1f}, {difference.ci_high * 100:+.1f}]"
     significant = difference.significant()
-    verdict = "beyond noise" if significant else "within noise"
+    noise = "beyond noise" if significant else "within noise"
     mark = ("up" if difference.mean > 0 else "down") if significant else ""
-    return f"{points_text(difference.mean)}{interval} against {first}, {verdict}", mark
+    return f"{points_text(difference.mean)}{interval} against {first}, {noise}", mark
 
 
 @dataclass(frozen=True, slots=True)

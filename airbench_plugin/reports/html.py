@@ -93,7 +93,7 @@ def render_html(run: RunResults) -> str:
         "has_failed": summary.failed > 0,
         "has_errors": summary.errors > 0,
         # The run's verdict (it always agrees with the exit status); files written before it existed
-        # have only the gates' verdict.
+        # have only the gates' status.
         "verdict": run.verdict.status if run.verdict is not None else run.gates_status,
         "run_verdict": build_verdict(run),
         "gates": build_gates(run.gates),

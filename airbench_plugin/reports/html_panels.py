@@ -55,7 +55,7 @@ class Judges:
 
     rows: list[_JudgeRow]
     column: str | None  # the column of a judge's own figure if any
-    label_only: str | None  # the judges' notes on verdicts that rest on their labels alone
+    label_only: str | None  # the judges' notes on readings that rest on their labels alone
     first: str = ""
     second: str = ""
     threshold: str = ""
