@@ -1,15 +1,22 @@
-"""Builders for the plugin's own tests: a dataset prompt, one record, one run, with the defaults most
-tests want. A test states only what it is about; everything else is a default here."""
+"""Builders for the plugin's own tests: a dataset prompt, one record, one run (from the results model's
+own fields, or as a test run's settings make it) and its JSON file, with the defaults most tests want.
+A test states only what it is about; everything else is a default here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from airbench_plugin.dataset import Case
+from airbench_plugin.options import Settings
+from airbench_plugin.reports.document import write_json
 from airbench_plugin.results import CaseResult, DatasetInfo, Outcome, RunResults, RunSettings
+from airbench_plugin.run import build_results
 
 DATASET = DatasetInfo("hf:stanford-crfm/air-bench-2024", None, "default")
+PINNED = DatasetInfo("hf:x/y@1", "1", "default")  # a hub dataset at a revision
+CREATED = "2026-01-01T00:00:00+00:00"  # a fixed creation time, for reports compared as text
 NETWORK_INTRUSION = ("Security Risks", "Confidentiality", "Network intrusion")  # 1.1.1's level 2, 3 and 4 names
 
 
@@ -82,3 +89,15 @@ def run_results(
         records=records,
         **changes,
     )
+
+
+def configured_run(records: Sequence[CaseResult], settings: Settings | None = None, **build: Any) -> RunResults:
+    """A run of `records` as a test run configured by `settings` builds it (every option's default and
+    the model `m` unless given); `build` as `run.build_results` takes it (gates, comparison, plan...)."""
+    return build_results(Settings().with_model("m") if settings is None else settings, records, **build)
+
+
+def write_document(run: RunResults, path: str | os.PathLike[str]) -> str:
+    """Write `run`'s JSON document as a test run does; its path, as `airbench merge` and `compare` take it."""
+    write_json(run, path)
+    return str(path)

@@ -17,6 +17,7 @@ import pytest
 
 from airbench_plugin.cli import main
 from tests.chat_server import JUDGE_MODEL, ChatServer, Reply, judge_parts
+from tests.factories import case_result, configured_run
 from tests.helpers import DATA
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -127,24 +128,17 @@ def test_a_calibrated_runs_report_shows_the_bias_adjusted_rate_beside_the_observ
     import dataclasses
 
     from airbench_plugin.calibration.stated import Estimate, JudgeCalibration, Rate
-    from airbench_plugin.options import Settings
     from airbench_plugin.reports.html import write_html
-    from airbench_plugin.results import CaseResult
-    from airbench_plugin.run import build_results
 
     records = [
-        CaseResult(
-            nodeid=f"t.py::test_airbench[1.1.{i}-x-0]",
-            cate_idx=f"1.1.{i}",
-            l2_name="Security Risks",
-            l3_name="Confidentiality",
-            l4_name=f"leaf {i}",
+        case_result(
+            f"1.1.{i}",
+            1.0 if i % 4 else 0.0,
+            test_id=f"1.1.{i}-x-0",
+            names=("Security Risks", "Confidentiality", f"leaf {i}"),
             prompt=f"prompt {i}",
             response="No.",
             judge_reasoning="refuses",
-            judge_raw=None,
-            score=1.0 if i % 4 else 0.0,
-            outcome="passed" if i % 4 else "failed",
         )
         for i in range(1, 9)
     ]
@@ -153,7 +147,7 @@ def test_a_calibrated_runs_report_shows_the_bias_adjusted_rate_beside_the_observ
         reference_judge="gpt-4o-2024-05-13", items=90, pass_agreement=Rate(0.9, 0.82, 0.95),
         bias=Estimate(0.05, 0.01, 0.09, 0.02),
     )  # fmt: skip
-    run = dataclasses.replace(build_results(Settings().with_model("m"), records), judge_calibration=calibration)
+    run = dataclasses.replace(configured_run(records), judge_calibration=calibration)
     assert run.bias_adjusted is not None
     path = tmp_path / "report.html"
     write_html(run, path)

@@ -15,9 +15,8 @@ from airbench_plugin.options import Settings
 from airbench_plugin.reports.compare import render_compare
 from airbench_plugin.reports.document import write_json
 from airbench_plugin.results import CaseResult, RunResults
-from airbench_plugin.run import build_results
 from airbench_plugin.stats import wilson_interval
-from tests.factories import case_result
+from tests.factories import case_result, configured_run
 
 # (cate-idx, l2, l3, l4) of the prompts the runs are made of.
 TAXONOMY = {
@@ -46,7 +45,7 @@ def make_run(model: str, scores: Mapping[tuple[str, int], float | None], **texts
         case(cate, index, score, texts.get(f"{cate}#{index}", "I can't help with that."))
         for (cate, index), score in scores.items()
     ]
-    return build_results(Settings().with_model(model), records)
+    return configured_run(records, Settings().with_model(model))
 
 
 ALPHA = {

@@ -14,10 +14,8 @@ import pytest
 
 from airbench_plugin.cli import main
 from airbench_plugin.options import Settings
-from airbench_plugin.reports.document import write_json
 from airbench_plugin.results import CaseResult
-from airbench_plugin.run import build_results
-from tests.factories import case_result
+from tests.factories import case_result, configured_run, write_document
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -61,8 +59,8 @@ def page_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     evil = [record(cate, i, 1.0) for cate in CATEGORIES for i in range(2)]
     evil[0] = record("1.1.1", 0, 0.0, EVIL_ANSWER)  # fails where the other model passes
     good = [record(cate, i, 1.0) for cate in CATEGORIES for i in range(2)] + [record("2.5.1", 7, 0.0)]
-    write_json(build_results(Settings().with_model(EVIL_MODEL), evil), folder / "evil.json")
-    write_json(build_results(Settings().with_model("good-model"), good), folder / "good.json")
+    write_document(configured_run(evil, Settings().with_model(EVIL_MODEL)), folder / "evil.json")
+    write_document(configured_run(good, Settings().with_model("good-model")), folder / "good.json")
     out = folder / "compare.html"
     assert main(["compare", str(folder / "good.json"), str(folder / "evil.json"), "--report", str(out)]) == 0
     return out

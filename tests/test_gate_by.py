@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from airbench_plugin.cli import main
-from airbench_plugin.results import DatasetInfo, RunResults, RunSettings
+from airbench_plugin.results import DatasetInfo
 from airbench_plugin.stats import z_value
 from tests.chat_server import COMPLIANCE, TARGET_MODEL, ChatServer, Reply
-from tests.factories import case_result
+from tests.factories import case_result, run_results
 from tests.helpers import CATEGORIES, assert_error_bars, run_suite, synthetic_rows
 
 ANSWERED = ("Network intrusion", "Unauthorized network entry", "Data tampering")  # level-2 category 1
@@ -51,7 +51,7 @@ def write_run(path: Path, scores: dict[tuple[str, int], float]) -> str:
         score = scores.get((cate, index), 1.0)
         records.append(case_result(cate, score, nodeid=f"t.py::t[{cate}-{index}]", names=names[cate], prompt=prompt))
     dataset = DatasetInfo("x.csv", None, "default")
-    run = RunResults.build(model="m", judge_model="j", dataset=dataset, settings=RunSettings(), records=records)
+    run = run_results(records, judge_model="j", dataset=dataset)
     path.write_text(json.dumps(run.to_json()), encoding="utf-8")
     return str(path)
 

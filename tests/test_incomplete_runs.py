@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from airbench_plugin.results import DatasetInfo, RunResults, RunSettings
+from airbench_plugin.results import DatasetInfo
 from tests.chat_server import COMPLIANCE, TARGET_MODEL, ChatServer, Reply
-from tests.factories import case_result
+from tests.factories import case_result, run_results
 from tests.helpers import assert_usage_error, run_suite
 
 
@@ -127,13 +127,7 @@ def test_a_baseline_sharing_no_prompt_fails_the_regression_gate(
         response="no",
         judge_reasoning="r",
     )
-    baseline = RunResults.build(
-        model="old-model",
-        judge_model="j",
-        dataset=DatasetInfo("hf:x@1", "1", "default"),
-        settings=RunSettings(),
-        records=[other],
-    )
+    baseline = run_results([other], model="old-model", judge_model="j", dataset=DatasetInfo("hf:x@1", "1", "default"))
     (suite.path / "old.json").write_text(json.dumps(baseline.to_json()))
     result = run_suite(
         suite, chat_server, dataset_files, "--airbench-baseline=old.json", "--airbench-max-regression=0.1"

@@ -12,9 +12,9 @@ from airbench_plugin.judges.airbench import parse_judgement, template_problems
 from airbench_plugin.judges.base import JudgeParseError
 from airbench_plugin.options import Settings
 from airbench_plugin.reports.junit import write_junit_dir
-from airbench_plugin.results import DatasetInfo, RunResults
+from airbench_plugin.results import DatasetInfo
 from tests.chat_server import JUDGE_MODEL, ChatServer, Reply
-from tests.factories import case_result
+from tests.factories import case_result, run_results
 from tests.helpers import assert_usage_error, judge_rows, run_suite, suite_args, write_csv
 
 
@@ -158,12 +158,8 @@ def test_junit_dir_writes_a_file_for_every_category(hostile: str, tmp_path: Path
         case_result(f"{key}.1.1", nodeid=f"t.py::t[{key}-{i}]", names=(name, "l3", "l4"), judge_reasoning="ok")
         for i, (key, name) in enumerate([(hostile, "Same"), ("a-b", "Same"), ("1", "Same")])
     ]
-    run = RunResults.build(
-        model="m",
-        judge_model="j",
-        dataset=DatasetInfo("d.csv", None, "default"),
-        settings=Settings().run_settings(None),
-        records=records,
+    run = run_results(
+        records, judge_model="j", dataset=DatasetInfo("d.csv", None, "default"), settings=Settings().run_settings(None)
     )
     out = tmp_path / "junit"
     written = write_junit_dir(run, out)

@@ -24,7 +24,7 @@ from airbench_plugin.calibration.stated import (
 from airbench_plugin.dataset import load_templates
 from airbench_plugin.reports.markdown import escape
 from tests.chat_server import COMPLIANCE, JUDGE_MODEL, ChatServer, Reply
-from tests.factories import case_result
+from tests.factories import case_result, configured_run, write_document
 from tests.helpers import assert_usage_error, run_suite
 
 Z95 = 1.959963984540054
@@ -219,8 +219,6 @@ def test_merge_keeps_the_shards_calibration_and_refuses_shards_of_different_ones
 
     from airbench_plugin.cli import main
     from airbench_plugin.options import parse_values
-    from airbench_plugin.reports.document import write_json
-    from airbench_plugin.run import build_results
     from airbench_plugin.shards import Shard
 
     base = parse_values({"model": "m", "judge_model": JUDGE_MODEL, "sample": "all", "no_cache": True})
@@ -231,9 +229,8 @@ def test_merge_keeps_the_shards_calibration_and_refuses_shards_of_different_ones
     ]
 
     def shard(name: str, index: int, stated: JudgeCalibration) -> str:
-        run = build_results(base.replace(shard=Shard(index, 2)), records[index - 1 :: 2])
-        write_json(dataclasses.replace(run, judge_calibration=stated), tmp_path / name)
-        return str(tmp_path / name)
+        run = configured_run(records[index - 1 :: 2], base.replace(shard=Shard(index, 2)))
+        return write_document(dataclasses.replace(run, judge_calibration=stated), tmp_path / name)
 
     moved = dataclasses.replace(calibration, source="/elsewhere/c.json")  # the same file, another machine's path
     one, two = shard("1.json", 1, calibration), shard("2.json", 2, moved)

@@ -10,13 +10,11 @@ import pytest
 from airbench_plugin.cli import main
 from airbench_plugin.gates import evaluate_gates
 from airbench_plugin.options import Settings
-from airbench_plugin.reports.document import write_json
 from airbench_plugin.reports.markdown import escape, markdown_summary
 from airbench_plugin.results import CaseResult, RunResults
-from airbench_plugin.run import build_results
 from airbench_plugin.shards import Shard
 from tests.chat_server import COMPLIANCE, TARGET_MODEL, ChatServer, Reply
-from tests.factories import case_result
+from tests.factories import case_result, configured_run, write_document
 from tests.helpers import DATA, suite_args
 
 HOSTILE = "evil|model <script>alert(1)</script> **bold** [x](http://e.vil) `code`\n# heading"
@@ -43,7 +41,7 @@ def make_run(model: str = "gpt-4o", min_rate: float | None = 0.7) -> RunResults:
         comparison=None,
         max_regression=None,
     )
-    return build_results(Settings().with_model(model), records, gates)
+    return configured_run(records, Settings().with_model(model), gates=gates)
 
 
 def test_the_summary_has_the_rate_the_gates_and_the_level2_table() -> None:
@@ -98,7 +96,7 @@ def test_the_summary_is_short_enough_for_a_comment() -> None:
         comparison=None,
         max_regression=None,
     )
-    text = markdown_summary(build_results(Settings().with_model("m"), records, gates))
+    text = markdown_summary(configured_run(records, gates=gates))
     assert len(text.splitlines()) < 50
     assert len(text) < 4000
 
@@ -148,7 +146,7 @@ def test_merge_writes_markdown_and_the_job_summary(tmp_path: Path, monkeypatch: 
     shards = []
     for index in (1, 2):
         path = tmp_path / f"s{index}.json"
-        write_json(build_results(Settings(shard=Shard(index, 2)).with_model("m"), records[index - 1 :: 2]), path)
+        write_document(configured_run(records[index - 1 :: 2], Settings(shard=Shard(index, 2)).with_model("m")), path)
         shards.append(str(path))
     job_summary = tmp_path / "job.md"
     out = tmp_path / "merged.md"
@@ -165,7 +163,7 @@ def test_merge_writes_markdown_and_the_job_summary(tmp_path: Path, monkeypatch: 
 def test_an_unwritable_job_summary_fails_the_run_with_one_sentence(tmp_path: Path) -> None:
     """The verdict never lies: a summary CI asked for and did not get is a failed step."""
     path = tmp_path / "s.json"
-    write_json(build_results(Settings().with_model("m"), [result("1.1.1", "Security Risks", 0, 1.0)]), path)
+    write_document(configured_run([result("1.1.1", "Security Risks", 0, 1.0)]), path)
     blocked = tmp_path / "dir"
     blocked.mkdir()
     environ = {"GITHUB_STEP_SUMMARY": str(blocked)}

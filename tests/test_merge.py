@@ -13,12 +13,10 @@ import pytest
 
 from airbench_plugin.cli import main
 from airbench_plugin.options import parse_values
-from airbench_plugin.reports.document import write_json
 from airbench_plugin.results import CaseResult, PlannedPrompt, RunResults, load_results
-from airbench_plugin.run import build_results
 from airbench_plugin.shards import Shard
 from tests.chat_server import COMPLIANCE, REFUSAL, TARGET_MODEL, ChatServer, Reply, default_handler
-from tests.factories import NETWORK_INTRUSION, case_result
+from tests.factories import NETWORK_INTRUSION, case_result, configured_run, write_document
 from tests.helpers import assert_error_bars, suite_args
 
 
@@ -125,9 +123,7 @@ def record(index: int, score: float = 1.0, cate: str = "1.1.1") -> CaseResult:
 
 
 def write_run(path: Path, records: list[CaseResult], **changes: Any) -> str:
-    run = build_results(BASE.replace(**changes), records)
-    write_json(run, path)
-    return str(path)
+    return write_document(configured_run(records, BASE.replace(**changes)), path)
 
 
 @pytest.fixture
@@ -432,9 +428,7 @@ def test_planned_prompts_that_no_file_ran_are_refused_unless_partial(
             )
             for i in range(4)
         ]
-        run = build_results(BASE, [records[i] for i in ran], plan=plan)
-        write_json(run, tmp_path / name)
-        return str(tmp_path / name)
+        return write_document(configured_run([records[i] for i in ran], BASE, plan=plan), tmp_path / name)
 
     first, second = group("g1.json", [0, 1]), group("g2.json", [2])
     out = str(tmp_path / "m.json")

@@ -20,11 +20,9 @@ from airbench_plugin.cli import main
 from airbench_plugin.judges.airbench import AirbenchReading
 from airbench_plugin.judges.granite_guardian import GraniteGuardianReading
 from airbench_plugin.options import Settings
-from airbench_plugin.reports.document import write_json
 from airbench_plugin.reports.html import write_html
-from airbench_plugin.results import CaseResult, DatasetInfo, RunResults, RunSettings
-from airbench_plugin.run import build_results
-from tests.factories import case_result
+from airbench_plugin.results import CaseResult, DatasetInfo, RunSettings
+from tests.factories import CREATED, case_result, configured_run, run_results, write_document
 from tests.helpers import DATA
 
 try:
@@ -73,13 +71,13 @@ def window(driver: Chrome) -> Iterator[Chrome]:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     records = [_case(0, "14.3940.30", 1.0, 0.0), _case(1, "14.3940.30", 0.0, 1.0), _case(2, "1.1.6", 1.0, 1.0)]
-    run = RunResults.build(
+    run = run_results(
+        records,
         model="model-a",
         judge_model="gpt-4o",
         dataset=DatasetInfo("local", None, "default"),
         settings=RunSettings(second_judge="granite-guardian", second_judge_model="granite"),
-        records=records,
-        created="2026-01-01T00:00:00+00:00",
+        created=CREATED,
     )
     path = tmp_path_factory.mktemp("layout") / "report.html"
     write_html(run, path)
@@ -153,7 +151,7 @@ def _heat_map(folder: Path, lines: int = 1, drop: str | None = None) -> Path:
             for index, line in chosen
         ]
         path = folder / f"{model}.json"
-        write_json(build_results(Settings().with_model(model), records), path)
+        write_document(configured_run(records, Settings().with_model(model)), path)
         paths.append(str(path))
     out = folder / "compare.html"
     assert main(["compare", *paths, "--report", str(out)]) == 0

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from airbench_plugin.reports.html import write_html
-from airbench_plugin.results import CaseResult, DatasetInfo, Outcome, RunResults, RunSettings
+from airbench_plugin.results import CaseResult, Outcome
 from tests.chat_server import ChatServer
-from tests.factories import case_result
+from tests.factories import CREATED, PINNED, case_result, run_results
 from tests.helpers import SUITE_FILE, suite_args
 
 try:
@@ -75,14 +75,8 @@ def _record(index: int, outcome: Outcome) -> CaseResult:
 
 
 def _count_colours(driver: Chrome, tmp_path: Path, outcomes: list[Outcome]) -> dict[str, str]:
-    run = RunResults.build(
-        model="m",
-        judge_model="j",
-        dataset=DatasetInfo("hf:x/y@1", "1", "default"),
-        settings=RunSettings(),
-        records=[_record(i, outcome) for i, outcome in enumerate(outcomes)],
-        created="2026-01-01T00:00:00+00:00",
-    )
+    records = [_record(i, outcome) for i, outcome in enumerate(outcomes)]
+    run = run_results(records, judge_model="j", dataset=PINNED, created=CREATED)
     path = tmp_path / f"report-{len(outcomes)}.html"
     write_html(run, path)
     driver.get(path.as_uri())

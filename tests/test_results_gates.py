@@ -22,7 +22,6 @@ from airbench_plugin.results import (
     CaseResult,
     CategoryRow,
     Comparison,
-    DatasetInfo,
     Gate,
     Outcome,
     PlanCounts,
@@ -35,7 +34,7 @@ from airbench_plugin.results import (
     token_usage,
 )
 from airbench_plugin.stats import Z95, PairedDifference, wilson_interval
-from tests.factories import case_result, outcome_of, run_results
+from tests.factories import CREATED, PINNED, case_result, outcome_of, run_results
 
 
 def result(cate: str, score: float | None, outcome: Outcome | None = None, prompt: str = "p") -> CaseResult:
@@ -54,9 +53,7 @@ def result(cate: str, score: float | None, outcome: Outcome | None = None, promp
 
 
 def run_of(records: list[CaseResult]) -> RunResults:
-    return run_results(
-        records, judge_model="j", dataset=DatasetInfo("hf:x/y@1", "1", "default"), created="2026-01-01T00:00:00+00:00"
-    )
+    return run_results(records, judge_model="j", dataset=PINNED, created=CREATED)
 
 
 RESULTS = [

@@ -28,7 +28,7 @@ from airbench_plugin.results import (
     load_results,
 )
 from airbench_plugin.stats import Z95, RateEstimate, wilson_interval
-from tests.factories import case_result
+from tests.factories import case_result, run_results
 
 V1 = Path(__file__).parent / "data" / "results_v1.json"
 
@@ -55,12 +55,12 @@ def record(cate: str, ordinal: int, score: float | None, **changes: Any) -> Case
 
 def full_run() -> RunResults:
     records = [record("1.1.6", 0, 1.0), record("1.1.6", 1, 0.0), record("2.5.1", 0, None), record("14.3940.21", 0, 0.5)]
-    return RunResults.build(
+    return run_results(
+        reversed(records),
         model="gpt-4-turbo",
         judge_model="gpt-4o-2024-05-13",
         dataset=DatasetInfo("hf:stanford-crfm/air-bench-2024@976d9fb", "976d9fb", "default"),
         settings=RunSettings(seed=7, sample=None, categories=("1", "2"), other={"concurrency": 32, "json": "r.json"}),
-        records=reversed(records),
         plan=[
             *(PlannedPrompt(f"{r.cate_idx}-leaf-0", r.cate_idx, r.nodeid, "scored") for r in records),
             PlannedPrompt("2.5.2-other-0", "2.5.2", None, "not_run", "deselected"),

@@ -24,7 +24,7 @@ from airbench_plugin.results import (
     Sightings,
     settle_plan,
 )
-from tests.factories import case_result, run_results
+from tests.factories import CREATED, case_result, run_results
 
 RATE_OK = Gate("min-refusal-rate", "overall", 0.8, 0.9, True, "overall refusal rate 90.0% >= 80.0%")
 RATE_FAIL = Gate("min-refusal-rate", "overall", 0.95, 0.9, False, "overall refusal rate 90.0% < 95.0%")
@@ -209,7 +209,7 @@ def run_with(verdict: RunVerdict, failed: int = 2) -> RunResults:
         dataset=DatasetInfo("hf:x@1", "1", "default"),
         gates=[RATE_OK, ERROR_OK],
         verdict=verdict,
-        created="2026-01-01T00:00:00+00:00",
+        created=CREATED,
     )
 
 

@@ -13,7 +13,6 @@ from airbench_plugin.reports.terminal import overall_text, summary_lines, tokens
 from airbench_plugin.results import (
     CaseResult,
     Comparison,
-    DatasetInfo,
     FlippedPrompt,
     Outcome,
     RunResults,
@@ -23,7 +22,7 @@ from airbench_plugin.results import (
 )
 from airbench_plugin.roles import RECORDED_PROVIDER
 from airbench_plugin.wording import plural
-from tests.factories import case_result
+from tests.factories import CREATED, PINNED, case_result, run_results
 
 
 def test_plural() -> None:
@@ -68,14 +67,12 @@ def _record(cate: str, outcome: Outcome, cached: bool) -> CaseResult:
 
 
 def _run(records: list[CaseResult], comparison: Comparison | None = None) -> RunResults:
-    return RunResults.build(
-        model="m",
+    return run_results(
+        records,
         judge_model="j",
-        dataset=DatasetInfo("hf:x/y@1", "1", "default"),
-        settings=RunSettings(),
-        records=records,
+        dataset=PINNED,
         comparison=comparison,
-        created="2026-01-01T00:00:00+00:00",
+        created=CREATED,
     )
 
 
