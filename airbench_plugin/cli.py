@@ -23,7 +23,7 @@ from airbench_plugin import __version__
 from airbench_plugin.dataset import DatasetError
 from airbench_plugin.endpoints import REASONING_EFFORTS
 from airbench_plugin.export import EXPORT_FORMATS, write_export
-from airbench_plugin.gates import BaselineError, load_baseline
+from airbench_plugin.gates import BaselineError, GateSettings, load_baseline
 from airbench_plugin.github import fork_pull_request
 from airbench_plugin.judges import DEFAULT_JUDGE
 from airbench_plugin.leaderboard import CompareError, compare_runs
@@ -33,6 +33,7 @@ from airbench_plugin.options import (
     HELM_REVISION,
     HF_REPO,
     JUDGE_SCALES,
+    OPERATIONAL_SETTINGS,
     PROVIDERS,
     REGIONS,
     judge_endpoint,
@@ -97,25 +98,31 @@ def read_run(path: str) -> RunFile:
 
 
 def merge_options(args: argparse.Namespace) -> MergeOptions:
-    options = MergeOptions(
+    """The command's options: its gates, each checked by the plugin's own validator, as one `GateSettings`."""
+    given = GateSettings(
         min_refusal_rate=_validated(parse_fraction, "min-refusal-rate", args.min_refusal_rate),
         category_gates=_validated(parse_category_gates, "category-gates", args.category_gates) or (),
         max_error_rate=_validated(parse_fraction, "max-error-rate", args.max_error_rate),
         baseline=args.baseline,
         max_regression=_validated(parse_fraction, "max-regression", args.max_regression),
         min_judge_agreement=_validated(parse_fraction, "min-judge-agreement", args.min_judge_agreement),
-        confidence=_validated(parse_confidence, "confidence", args.confidence),
-        gate_by=args.gate_by,
+        confidence=_validated(parse_confidence, "confidence", args.confidence) or DEFAULT_CONFIDENCE,
+        gate_by=args.gate_by or "estimate",
         allow_partial=args.allow_partial,
+    )
+    if given.max_regression is not None and given.baseline is None:
+        raise CliError("--max-regression needs --baseline PATH (a previous --airbench-json file).")
+    return MergeOptions(
+        operational=OPERATIONAL_SETTINGS,
+        gates=given,
+        # Not given: the merged run keeps the shards' own.
+        from_shards=frozenset(name for name in ("confidence", "gate_by") if getattr(args, name) is None),
         json=args.json,
         report=args.report,
         junit_dir=args.junit_dir,
         markdown=args.markdown,
         no_step_summary=args.no_step_summary,
     )
-    if options.max_regression is not None and options.baseline is None:
-        raise CliError("--max-regression needs --baseline PATH (a previous --airbench-json file).")
-    return options
 
 
 def no_shard_message(pattern: str, environ: Mapping[str, str]) -> str:
@@ -140,9 +147,9 @@ def run_merge(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         raise CliError(no_shard_message(unmatched[0], environ))
     files = [read_run(path) for path in args.files]
     baseline = None
-    if options.baseline is not None:
+    if options.gates.baseline is not None:
         try:
-            baseline = load_baseline(options.baseline)
+            baseline = load_baseline(options.gates.baseline)
         except BaselineError as exc:
             raise CliError(str(exc)) from None
     try:

@@ -35,8 +35,10 @@ from airbench_plugin.wording import interval_text, plural, points_text
 __all__ = [
     "RATE_GATES",
     "BaselineError",
+    "CategoryGate",
     "Gate",
     "GateKind",
+    "GateSettings",
     "compare",
     "evaluate_gates",
     "load_baseline",
@@ -261,41 +263,79 @@ def compare(baseline: RunResults, results: Sequence[CaseResult], source: str, z:
     )
 
 
+@dataclass(frozen=True)
+class CategoryGate:
+    """A minimum refusal rate for every case whose cate-idx starts with `prefix`."""
+
+    prefix: str
+    min_refusal_rate: float
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """The release gates asked for, and how they are judged: one value for a run (`Settings.gates`)
+    and for `airbench merge` (`MergeOptions.gates`), so both evaluate and record their gates alike."""
+
+    min_refusal_rate: float | None = None
+    category_gates: tuple[CategoryGate, ...] = ()
+    max_error_rate: float | None = None  # None: 0, and not a gate of its own
+    baseline: str | None = None  # the --airbench-json file the regression gate compares with
+    max_regression: float | None = None
+    min_judge_agreement: float | None = None
+    confidence: float = DEFAULT_CONFIDENCE  # of every interval reported, and of the gates judged by interval
+    gate_by: GateBy = "estimate"
+    allow_partial: bool = False  # the gates may judge a run that left planned prompts out on purpose
+
+    @property
+    def configured(self) -> bool:
+        """Whether any gate was asked for: without one the tests decide, and no gate is evaluated."""
+        return (
+            self.min_refusal_rate is not None
+            or bool(self.category_gates)
+            or self.max_error_rate is not None
+            or self.max_regression is not None
+            or self.min_judge_agreement is not None
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """These settings as a run's document records them (a category gate as `{prefix: rate}`)."""
+        return {
+            "min_refusal_rate": self.min_refusal_rate,
+            "category_gates": {gate.prefix: gate.min_refusal_rate for gate in self.category_gates},
+            "max_error_rate": self.max_error_rate,
+            "baseline": self.baseline,
+            "max_regression": self.max_regression,
+            "min_judge_agreement": self.min_judge_agreement,
+            "confidence": self.confidence,
+            "gate_by": self.gate_by,
+            "allow_partial": self.allow_partial,
+        }
+
+
 def evaluate_gates(
     results: Sequence[CaseResult],
-    *,
-    min_refusal_rate: float | None,
-    category_gates: Sequence[tuple[str, float]],
-    max_error_rate: float | None,
-    comparison: Comparison | None,
-    max_regression: float | None,
-    min_judge_agreement: float | None = None,
+    settings: GateSettings,
+    comparison: Comparison | None = None,
     agreement: Agreement | None = None,
-    confidence: float = DEFAULT_CONFIDENCE,
-    gate_by: GateBy = "estimate",
 ) -> list[Gate]:
-    """Every configured gate, evaluated at `confidence` by `gate_by`. No gate configured gives an empty list."""
-    configured = (
-        min_refusal_rate is not None
-        or bool(category_gates)
-        or max_error_rate is not None
-        or max_regression is not None
-        or min_judge_agreement is not None
-    )
-    if not configured:
+    """Every gate `settings` ask for, at their confidence and by their rule, over `results` (with the
+    baseline's `comparison` and the judges' `agreement` when there are). None asked for: an empty list."""
+    if not settings.configured:
         return []
-    z = z_value(confidence)
+    z = z_value(settings.confidence)
+    gate_by = settings.gate_by
     gates = []
-    if min_refusal_rate is not None:
-        gates.append(min_rate_gate("min-refusal-rate", "overall", results, min_refusal_rate, z, gate_by))
-    for prefix, threshold in category_gates:
-        members = select_prefix(results, prefix)
-        gates.append(min_rate_gate("category", category_label(members, prefix), members, threshold, z, gate_by))
-    gates.append(error_rate_gate(results, max_error_rate or 0.0))
-    if max_regression is not None and comparison is not None:
-        gates.extend(regression_gates(comparison, max_regression, gate_by))
-    if min_judge_agreement is not None:
-        gates.append(agreement_gate(agreement, min_judge_agreement))
+    if settings.min_refusal_rate is not None:
+        gates.append(min_rate_gate("min-refusal-rate", "overall", results, settings.min_refusal_rate, z, gate_by))
+    for category in settings.category_gates:
+        members = select_prefix(results, category.prefix)
+        label = category_label(members, category.prefix)
+        gates.append(min_rate_gate("category", label, members, category.min_refusal_rate, z, gate_by))
+    gates.append(error_rate_gate(results, settings.max_error_rate or 0.0))
+    if settings.max_regression is not None and comparison is not None:
+        gates.extend(regression_gates(comparison, settings.max_regression, gate_by))
+    if settings.min_judge_agreement is not None:
+        gates.append(agreement_gate(agreement, settings.min_judge_agreement))
     return gates
 
 
@@ -305,14 +345,6 @@ EXIT_OK, EXIT_TESTS_FAILED, EXIT_INTERRUPTED = 0, 1, 2  # pytest's ExitCode valu
 RATE_GATES: frozenset[GateKind] = frozenset({"min-refusal-rate", "category", "max-regression"})
 _ACCIDENTS: tuple[NotRunReason, ...] = ("stopped", "crashed", "not_collected")  # never by choice
 SUITE_IMPORT = "from airbench_plugin.suite.test_airbench import test_airbench"
-
-
-@dataclass(frozen=True)
-class CategoryGate:
-    """A minimum refusal rate for every case whose cate-idx starts with `prefix`."""
-
-    prefix: str
-    min_refusal_rate: float
 
 
 @dataclass(frozen=True)

@@ -14,20 +14,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from airbench_plugin.dataset import cate_sort_key
 from airbench_plugin.endpoints import field_name
-from airbench_plugin.gates import CategoryGate, RunFacts, compare, decide, evaluate_gates
-from airbench_plugin.options import OPERATIONAL_SETTINGS
+from airbench_plugin.gates import GateSettings, RunFacts, compare, decide, evaluate_gates
 from airbench_plugin.reports import OutputPaths
-from airbench_plugin.results import GateBy, PlannedPrompt, RunResults, RunSettings, RunVerdict
+from airbench_plugin.results import PlannedPrompt, RunResults, RunSettings, RunVerdict
 from airbench_plugin.stats import z_value
 
-# Settings that say how a job ran or what it wrote, not what was measured: they may differ between
-# shards, and the merged run takes the merge's own (outputs, gates) or the first file's. Each option
-# says which it is on its declaration (`OptionSpec.measured`); a run fact that is no option is named here.
-OPERATIONAL = OPERATIONAL_SETTINGS | {"shutdown_dates"}  # what the endpoints announced when the job started
+# Settings that say how a job ran or what it wrote, not what was measured, may differ between shards;
+# the merged run takes the merge's own (outputs, gates) or the first file's. Each option says which it
+# is on its declaration (`OptionSpec.measured`), and the caller passes that set (`MergeOptions.operational`);
+# a run fact that is no option is named here.
+RUN_FACTS = frozenset({"shutdown_dates"})  # what the endpoints announced when the job started
 SENT_PREFIX = "sent_"  # what each endpoint was sent (run.finish): taken from the first file, like the other run facts
 JUDGE_SETTINGS = (
     "judge",
@@ -57,17 +57,16 @@ class RunFile:
 
 @dataclass(frozen=True)
 class MergeOptions:
-    """What `airbench merge` was asked for: gates (as the plugin's, without the prefix) and outputs."""
+    """What `airbench merge` was asked for: the gates (one `GateSettings`, as a run's) and the outputs.
 
-    min_refusal_rate: float | None = None
-    category_gates: tuple[CategoryGate, ...] = ()
-    max_error_rate: float | None = None
-    baseline: str | None = None
-    max_regression: float | None = None
-    min_judge_agreement: float | None = None
-    confidence: float | None = None  # None: the first file's
-    gate_by: GateBy | None = None  # None: the first file's
-    allow_partial: bool = False
+    `operational` names the settings that may differ between shards (the options declared not
+    measured, given by the caller: merge knows no option declarations). `from_shards` names the gate
+    settings not given, which the merged run takes from the shards (`confidence`, `gate_by`).
+    """
+
+    operational: frozenset[str]
+    gates: GateSettings = field(default_factory=GateSettings)
+    from_shards: frozenset[str] = frozenset()
     json: str | None = None
     report: str | None = None
     junit_dir: str | None = None
@@ -78,21 +77,19 @@ class MergeOptions:
         """Where the merged run's outputs go."""
         return OutputPaths(json=self.json, report=self.report, junit_dir=self.junit_dir, markdown=self.markdown)
 
-    def settings_overrides(self) -> dict[str, object]:
-        """The merged run's settings for these options, as a single job's document records them."""
+    def gates_for(self, shards: RunSettings) -> GateSettings:
+        """The merged run's gate settings: as given, and as the shards ran those not given."""
+        return dataclasses.replace(self.gates, **{name: getattr(shards, name) for name in self.from_shards})
+
+    def settings_overrides(self, gates: GateSettings) -> dict[str, object]:
+        """The merged run's settings for these outputs and `gates`, as a single job's document records them."""
         return {
             "json": self.json,
             "report": self.report,
             "junit_dir": self.junit_dir,
             "markdown": self.markdown,
             "no_step_summary": self.no_step_summary,
-            "min_refusal_rate": self.min_refusal_rate,
-            "category_gates": {gate.prefix: gate.min_refusal_rate for gate in self.category_gates},
-            "max_error_rate": self.max_error_rate,
-            "baseline": self.baseline,
-            "max_regression": self.max_regression,
-            "min_judge_agreement": self.min_judge_agreement,
-            "allow_partial": self.allow_partial,
+            **gates.to_json(),
         }
 
 
@@ -109,10 +106,15 @@ class Merged:
 # --- the checks -----------------------------------------------------------------------------------
 
 
-def _measured(settings: RunSettings) -> dict[str, object]:
-    """The settings that must be equal for two files to be parts of one run."""
+def _measured(settings: RunSettings, operational: frozenset[str]) -> dict[str, object]:
+    """The settings that must be equal for two files to be parts of one run (all but `operational`
+    ones and the run's facts)."""
     data = settings.to_json()
-    return {key: value for key, value in data.items() if key not in OPERATIONAL and not key.startswith(SENT_PREFIX)}
+    return {
+        key: value
+        for key, value in data.items()
+        if key not in operational and key not in RUN_FACTS and not key.startswith(SENT_PREFIX)
+    }
 
 
 def _show(value: object) -> str:
@@ -122,7 +124,7 @@ def _show(value: object) -> str:
 Identity = Callable[[RunResults], object]
 IDENTITIES: tuple[tuple[str, Identity], ...] = (
     ("models", lambda run: run.model),
-    ("judges", lambda run: (run.judge_model, *(_measured(run.settings).get(key) for key in JUDGE_SETTINGS))),
+    ("judges", lambda run: (run.judge_model, *(run.settings.to_json().get(key) for key in JUDGE_SETTINGS))),
     ("dataset revisions", lambda run: (run.dataset.source, run.dataset.revision, run.dataset.region)),
     # A local template file's content hash (hub templates: their revision); files from before it have none.
     ("judge templates", lambda run: run.settings.other.get("judge_prompts_revision")),
@@ -131,8 +133,9 @@ IDENTITIES: tuple[tuple[str, Identity], ...] = (
 )
 
 
-def check_same_run(files: Sequence[RunFile]) -> None:
-    """Refuse files that are not parts of one run: different model, judge, dataset, seed or settings."""
+def check_same_run(files: Sequence[RunFile], operational: frozenset[str]) -> None:
+    """Refuse files that are not parts of one run: different model, judge, dataset, seed or settings
+    (other than the `operational` ones)."""
     first = files[0]
     for other in files[1:]:
         for what, identity in IDENTITIES:
@@ -143,7 +146,8 @@ def check_same_run(files: Sequence[RunFile]) -> None:
                     f"cannot merge {first.path!r} and {other.path!r}: they were run with different {what}{shown}; "
                     "merge only the shards of one run."
                 )
-        mine_settings, their_settings = _measured(first.run.settings), _measured(other.run.settings)
+        mine_settings = _measured(first.run.settings, operational)
+        their_settings = _measured(other.run.settings, operational)
         for key in sorted(set(mine_settings) | set(their_settings)):
             if mine_settings.get(key) != their_settings.get(key):
                 raise MergeError(
@@ -292,25 +296,28 @@ def merge_runs(
         raise MergeError("cannot merge: no files given; pass the --airbench-json file of every shard.")
     for file in files:
         verify(file)
-    check_same_run(files)
-    absent = check_shards(files, options.allow_partial)
-    plan, missing = merged_plan(files, options.allow_partial)
+    check_same_run(files, options.operational)
+    gate_settings = options.gates_for(files[0].run.settings)
+    absent = check_shards(files, gate_settings.allow_partial)
+    plan, missing = merged_plan(files, gate_settings.allow_partial)
     first = files[0].run
     records = [record for file in files for record in file.run.records]
     # The merge's gates and outputs, under the names the shards' plugin records (a key it does not
     # know, such as an option newer than the shards, is left out, as a single job would have).
-    overrides = {key: value for key, value in options.settings_overrides().items() if key in first.settings.other}
+    overrides = {
+        key: value for key, value in options.settings_overrides(gate_settings).items() if key in first.settings.other
+    }
     other: Mapping[str, object] = {**first.settings.other, **overrides}
     settings = dataclasses.replace(
         first.settings,
         shard=None,
-        confidence=first.settings.confidence if options.confidence is None else options.confidence,
-        gate_by=first.settings.gate_by if options.gate_by is None else options.gate_by,
+        confidence=gate_settings.confidence,
+        gate_by=gate_settings.gate_by,
         other=dict(other),
     )
     comparison = None
-    if baseline is not None and options.baseline is not None:
-        comparison = compare(baseline, records, options.baseline, z_value(settings.confidence))
+    if baseline is not None and gate_settings.baseline is not None:
+        comparison = compare(baseline, records, gate_settings.baseline, z_value(gate_settings.confidence))
     run = RunResults.build(
         model=first.model,
         judge_model=first.judge_model,
@@ -323,20 +330,9 @@ def merge_runs(
     )
     # As a single job does it (AirbenchRun.finish): the gates over the joined records, the judges'
     # agreement derived from them.
-    gates = evaluate_gates(
-        records,
-        min_refusal_rate=options.min_refusal_rate,
-        category_gates=[(gate.prefix, gate.min_refusal_rate) for gate in options.category_gates],
-        max_error_rate=options.max_error_rate,
-        comparison=comparison,
-        max_regression=options.max_regression,
-        min_judge_agreement=options.min_judge_agreement,
-        agreement=run.agreement,
-        confidence=settings.confidence,
-        gate_by=settings.gate_by,
-    )
+    gates = evaluate_gates(records, gate_settings, comparison, run.agreement)
     run = dataclasses.replace(run.with_outcome(gates, comparison, None), judge_calibration=first.judge_calibration)
-    merged = Merged(run, missing, options.allow_partial, absent)
+    merged = Merged(run, missing, gate_settings.allow_partial, absent)
     return dataclasses.replace(merged, run=dataclasses.replace(run, verdict=merged_verdict(merged)))
 
 

@@ -32,7 +32,7 @@ from airbench_plugin.endpoints import fields as endpoint_fields
 from airbench_plugin.endpoints import (
     resolve_provider as resolve_provider,  # re-exported: its first home
 )
-from airbench_plugin.gates import CategoryGate
+from airbench_plugin.gates import CategoryGate, GateSettings
 from airbench_plugin.judges import DEFAULT_JUDGE, JUDGES, JudgeKind, judge_class
 from airbench_plugin.pricing import Price, parse_prices, prices_json
 from airbench_plugin.providers.base import display_url
@@ -157,6 +157,21 @@ class Settings:
         return tuple(called)
 
     @property
+    def gates(self) -> GateSettings:
+        """The release gates these options ask for, as one value (`airbench merge` takes the same)."""
+        return GateSettings(
+            min_refusal_rate=self.min_refusal_rate,
+            category_gates=self.category_gates,
+            max_error_rate=self.max_error_rate,
+            baseline=self.baseline,
+            max_regression=self.max_regression,
+            min_judge_agreement=self.min_judge_agreement,
+            confidence=self.confidence,
+            gate_by=self.gate_by,
+            allow_partial=self.allow_partial,
+        )
+
+    @property
     def judge_kinds(self) -> tuple[JudgeKind, ...]:
         """The kinds of the judges that score every answer, first judge first."""
         return (self.judge,) if self.second_judge is None else (self.judge, self.second_judge)
@@ -199,7 +214,7 @@ class Settings:
         data["shard"] = None if self.shard is None else self.shard.to_json()
         data["sample"] = "all" if self.sample is None else self.sample
         data["categories"] = list(self.categories)
-        data["category_gates"] = {g.prefix: g.min_refusal_rate for g in self.category_gates}
+        data.update(self.gates.to_json())  # every key is already there: each keeps its place
         for role in ROLES:
             endpoint = self.endpoint(role)
             fields = endpoint.public_fields()

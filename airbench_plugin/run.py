@@ -518,23 +518,13 @@ class AirbenchRun:
         s = self.settings
         planned = [PlannedCase(case.test_id, case.cate_idx) for case in self.cases]
         plan = settle_plan(planned, self.seen, self.results)
+        gate_settings = s.gates
         comparison = None
-        if self.baseline is not None and s.baseline is not None:
-            comparison = compare(self.baseline, self.results, s.baseline, z_value(s.confidence))
+        if self.baseline is not None and gate_settings.baseline is not None:
+            comparison = compare(self.baseline, self.results, gate_settings.baseline, z_value(gate_settings.confidence))
         results = build_results(s, self.results, (), comparison, plan=plan, revisions=self.revisions)
         results = dataclasses.replace(results, judge_calibration=self.calibration)
-        gates: list[Gate] = evaluate_gates(
-            self.results,
-            min_refusal_rate=s.min_refusal_rate,
-            category_gates=[(g.prefix, g.min_refusal_rate) for g in s.category_gates],
-            max_error_rate=s.max_error_rate,
-            comparison=comparison,
-            max_regression=s.max_regression,
-            min_judge_agreement=s.min_judge_agreement,
-            agreement=results.agreement,
-            confidence=s.confidence,
-            gate_by=s.gate_by,
-        )
+        gates: list[Gate] = evaluate_gates(self.results, gate_settings, comparison, results.agreement)
         finished = results.with_outcome(gates, comparison, results.verdict)
         if self.sent:
             # What the endpoints were actually sent (a reasoning model gets max_completion_tokens
@@ -559,7 +549,7 @@ class AirbenchRun:
             gates=run.gates,
             counts=run.counts,
             stopped=stopped,
-            allow_partial=self.settings.allow_partial,
+            allow_partial=self.settings.gates.allow_partial,
             other_failures=self.other_failures,
             write_failures=tuple(write_failures),
         )

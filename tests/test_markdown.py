@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from airbench_plugin.cli import main
-from airbench_plugin.gates import evaluate_gates
+from airbench_plugin.gates import CategoryGate, GateSettings, evaluate_gates
 from airbench_plugin.options import Settings
 from airbench_plugin.reports.markdown import escape, markdown_summary
 from airbench_plugin.results import CaseResult, RunResults
@@ -33,14 +33,7 @@ def make_run(model: str = "gpt-4o", min_rate: float | None = 0.7) -> RunResults:
         result("2.5.1", "Operational | Misuses", 0, 1.0),
         result("14.3940.21", "Discrimination/Bias", 0, 1.0),
     ]
-    gates = evaluate_gates(
-        records,
-        min_refusal_rate=min_rate,
-        category_gates=[("1", 0.9)],
-        max_error_rate=None,
-        comparison=None,
-        max_regression=None,
-    )
+    gates = evaluate_gates(records, GateSettings(min_refusal_rate=min_rate, category_gates=(CategoryGate("1", 0.9),)))
     return configured_run(records, Settings().with_model(model), gates=gates)
 
 
@@ -88,13 +81,9 @@ def test_a_hostile_model_name_cannot_inject_markdown_or_html() -> None:
 def test_the_summary_is_short_enough_for_a_comment() -> None:
     """All 16 level-2 categories and a gate per category still fit a pull-request comment."""
     records = [result(f"{i}.{i}.1", f"Category {i}", 0, 1.0) for i in range(1, 17)]
+    category_gates = tuple(CategoryGate(str(i), 0.9) for i in range(1, 17))
     gates = evaluate_gates(
-        records,
-        min_refusal_rate=0.9,
-        category_gates=[(str(i), 0.9) for i in range(1, 17)],
-        max_error_rate=0.0,
-        comparison=None,
-        max_regression=None,
+        records, GateSettings(min_refusal_rate=0.9, category_gates=category_gates, max_error_rate=0.0)
     )
     text = markdown_summary(configured_run(records, gates=gates))
     assert len(text.splitlines()) < 50

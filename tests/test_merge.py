@@ -335,9 +335,10 @@ def test_merge_writes_every_report_it_is_asked_for(
 
 def test_every_setting_is_either_measured_or_operational() -> None:
     """A new option must be placed: shards that differ in a measured setting are refused."""
-    from airbench_plugin.merge import OPERATIONAL
+    from airbench_plugin.merge import RUN_FACTS
+    from airbench_plugin.options import OPERATIONAL_SETTINGS
 
-    measured = set(BASE.public_dict()) - OPERATIONAL
+    measured = set(BASE.public_dict()) - OPERATIONAL_SETTINGS - RUN_FACTS
     assert measured == {
         "model",
         "provider",

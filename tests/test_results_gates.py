@@ -10,6 +10,7 @@ import pytest
 
 from airbench_plugin.gates import (
     CategoryGate,
+    GateSettings,
     RunFacts,
     compare,
     decide,
@@ -120,13 +121,9 @@ def test_token_usage_keeps_what_cached_answers_cost_and_marks_it() -> None:
 
 
 def test_the_error_rate_gate_of_a_run_with_no_prompts() -> None:
-    (gate,) = evaluate_gates(
-        [], min_refusal_rate=None, category_gates=[], max_error_rate=0.0, comparison=None, max_regression=None
-    )
+    (gate,) = evaluate_gates([], GateSettings(max_error_rate=0.0))
     assert (gate.passed, gate.detail) == (False, "no prompt was run (at most 0.0% allowed)")
-    (one,) = evaluate_gates(
-        RESULTS[5:6], min_refusal_rate=None, category_gates=[], max_error_rate=0.0, comparison=None, max_regression=None
-    )
+    (one,) = evaluate_gates(RESULTS[5:6], GateSettings(max_error_rate=0.0))
     assert one.detail == "1 of 1 prompt errored (100.0%; at most 0.0% allowed)"
 
 
@@ -139,14 +136,13 @@ def gates(
     max_regression: float | None = None,
 ) -> list[Gate]:
     """The gates over RESULTS; every gate is off unless given."""
-    return evaluate_gates(
-        RESULTS,
+    settings = GateSettings(
         min_refusal_rate=min_refusal_rate,
-        category_gates=category_gates,
+        category_gates=tuple(CategoryGate(prefix, rate) for prefix, rate in category_gates),
         max_error_rate=max_error_rate,
-        comparison=comparison,
         max_regression=max_regression,
     )
+    return evaluate_gates(RESULTS, settings, comparison)
 
 
 def test_no_gate_configured_means_no_verdict() -> None:
@@ -192,9 +188,7 @@ def test_a_category_gate_takes_a_level2_name_like_categories_does() -> None:
 
 def test_an_outage_never_passes() -> None:
     outage = [result("1.1.1", None) for _ in range(5)]
-    result_gates = evaluate_gates(
-        outage, min_refusal_rate=0.0, category_gates=[], max_error_rate=0.5, comparison=None, max_regression=None
-    )
+    result_gates = evaluate_gates(outage, GateSettings(min_refusal_rate=0.0, max_error_rate=0.5))
     assert not all(g.passed for g in result_gates)
 
 
