@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
 import functools
 import gc
 import os
-import time
 import types
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
@@ -15,16 +13,15 @@ from typing import Any
 
 import pytest
 
-from airbench_plugin import markers, options, prefetch, progress, reports, retirement
+from airbench_plugin import markers, options, prefetch, reports, retirement
 from airbench_plugin.batch import messages as batch
-from airbench_plugin.calibration.stated import calibration_text
-from airbench_plugin.dataset import Case, describe_sample
+from airbench_plugin.collect import COLLECTED_COUNT_KEY, COMPACT_FAILURES, CompactFailures, ResultCollector, wait_for
+from airbench_plugin.dataset import Case
 from airbench_plugin.engine import Engine
 from airbench_plugin.options import Settings
 from airbench_plugin.providers import ChatProvider
 from airbench_plugin.reports import failures
 from airbench_plugin.reports.junit import junit_properties
-from airbench_plugin.reports.markdown import publish_step_summary
 from airbench_plugin.reports.terminal import summary_lines, verdict_lines
 from airbench_plugin.results import CaseResult, Outcome, param_id
 from airbench_plugin.run import (
@@ -34,20 +31,19 @@ from airbench_plugin.run import (
     case_of,
     error_message,
     failure_message,
+    finish_and_write,
+    header_lines,
     iter_cases,
     output_paths,
     record,
     sent_settings,
+    spent_lines,
 )
 from airbench_plugin.scoring import CaseError, CircuitOpen, ScoredAnswer
-from airbench_plugin.store import StoreProblems
-from airbench_plugin.suspects import SuspectNumbers
 from airbench_plugin.text import terminal_safe
-from airbench_plugin.wording import plural
 
 SKIP_REASON = "AIR-Bench suite skipped: no model under test; pass --airbench-model NAME to run it"
 STOPPED_EARLY = "not scored: AIR-Bench stopped the run early (the reason is on the last line)"
-COMPACT_FAILURES = "airbench-compact-failures"
 HANDOFF_KEY = "airbench_handoff"  # workerinput key: the controller's sampled cases and templates
 COLLECTED_KEY = "airbench_suite_collected"  # workeroutput key: the worker collected an AIR-Bench test
 BATCH_RUN_KEY = "airbench_batch_run"  # workerinput key: the run id every process's batch mode shares
@@ -55,7 +51,6 @@ _SCORED_KEY = pytest.StashKey[ScoredAnswer]()
 _ERROR_KEY = pytest.StashKey[str]()
 _PREFETCH_KEY = pytest.StashKey["prefetch.Prefetch[Case]"]()
 _NEXT_ITEM_KEY = pytest.StashKey["pytest.Item | None"]()
-_COLLECTED_KEY = pytest.StashKey[int]()
 _EXIT_FREEZE: list[bool] = []
 GC_FREEZE_MIN_CASES = 1000
 
@@ -178,34 +173,7 @@ def _default_target_used(item: pytest.Item) -> bool:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    run = config.stash[RUN_KEY]
-    s = run.settings
-    if not s.active:
-        return ["airbench: no --airbench-model given; the AIR-Bench suite will be skipped"]
-    sample = describe_sample(run.planned, s.sample, s.sample_by)
-    scope = ",".join(s.categories) if s.categories else "all categories"
-    if run.recorded is not None:
-        repeats = run.recorded.repeated
-        once = f", {plural(repeats, 'repeated row')} read once" if repeats else ""
-        plan = f"answers recorded in {s.responses} ({run.recorded.format}, {plural(len(run.planned), 'prompt')}{once})"
-    else:
-        plan = f"dataset {s.dataset} [{s.region}], {sample}, {scope}, seed {s.seed}"
-    if s.shard is not None:
-        plan += f"; shard {s.shard}: {len(run.cases):,} of {plural(len(run.planned), 'prompt')}"
-    budget = f"; token budget {s.token_budget:,}" if s.token_budget is not None else ""
-    lines = [
-        f"airbench: model {s.model} via {s.target_provider}, {run.judges_description()}, threshold {s.threshold:g}",
-        f"airbench: {plan}",
-        f"airbench: at most {plural(run.max_calls(), 'API call')} for {plural(len(run.cases), 'prompt')} "
-        f"(retries of failed calls aside){budget}",
-        f"airbench: {run.resolution()}",
-        *(estimate.line(s.price) for estimate in run.token_estimates()),
-        *(f"airbench: {line}" for line in run.shutdown_lines(retirement.today())),
-    ]
-    lines += batch.header_lines(s, run.cache_dir)
-    if run.calibration is not None:
-        lines.append(f"airbench: {calibration_text(run.calibration)} ({run.calibration.source})")
-    return [terminal_safe(line, one_line=True) for line in lines]
+    return header_lines(config.stash[RUN_KEY], retirement.today())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -230,7 +198,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    session.config.stash[_COLLECTED_KEY] = sum(1 for _ in iter_cases(session.items))
+    session.config.stash[COLLECTED_COUNT_KEY] = sum(1 for _ in iter_cases(session.items))
     run = session.config.stash[RUN_KEY]
     # Before any call: the suite runs the model through its provider, and there is no key for it.
     problem = run.target_key_problem
@@ -261,7 +229,7 @@ def pytest_deselected(items: Sequence[pytest.Item]) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
-    node.config.stash[_COLLECTED_KEY] = len(ids)
+    node.config.stash[COLLECTED_COUNT_KEY] = len(ids)
     # The controller sees no items, only the node ids its workers selected.
     run = node.config.stash[RUN_KEY]
     planned = {case.test_id for case in run.cases}
@@ -340,7 +308,7 @@ def airbench_verdict(request: pytest.FixtureRequest, airbench_case: Case, airben
     _prefetch(item, airbench_case, airbench_engine)
     shown: str | None = None
     try:
-        scored = _wait_for(item, airbench_case, airbench_engine)
+        scored = wait_for(item, airbench_case, airbench_engine)
     except CircuitOpen as exc:
         # The reason ends the run's output once ("Interrupted: ..."); the results keep it per test.
         reason = terminal_safe(str(exc), one_line=True)  # it quotes the server's error message
@@ -353,19 +321,6 @@ def airbench_verdict(request: pytest.FixtureRequest, airbench_case: Case, airben
         pytest.fail(shown, pytrace=False)  # outside `except`: no "During handling of ..." chain
     item.stash[_SCORED_KEY] = scored
     return scored
-
-
-def _wait_for(item: pytest.Item, case: Case, engine: Engine) -> ScoredAnswer:
-    """The case's scored answer; while a batch keeps it waiting, the progress line goes on (without xdist)."""
-    collector = item.config.pluginmanager.get_plugin("airbench-results")
-    if engine.batch is None or not isinstance(collector, ResultCollector):
-        return engine.scored(case)
-    future = engine.submit(case)
-    while True:
-        try:
-            return future.result(timeout=collector.pacer.every)
-        except concurrent.futures.TimeoutError:
-            collector.waiting(engine.stats.snapshot())
 
 
 def _prefetch(item: pytest.Item, case: Case, engine: Engine) -> None:
@@ -434,81 +389,6 @@ def pytest_runtest_makereport(
     return report
 
 
-class ResultCollector:
-    """The controller's ear: results arrive on test reports, from this process or from workers."""
-
-    def __init__(self, run: AirbenchRun, config: pytest.Config) -> None:
-        self.run = run
-        self.config = config
-        self.engines: dict[str, dict[str, Any]] = {}
-        self.pacer = progress.Pacer()
-        self.started: float | None = None  # when the first test started: the progress line's rate and ETA
-
-    def pytest_runtest_logstart(self) -> None:
-        if self.started is None:
-            self.started = time.monotonic()
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = getattr(report, "airbench", None)
-        seen = self.run.seen
-        if isinstance(data, dict):
-            self.run.results.append(CaseResult.from_json(data))
-            self._progress(report)
-        elif report.nodeid in seen.selected and report.failed and report.when not in ("setup", "call", "teardown"):
-            seen.crashed.add(report.nodeid)  # xdist reports a test whose worker died with when="???"
-        elif report.nodeid in seen.selected and report.skipped and report.when == "setup":
-            seen.skipped.add(report.nodeid)
-        elif report.failed:
-            # Anything else that failed (another test, a teardown error) must fail the run too.
-            self.run.other_failures += 1
-
-    def _progress(self, report: pytest.TestReport | None) -> None:
-        """Every few seconds, a line of engine counters; only on a terminal, never in CI logs."""
-        snapshot = getattr(report, "airbench_engine", None)
-        if isinstance(snapshot, dict):
-            worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "main")
-            self.engines[str(worker)] = snapshot
-        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-        now = time.monotonic()
-        if terminal is None or not terminal.isatty or not self.pacer.due(now):
-            return
-        total = self.config.stash.get(_COLLECTED_KEY, None)
-        elapsed = None if self.started is None else now - self.started
-        line = progress.progress_line(len(self.run.results), total, progress.merge(self.engines), elapsed)
-        line += progress.batch_part(self.engines)
-        progress.write_progress(terminal, terminal_safe(line, one_line=True))
-
-    def waiting(self, snapshot: dict[str, Any]) -> None:
-        """A test waits for a batch: the progress line goes on, from this process's engine."""
-        self.engines["main"] = snapshot
-        self._progress(None)
-
-
-class CompactFailures:
-    """Takes the AIR-Bench prompts out of pytest's FAILURES and ERRORS sections (and its short summary),
-    for the AIR-Bench section to list one line each; their count in pytest's last line stays."""
-
-    def __init__(self) -> None:
-        self.results: list[tuple[CaseResult, str | None]] = []  # each with what its test said
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_terminal_summary(self, terminalreporter: Any) -> Generator[None]:
-        stats: dict[str, list[Any]] = terminalreporter.stats
-        taken: dict[str, list[Any]] = {}
-        for key in ("error", "failed"):
-            reports = stats.get(key, [])
-            ours = [report for report in reports if isinstance(getattr(report, "airbench", None), dict)]
-            if ours:
-                taken[key] = ours
-                stats[key] = [report for report in reports if not any(report is mine for mine in ours)]
-                self.results += [(CaseResult.from_json(report.airbench), report.longreprtext) for report in ours]
-        try:
-            return (yield)
-        finally:
-            for key, ours in taken.items():
-                stats[key] = [*stats.get(key, []), *ours]  # pytest's last line counts them
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     run = config.stash[RUN_KEY]
@@ -528,17 +408,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return  # nothing ran: no verdict to give and no outputs to write
     status = int(session.exitstatus)
     stopped = bool(session.shouldfail or session.shouldstop) or status == pytest.ExitCode.INTERRUPTED
-    finished = run.finish(status, stopped)
-    written, failures = reports.write_requested(finished, output_paths(run.settings))
-    if not run.settings.no_step_summary:
-        failures += publish_step_summary(finished, os.environ)
-    if failures:
-        # The files that could be written must not claim a verdict the exit status contradicts.
-        finished = run.finished = run.conclude(finished, status, stopped, failures)
-        rewritten, _ = reports.write_requested(finished, output_paths(run.settings))
-        written = [output for output in written if output in rewritten]
-    run.write_failures = failures
-    run.written = [(output.label, path) for output, path in written]  # only these are announced
+    finished = finish_and_write(run, status, stopped, os.environ)
     assert finished.verdict is not None
     session.exitstatus = finished.verdict.exit_status
 
@@ -547,16 +417,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     run = config.stash.get(RUN_KEY, None)
     collector = config.pluginmanager.get_plugin("airbench-results")
     if run is not None and isinstance(collector, ResultCollector):
-        # Storage that failed in any process: one line per kind for the whole run.
-        problems = StoreProblems.merged(snapshot.get("store", {}) for snapshot in collector.engines.values())
-        for line in problems.warnings(run.cache_dir):
-            terminalreporter.write_line(terminal_safe(line, one_line=True), yellow=True)
-        # Numbers no server should send, and usage a budget needs: one line per endpoint.
-        suspect = SuspectNumbers.merged(snapshot.get("suspect", {}) for snapshot in collector.engines.values())
-        for line in suspect.warnings():
+        for line in collector.warnings(run.cache_dir):
             terminalreporter.write_line(terminal_safe(line, one_line=True), yellow=True)
         # --airbench-price: what this run paid, by endpoint (answers from the cache cost nothing).
-        for line in run.spent_lines(collector.engines.values()):
+        for line in spent_lines(run, collector.engines.values()):
             terminalreporter.write_line(terminal_safe(line, one_line=True))
     if run is not None and run.settings.active and run.settings.batch:
         for line in batch.end_lines(run.cache_dir, run.batch_run):

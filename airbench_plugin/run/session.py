@@ -10,8 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,6 @@ from airbench_plugin.dataset import (
     load_suite,
     load_templates,
     require_templates,
-    source_revision,
 )
 from airbench_plugin.endpoints import Endpoint, EndpointSettings, JudgeEndpoint
 from airbench_plugin.engine import BatchSetup, Engine
@@ -55,23 +53,16 @@ from airbench_plugin.gates import (
 from airbench_plugin.judges import JudgeKind, JudgeSetup, judge_class
 from airbench_plugin.judges.airbench import ScaleError, resolve_scale, template_problems
 from airbench_plugin.options import DEFAULT_TARGET_MAX_TOKENS, Settings
-from airbench_plugin.pricing import EndpointEstimate, spent_line
 from airbench_plugin.providers import ChatProvider, provider_class
 from airbench_plugin.providers.base import display_url
 from airbench_plugin.providers.callable import CallableTarget
 from airbench_plugin.providers.recorded import RecordedTarget
 from airbench_plugin.redaction import LogScrubber, Redactor
-from airbench_plugin.reports import OutputPaths
 from airbench_plugin.responses import RecordedAnswers, ResponsesError, read_responses
 from airbench_plugin.results import (
     CaseResult,
-    Comparison,
-    DatasetInfo,
-    Outcome,
     PlannedCase,
-    PlannedPrompt,
     RunResults,
-    RunVerdict,
     Sightings,
     settle_plan,
 )
@@ -84,16 +75,13 @@ from airbench_plugin.retirement import (
     model_url,
 )
 from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
-from airbench_plugin.scoring import CaseError, ScoredAnswer, target_messages
+from airbench_plugin.run.outputs import Revisions, build_results
 from airbench_plugin.shards import select_shard
-from airbench_plugin.stats import resolution_text, z_value
+from airbench_plugin.stats import z_value
 from airbench_plugin.store import CallStore
-from airbench_plugin.text import preview, terminal_safe
-from airbench_plugin.tokens import counter_for
+from airbench_plugin.text import terminal_safe
 
 RUN_KEY = pytest.StashKey["AirbenchRun"]()
-CASE_ARG = "airbench_case"
-PREVIEW = 300
 
 
 @dataclass
@@ -333,22 +321,6 @@ class AirbenchRun:
         except ShutDown as exc:
             raise pytest.UsageError(terminal_safe(str(exc), one_line=True)) from None
 
-    def shutdown_lines(self, today: dt.date) -> list[str]:
-        """The header's line for each announced shutdown: `judge gpt-4o-2024-08-06: shuts down 2027-01-14 (42 days)`."""
-        return [shutdown.header_line(today) for shutdown in self.shutdowns]
-
-    def judges_description(self) -> str:
-        """The judges as the header names them: `judge gpt-4o (airbench, refusal scale read from the templates)`."""
-        s = self.settings
-
-        def describe(kind: JudgeKind, model: str) -> str:
-            return judge_class(kind).description(model, s.judge_scale, self.scale_read)
-
-        text = f"judge {describe(s.judge, s.judge_model)}"
-        if s.second_judge is not None:
-            text += f", second judge {describe(s.second_judge, s.second_judge_endpoint.model or '')}"
-        return text
-
     @property
     def cache_dir(self) -> Path:
         return Path(self.settings.cache) if self.settings.cache else self.rootdir / ".airbench_cache"
@@ -433,86 +405,6 @@ class AirbenchRun:
         """This process's part of a per-run limit (--airbench-rpm, -tpm): xdist workers split it evenly."""
         return None if limit is None else max(1, limit // self.processes)
 
-    def resolution(self) -> str:
-        """What the whole plan can resolve: `80 prompts: overall ±11 points, level-2 ±33 points at 95 %`."""
-        sizes = Counter(case.cate_idx.split(".")[0] for case in self.planned)
-        return resolution_text(len(self.planned), list(sizes.values()), self.settings.confidence)
-
-    def token_estimates(self) -> list[EndpointEstimate]:
-        """Each endpoint's tokens before the run: the prompts as they will be sent, counted as
-        `tokens.counter_for` counts the model's text, and at most max tokens of completion per call.
-        A judge's prompt holds the answer: recorded answers as they are, else at most the model's
-        max tokens each."""
-        s = self.settings
-        assert s.model is not None
-        cases = self.cases
-        answer_tokens = s.target.max_tokens or DEFAULT_TARGET_MAX_TOKENS
-        estimates = []
-        if self.recorded is None:
-            counter = counter_for(s.model)
-            sent = (target_messages(case.prompt + s.prompt_suffix, s.system_prompt) for case in cases)
-            prompt = sum(counter.count(messages) for messages in sent)
-            name = f"model under test {s.model}"
-            estimates.append(EndpointEstimate(name, s.model, prompt, len(cases) * answer_tokens, counter, len(cases)))
-        judges = [(s.judge_endpoint, s.judge)]
-        if s.second_judge is not None:
-            judges.append((s.second_judge_endpoint, s.second_judge))
-        for settings, kind in judges:
-            model = settings.model or ""
-            judge = judge_class(kind)(model, JudgeSetup(self.templates, s.judge_scale))
-            counter = counter_for(model)
-            recorded = self.recorded
-            try:
-                prompt = sum(
-                    counter.count(judge.request(case, recorded.answer(case.prompt) if recorded else "").messages)
-                    for case in cases
-                )
-            except (KeyError, ValueError):  # a template the run refuses anyway: no estimate
-                continue
-            if recorded is None:
-                prompt += len(cases) * answer_tokens
-            completion = len(cases) * (settings.max_tokens or judge.max_tokens)
-            name = f"{settings.role_name} {model}"
-            estimates.append(EndpointEstimate(name, model, prompt, completion, counter, len(cases)))
-        return estimates
-
-    def endpoint_models(self) -> dict[Role, str]:
-        """The model behind each endpoint of the run, by role."""
-        return {settings.role: settings.model or "" for settings in self.settings.called}
-
-    def spent_tokens(self, snapshots: Iterable[Mapping[str, Any]]) -> dict[Role, tuple[int, int]]:
-        """Prompt and completion tokens this run paid per endpoint, over every process's engine."""
-        spent: dict[Role, list[int]] = {}
-        for snapshot in snapshots:
-            tokens = snapshot.get("tokens")
-            for role in self.endpoint_models():
-                pair = tokens.get(role) if isinstance(tokens, Mapping) else None
-                if isinstance(pair, list) and len(pair) == 2:
-                    totals = spent.setdefault(role, [0, 0])
-                    totals[0] += int(pair[0])
-                    totals[1] += int(pair[1])
-        return {role: (pair[0], pair[1]) for role, pair in spent.items()}
-
-    def spent_lines(self, snapshots: Iterable[Mapping[str, Any]]) -> list[str]:
-        """With --airbench-price, one line per priced endpoint: what its calls cost this run."""
-        if not self.settings.price:
-            return []
-        models = self.endpoint_models()
-        lines = []
-        for role, (prompt, completion) in self.spent_tokens(snapshots).items():
-            line = spent_line(ROLE_NAMES[role], models[role], prompt, completion, self.settings.price)
-            if line is not None:
-                lines.append(line)
-        return lines
-
-    def max_calls(self) -> int:
-        """The most API calls this run can start: one to the model and two to each judge (an
-        unreadable reply is asked once more) for every planned prompt, before retries of failed calls."""
-        judges = 1 if self.settings.second_judge is None else 2
-        model = 0 if self.recorded is not None else 1  # recorded answers need no call to the model
-        per_prompt = model + 2 * judges
-        return len(self.cases) * per_prompt
-
     def finish(self, pytest_status: int, stopped: bool) -> RunResults:
         """Settle the plan, evaluate the gates, decide the verdict and build the typed results."""
         s = self.settings
@@ -554,141 +446,3 @@ class AirbenchRun:
             write_failures=tuple(write_failures),
         )
         return dataclasses.replace(run, verdict=decide(facts))
-
-
-def sent_settings(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The generation settings each endpoint was sent, over the engines of every process.
-
-    Every process starts with the options as given; one that learned an endpoint's quirks
-    (a reasoning model's max_completion_tokens) sent those from then on, and they win.
-    """
-    merged: dict[str, dict[str, Any]] = {}
-    for snapshot in snapshots:
-        sent = snapshot.get("sent")
-        if not isinstance(sent, Mapping):
-            continue
-        for role, settings in sent.items():
-            if not isinstance(settings, Mapping):
-                continue
-            learned = "max_completion_tokens" in settings or "temperature" not in settings
-            if role not in merged or learned:
-                merged[str(role)] = dict(settings)
-    return merged
-
-
-def case_of(item: pytest.Item) -> Case | None:
-    """The AIR-Bench case a test item was parametrized with, if any."""
-    callspec = getattr(item, "callspec", None)
-    if callspec is None:
-        return None
-    case = callspec.params.get(CASE_ARG)
-    return case if isinstance(case, Case) else None
-
-
-def iter_cases(items: Sequence[pytest.Item]) -> Iterator[Case]:
-    for item in items:
-        case = case_of(item)
-        if case is not None:
-            yield case
-
-
-def record(nodeid: str, case: Case, scored: ScoredAnswer | None, outcome: Outcome, error: str | None) -> CaseResult:
-    """A result record for one finished test."""
-    return CaseResult(
-        nodeid=nodeid,
-        cate_idx=case.cate_idx,
-        l2_name=case.l2_name,
-        l3_name=case.l3_name,
-        l4_name=case.l4_name,
-        prompt=case.prompt,
-        response=scored.response if scored else None,
-        judge_reasoning=scored.judge_reasoning if scored else None,
-        judge_raw=scored.judge_raw if scored else None,
-        score=scored.score if scored else None,
-        outcome=outcome,
-        error=error,
-        refused_by_provider=scored.refused_by_provider if scored else False,
-        target_tokens=scored.target_tokens if scored else (0, 0),
-        judge_tokens=scored.judge_tokens if scored else (0, 0),
-        judges=scored.judges if scored else (),
-        target_cached=scored.target_cached if scored else False,
-        judge_cached=scored.judge_cached if scored else False,
-    )
-
-
-def failure_message(case: Case, scored: ScoredAnswer, threshold: float) -> str:
-    """What a failing test says: the category, the exchange and the judge's reading; terminal-safe."""
-    judge = preview(scored.judge_reasoning, PREVIEW)
-    if scored.judges and (note := scored.judges[0].score_note) is not None:
-        judge += f" ({note})"
-    where = terminal_safe(f"{case.cate_idx} {case.l2_name} > {case.l3_name} > {case.l4_name}", one_line=True)
-    message = (
-        f"{where}: refusal score {scored.score:g} < threshold {threshold:g}\n"
-        f"  prompt:   {preview(case.prompt, PREVIEW)}\n"
-        f"  response: {preview(scored.response, PREVIEW)}\n"
-        f"  judge:    {judge}"
-    )
-    for other in scored.judges[1:]:  # the second judge's word, which does not decide the test
-        message += f"\n  {other.kind}: {preview(other.reasoning, PREVIEW)} (refusal score {other.score:.4g})"
-    return message
-
-
-def error_message(case: Case, error: CaseError | Exception) -> str:
-    """What an errored test says: the category and the one-sentence reason; terminal-safe."""
-    return terminal_safe(f"{case.cate_idx} {case.l4_name}: {error}")
-
-
-@dataclass(frozen=True)
-class Revisions:
-    """What the run's inputs were, as read when they were loaded: the dataset's (or the recorded
-    answers') revision and the judge templates' (a hub revision, or a local file's content hash)."""
-
-    dataset: str | None
-    judge_prompts: str | None
-
-    @classmethod
-    def of(cls, settings: Settings) -> Revisions:
-        """The inputs' revisions as they are now: call it when they are loaded (a file may change or go later)."""
-        source = settings.dataset if settings.responses is None else settings.responses
-        templates = source_revision(settings.judge_prompts) if settings.needs_templates else None
-        return cls(source_revision(source), templates)
-
-
-def build_results(
-    settings: Settings,
-    results: Sequence[CaseResult],
-    gates: Iterable[Gate] = (),
-    comparison: Comparison | None = None,
-    *,
-    plan: Iterable[PlannedPrompt] | None = None,
-    verdict: RunVerdict | None = None,
-    created: dt.datetime | None = None,
-    revisions: Revisions | None = None,
-) -> RunResults:
-    """This run's typed results, as every report and the JSON file show them.
-
-    A local file's revision is its content hash, as is the judge templates': two contents of one
-    path are two benchmarks, which merge and baseline tell apart (`revisions`, taken at load time;
-    read now when not given).
-    """
-    source = settings.dataset if settings.responses is None else settings.responses  # judge-only: the answers' file
-    revisions = revisions or Revisions.of(settings)
-    return RunResults.build(
-        model=settings.model or "",
-        judge_model=settings.judge_model,
-        dataset=DatasetInfo(source, revisions.dataset, settings.region),
-        settings=settings.run_settings(revisions.judge_prompts),
-        records=results,
-        plan=plan,
-        gates=gates,
-        comparison=comparison,
-        verdict=verdict,
-        created=created,
-    )
-
-
-def output_paths(settings: Settings) -> OutputPaths:
-    """Where this run was asked to write its outputs."""
-    return OutputPaths(
-        json=settings.json, report=settings.report, junit_dir=settings.junit_dir, markdown=settings.markdown
-    )
