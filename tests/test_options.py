@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
+from airbench_plugin.gates import CategoryGate, GateSettings
 from airbench_plugin.options import (
     DEFAULT_DATASET,
+    Settings,
     check_values_given_apart,
     option_names,
     parse_values,
     resolve_provider,
 )
+from airbench_plugin.results import RunSettings
 from tests.chat_server import ChatServer
 from tests.helpers import suite_args
 
@@ -208,3 +212,42 @@ def test_a_path_value_given_apart_that_moves_the_rootdir_is_refused(tmp_path: Pa
             f"{option}: write {option}=../p.csv, with '=': pytest takes a path given as a separate argument for "
             f"a test path, and one outside {str(here)!r} moves the root directory and skips your ini file."
         )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {},
+        {"model": "org/m", "base_url": "https://user:pw@proxy.example/v1", "temperature": "1", "threshold": "1"},
+        {
+            "model": "m",
+            "sample": "all",
+            "categories": "1,2.5",
+            "shard": "2/4",
+            "confidence": "0.9",
+            "gate_by": "interval",
+        },
+        {"model": "m", "second_judge": "granite-guardian", "second_judge_base_url": "http://localhost:1/v1"},
+        {"responses": "answers.csv", "judge_scale": "refusal", "category_gates": "1:0.9", "price": "m=1/2"},
+    ],
+)
+def test_the_run_settings_are_built_typed_as_the_decoder_reads_them(raw: dict[str, str]) -> None:
+    """`Settings.run_settings` builds the document's settings from the values themselves, and gives what
+    the decoder makes of the public settings: the same object and the same JSON, byte for byte."""
+    settings = parse_values(raw)
+    built = settings.run_settings("sha256:0123456789abcdef")
+    decoded = RunSettings.from_json({**settings.public_dict(), "judge_prompts_revision": "sha256:0123456789abcdef"})
+    assert built == decoded
+    assert json.dumps(built.to_json()) == json.dumps(decoded.to_json())
+
+
+def test_the_gate_settings_are_options_and_recorded_under_their_names() -> None:
+    """One gate-settings value: each of its fields is an option of the run, recorded under its name."""
+    names = [f.name for f in dataclasses.fields(GateSettings)]
+    assert set(names) <= {f.name for f in dataclasses.fields(Settings)}
+    settings = parse_values({"model": "m", "min_refusal_rate": "0.8", "category_gates": "1:0.9", "gate_by": "interval"})
+    assert list(settings.gates.to_json()) == names
+    assert {key: settings.public_dict()[key] for key in names} == settings.gates.to_json()
+    assert settings.gates == GateSettings(
+        min_refusal_rate=0.8, category_gates=(CategoryGate("1", 0.9),), gate_by="interval"
+    )
