@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from airbench_plugin.dataset import Case
@@ -13,6 +14,7 @@ from airbench_plugin.options import Settings
 from airbench_plugin.reports.document import write_json
 from airbench_plugin.results import CaseResult, DatasetInfo, Outcome, RunResults, RunSettings
 from airbench_plugin.run import build_results
+from airbench_plugin.shards import Shard
 
 DATASET = DatasetInfo("hf:stanford-crfm/air-bench-2024", None, "default")
 PINNED = DatasetInfo("hf:x/y@1", "1", "default")  # a hub dataset at a revision
@@ -101,3 +103,25 @@ def write_document(run: RunResults, path: str | os.PathLike[str]) -> str:
     """Write `run`'s JSON document as a test run does; its path, as `airbench merge` and `compare` take it."""
     write_json(run, path)
     return str(path)
+
+
+def write_shards(
+    folder: Path,
+    records: Sequence[CaseResult],
+    count: int,
+    settings: Settings | None = None,
+    *,
+    name: str = "s{k}.json",
+    json_option: bool = False,
+    **changes: Any,
+) -> list[str]:
+    """`records` split as `--airbench-shard=k/count` splits a run (shard k: every count-th record from
+    the k-th), each shard's file written in `folder` as `name` by a test run of `settings` with
+    `changes`; `json_option`: each shard asked for its file by --airbench-json, as CI's shards do."""
+    settings = Settings().with_model("m") if settings is None else settings
+    paths = []
+    for k in range(1, count + 1):
+        file = name.format(k=k)
+        shard = settings.replace(shard=Shard(k, count), **({"json": file} if json_option else {}), **changes)
+        paths.append(write_document(configured_run(records[k - 1 :: count], shard), folder / file))
+    return paths

@@ -13,8 +13,9 @@ from airbench_plugin.cli import main
 from airbench_plugin.dataset import content_revision
 from airbench_plugin.shards import Shard
 from tests.chat_server import ChatServer
+from tests.factories import write_shards
 from tests.helpers import assert_usage_error, suite_args
-from tests.test_merge import record, refused, write_run
+from tests.test_merge import BASE, record, refused, write_run
 
 NODE = "tests_airbench/test_airbench.py::test_airbench[1.1.1-network-intrusion-{}]"
 ADVICE = "merge the unedited --airbench-json files of the shards."
@@ -24,10 +25,7 @@ ADVICE = "merge the unedited --airbench-json files of the shards."
 def shards(tmp_path: Path) -> list[str]:
     """Two shard files of a four-prompt run; prompt 3 (in shard 2) failed."""
     records = [record(i, 0.0 if i == 3 else 1.0) for i in range(4)]
-    return [
-        write_run(tmp_path / f"shard{k}.json", records[k - 1 :: 2], shard=Shard(k, 2), json=f"shard{k}.json")
-        for k in (1, 2)
-    ]
+    return write_shards(tmp_path, records, 2, BASE, name="shard{k}.json", json_option=True)
 
 
 def edit(path: str, change: Any) -> None:

@@ -12,9 +12,8 @@ from airbench_plugin.gates import CategoryGate, GateSettings, evaluate_gates
 from airbench_plugin.options import Settings
 from airbench_plugin.reports.markdown import escape, markdown_summary
 from airbench_plugin.results import CaseResult, RunResults
-from airbench_plugin.shards import Shard
 from tests.chat_server import COMPLIANCE, TARGET_MODEL, ChatServer, Reply
-from tests.factories import case_result, configured_run, write_document
+from tests.factories import case_result, configured_run, write_document, write_shards
 from tests.helpers import DATA, suite_args
 
 HOSTILE = "evil|model <script>alert(1)</script> **bold** [x](http://e.vil) `code`\n# heading"
@@ -132,11 +131,7 @@ def test_without_the_variable_nothing_is_appended(
 
 def test_merge_writes_markdown_and_the_job_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     records = [result("1.1.1", "Security Risks", i, 1.0) for i in range(4)]
-    shards = []
-    for index in (1, 2):
-        path = tmp_path / f"s{index}.json"
-        write_document(configured_run(records[index - 1 :: 2], Settings(shard=Shard(index, 2)).with_model("m")), path)
-        shards.append(str(path))
+    shards = write_shards(tmp_path, records, 2)
     job_summary = tmp_path / "job.md"
     out = tmp_path / "merged.md"
     argv = ["merge", *shards, "--json", str(tmp_path / "m.json"), "--markdown", str(out), "--min-refusal-rate", "0.9"]

@@ -16,7 +16,7 @@ from airbench_plugin.options import parse_values
 from airbench_plugin.results import CaseResult, PlannedPrompt, RunResults, load_results
 from airbench_plugin.shards import Shard
 from tests.chat_server import COMPLIANCE, REFUSAL, TARGET_MODEL, ChatServer, Reply, default_handler
-from tests.factories import NETWORK_INTRUSION, case_result, configured_run, write_document
+from tests.factories import NETWORK_INTRUSION, case_result, configured_run, write_document, write_shards
 from tests.helpers import assert_error_bars, suite_args
 
 
@@ -130,10 +130,7 @@ def write_run(path: Path, records: list[CaseResult], **changes: Any) -> str:
 def shards(tmp_path: Path) -> list[str]:
     """Three shard files of a six-prompt run: two prompts each, one failure in shard 2."""
     records = [record(i, 0.0 if i == 4 else 1.0) for i in range(6)]
-    return [
-        write_run(tmp_path / f"shard{k}.json", records[k - 1 :: 3], shard=Shard(k, 3), json=f"shard{k}.json")
-        for k in (1, 2, 3)
-    ]
+    return write_shards(tmp_path, records, 3, BASE, name="shard{k}.json", json_option=True)
 
 
 def refused(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
@@ -388,7 +385,7 @@ def test_merge_gates_the_judges_agreement_over_the_joined_records(tmp_path: Path
 
     records = [judged(i, 0.0 if i == 0 else 1.0) for i in range(4)]  # they disagree on one prompt of four
     two_judges = {"second_judge": "granite-guardian", "second_judge_model": "granite", "second_judge_base_url": None}
-    files = [write_run(tmp_path / f"s{k}.json", records[k - 1 :: 2], shard=Shard(k, 2), **two_judges) for k in (1, 2)]
+    files = write_shards(tmp_path, records, 2, BASE.replace(**two_judges))
     out = str(tmp_path / "m.json")
     assert main(["merge", *files, "--json", out, "--min-judge-agreement", "0.7"]) == 0
     assert main(["merge", *files, "--json", out, "--min-judge-agreement", "0.8"]) == 1
@@ -400,7 +397,7 @@ def test_merge_gates_the_judges_agreement_over_the_joined_records(tmp_path: Path
 def test_the_merged_plan_is_in_the_single_jobs_order(tmp_path: Path) -> None:
     """Numbered prompts sort as numbers (2 before 10), as the plan of one job lists them."""
     records = [record(i) for i in (2, 10, 11, 1)]
-    files = [write_run(tmp_path / f"s{k}.json", records[k - 1 :: 2], shard=Shard(k, 2)) for k in (1, 2)]
+    files = write_shards(tmp_path, records, 2, BASE)
     out = tmp_path / "m.json"
     assert main(["merge", *files, "--json", str(out)]) == 0
     assert [p.test_id for p in load_results(out).plan] == [
