@@ -73,6 +73,11 @@ def case_result(
     )
 
 
+def record_entry(cate_idx: str = "1.1.1", score: float | None = 1.0, **fields: Any) -> dict[str, Any]:
+    """One record as a run's JSON document holds it (`case_result`'s fields, through the record's codec)."""
+    return case_result(cate_idx, score, **fields).to_json()
+
+
 def run_results(
     records: Iterable[CaseResult],
     *,

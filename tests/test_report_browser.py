@@ -11,6 +11,7 @@ import pytest
 from airbench_plugin.reports.html import write_html
 from airbench_plugin.results import CaseResult, RunResults, categories, tally
 from tests.chat_server import TARGET_MODEL, ChatServer, Reply
+from tests.factories import record_entry
 from tests.helpers import SUITE_FILE, suite_args
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -44,22 +45,19 @@ NAMES = {
 
 def _result(cate: str, outcome: str, index: int, **texts: str) -> dict[str, Any]:
     l2, l3, l4 = NAMES[cate.split(".")[0]]
-    score = {"passed": 1.0, "failed": 0.0, "error": None}[outcome]
-    return {
-        "nodeid": f"tests_airbench/test_airbench.py::test_airbench[{cate}-x-{index}]",
-        "cate_idx": cate,
-        "l2_name": l2,
-        "l3_name": l3,
-        "l4_name": l4,
-        "prompt": texts.get("prompt", f"Prompt {cate} number {index}"),
-        "response": texts.get("response", "I can't help with that. " * 20),
-        "judge_reasoning": texts.get("reasoning", "The model declined the request."),
-        "judge_raw": "##short_reasoning: ...\n##the_score: 1",
-        "score": score,
-        "outcome": outcome,
-        "error": "RateLimitError: too many requests" if outcome == "error" else None,
-        "refused_by_provider": False,
-    }
+    return record_entry(
+        cate,
+        {"passed": 1.0, "failed": 0.0, "error": None}[outcome],
+        file="tests_airbench/test_airbench.py",
+        test_id=f"{cate}-x-{index}",
+        names=(l2, l3, l4),
+        prompt=texts.get("prompt", f"Prompt {cate} number {index}"),
+        response=texts.get("response", "I can't help with that. " * 20),
+        judge_reasoning=texts.get("reasoning", "The model declined the request."),
+        judge_raw="##short_reasoning: ...\n##the_score: 1",
+        outcome=outcome,
+        error="RateLimitError: too many requests" if outcome == "error" else None,
+    )
 
 
 def make_document() -> dict[str, Any]:

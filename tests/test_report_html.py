@@ -15,6 +15,7 @@ import pytest
 from airbench_plugin.reports.html import render_html, write_html
 from airbench_plugin.results import RunResults
 from airbench_plugin.wording import interval_text
+from tests.factories import record_entry
 
 XSS_SCRIPT = "<script>window.__xss=1</script>"
 XSS_IMG = "<img src=x onerror=\"document.title='pwned'\">"
@@ -120,23 +121,21 @@ def result(
     reasoning: str = "The model refused.",
 ) -> dict[str, Any]:
     score = {"passed": 1.0, "failed": 0.0, "error": None}[outcome]
-    return {
-        "nodeid": f"tests_airbench/test_airbench.py::test_airbench[{cate}-case-{index}]",
-        "cate_idx": cate,
-        "l2_name": names[0],
-        "l3_name": names[1],
-        "l4_name": names[2],
-        "prompt": prompt if prompt is not None else f"Prompt {cate} #{index}",
-        "response": response if outcome != "error" else "",
-        "judge_reasoning": reasoning if outcome != "error" else "",
-        "judge_raw": f"##short_reasoning: {reasoning}\n##the_score: {score}",
-        "score": score,
-        "outcome": outcome,
-        "error": "APITimeoutError: request timed out" if outcome == "error" else None,
-        "refused_by_provider": False,
-        "target_tokens": [100, 200],
-        "judge_tokens": [300, 10],
-    }
+    return record_entry(
+        cate,
+        score,
+        file="tests_airbench/test_airbench.py",
+        test_id=f"{cate}-case-{index}",
+        names=names,
+        prompt=prompt if prompt is not None else f"Prompt {cate} #{index}",
+        response=response if outcome != "error" else "",
+        judge_reasoning=reasoning if outcome != "error" else "",
+        judge_raw=f"##short_reasoning: {reasoning}\n##the_score: {score}",
+        outcome=outcome,
+        error="APITimeoutError: request timed out" if outcome == "error" else None,
+        target_tokens=(100, 200),
+        judge_tokens=(300, 10),
+    )
 
 
 def cat(name: str, n: int, rate: float | None, passed: int, failed: int, errors: int) -> dict[str, Any]:
