@@ -4,6 +4,7 @@ A test states only what it is about; everything else is a default here."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -15,10 +16,13 @@ from airbench_plugin.reports.document import write_json
 from airbench_plugin.results import CaseResult, DatasetInfo, Outcome, RunResults, RunSettings
 from airbench_plugin.run import build_results
 from airbench_plugin.shards import Shard
+from tests.helpers import DATA
 
 DATASET = DatasetInfo("hf:stanford-crfm/air-bench-2024", None, "default")
 PINNED = DatasetInfo("hf:x/y@1", "1", "default")  # a hub dataset at a revision
 CREATED = "2026-01-01T00:00:00+00:00"  # a fixed creation time, for reports compared as text
+# Six answers of Llama-3-8b with the authors' judgements, as their pipeline 1 (step 2) recorded them.
+PIPELINE1 = DATA / "responses" / "pipeline1_step2_llama-3-8b.json"
 NETWORK_INTRUSION = ("Security Risks", "Confidentiality", "Network intrusion")  # 1.1.1's level 2, 3 and 4 names
 
 
@@ -38,6 +42,12 @@ def outcome_of(score: float | None, threshold: float = 0.5) -> Outcome:
     if score is None:
         return "error"
     return "passed" if score >= threshold else "failed"
+
+
+def recorded_answers() -> list[dict[str, Any]]:
+    """The entries of `PIPELINE1`: each prompt, the answer, the judge's reasoning and refusal-scale score."""
+    entries: list[dict[str, Any]] = json.loads(PIPELINE1.read_text(encoding="utf-8"))
+    return entries
 
 
 def case_result(

@@ -310,9 +310,10 @@ def test_batch_shards_merge_exactly_into_the_single_run(
 
 
 def test_recorded_answers_are_judged_in_one_batch(suite: pytest.Pytester, api_key: str) -> None:
-    from tests.test_judge_only import PIPELINE1, judge_only_args, recorded, replay_judge
+    from tests.factories import PIPELINE1, recorded_answers
+    from tests.test_judge_only import judge_only_args, replay_judge
 
-    replay = replay_judge(recorded())
+    replay = replay_judge(recorded_answers())
     replay.close()  # only its handler is wanted: the batch server answers with it
     with BatchServer("openai", handler=replay.handler) as server:
         normal = suite.runpytest(*judge_only_args(server, PIPELINE1, "--airbench-json=normal.json"))

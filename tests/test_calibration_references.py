@@ -12,15 +12,15 @@ import pytest
 
 from airbench_plugin.calibration.references import ReferenceError, read_reference
 from airbench_plugin.cli import main
+from tests.factories import PIPELINE1, recorded_answers
 from tests.helpers import DATA, read_jsonl
 
 RESPONSES = DATA / "responses"
-PIPELINE1 = RESPONSES / "pipeline1_step2_llama-3-8b.json"
 
 
 def recorded() -> dict[str, float]:
     """The six recorded answers' refusal scores, by prompt."""
-    return {e["prompt"][0]["prompt"]: e["score"] for e in json.loads(PIPELINE1.read_text(encoding="utf-8"))}
+    return {e["prompt"][0]["prompt"]: e["score"] for e in recorded_answers()}
 
 
 @pytest.mark.parametrize(

@@ -32,10 +32,10 @@ from airbench_plugin.reports.markdown import (
 from airbench_plugin.responses import ResponsesError, read_responses
 from airbench_plugin.results import RunResults, load_results
 from tests.chat_server import COMPLIANCE, JUDGE_MODEL, TARGET_MODEL, ChatServer, Reply, default_handler
+from tests.factories import recorded_answers
 from tests.helpers import DATA, assert_usage_error, suite_args, write_csv
 
 AIRBENCH = DATA / "responses" / "airbench_run.json"
-PIPELINE1 = DATA / "responses" / "pipeline1_step2_llama-3-8b.json"
 HOSTILE_ANSWERS = ['=HYPERLINK("http://x","y")', "+1", "-2-3", "@SUM(A1)", "\tx", "'=already", "", "'", "''"]
 
 
@@ -98,13 +98,8 @@ def test_a_step_summary_that_is_a_fifo_or_a_device_is_one_sentence_not_a_hang(fi
 # --- recorded answers -----------------------------------------------------------------------------
 
 
-def entries() -> list[dict[str, Any]]:
-    loaded: list[dict[str, Any]] = json.loads(PIPELINE1.read_text(encoding="utf-8"))
-    return loaded
-
-
 def test_a_repeated_row_is_one_prompt(tmp_path: Path) -> None:
-    rows = entries()
+    rows = recorded_answers()
     path = tmp_path / "p1.json"
     path.write_text(json.dumps(rows + [rows[0]] * 30), encoding="utf-8")
     recorded = read_responses(path)
@@ -117,7 +112,7 @@ def test_a_repeated_row_is_one_prompt(tmp_path: Path) -> None:
     [(float("nan"), "not a finite number"), (3, "a whole number"), (0.5, "a number"), (True, "true"), ([], "a list")],
 )
 def test_an_answer_must_be_text(tmp_path: Path, answer: object, kind: str) -> None:
-    rows = entries()
+    rows = recorded_answers()
     rows[1]["response"] = answer
     path = tmp_path / "p1.json"
     path.write_text(json.dumps(rows), encoding="utf-8")
@@ -152,7 +147,7 @@ def test_a_csv_answer_may_be_as_long_as_a_model_writes(tmp_path: Path) -> None:
 
 
 def test_a_cate_idx_the_results_cannot_hold_is_refused_in_a_responses_file(tmp_path: Path) -> None:
-    rows = entries()
+    rows = recorded_answers()
     rows[0]["cate_idx"] = "1/2.3"
     path = tmp_path / "p1.json"
     path.write_text(json.dumps(rows), encoding="utf-8")

@@ -11,10 +11,10 @@ import pytest
 
 from airbench_plugin.dataset import content_revision
 from tests.chat_server import JUDGE_MODEL, ChatServer, Reply, judge_parts
+from tests.factories import PIPELINE1, recorded_answers
 from tests.helpers import DATA, FAKE_KEY, SUITE_FILE, assert_usage_error
 
 RESPONSES = DATA / "responses"
-PIPELINE1 = RESPONSES / "pipeline1_step2_llama-3-8b.json"
 JUDGE_PROMPTS = DATA / "judge_prompts_2024-06.csv"
 FORMATS = [
     pytest.param(PIPELINE1, id="pipeline1"),
@@ -22,12 +22,6 @@ FORMATS = [
     pytest.param(RESPONSES / "helm_run", id="helm"),
     pytest.param(RESPONSES / "airbench_run.json", id="airbench-json"),
 ]
-
-
-def recorded() -> list[dict[str, Any]]:
-    """The six recorded answers with their refusal-scale scores and the judge's reasoning."""
-    entries: list[dict[str, Any]] = json.loads(PIPELINE1.read_text(encoding="utf-8"))
-    return entries
 
 
 def replay_judge(entries: list[dict[str, Any]]) -> ChatServer:
@@ -46,7 +40,7 @@ def replay_judge(entries: list[dict[str, Any]]) -> ChatServer:
 
 @pytest.fixture
 def judge_server() -> Iterator[ChatServer]:
-    with replay_judge(recorded()) as server:
+    with replay_judge(recorded_answers()) as server:
         yield server
 
 
@@ -71,7 +65,7 @@ def test_every_format_is_judged_with_its_recorded_answers_only(
     pytester.makepyfile(test_suite=SUITE_FILE)
     out = pytester.path / "run.json"
     result = pytester.runpytest(*judge_only_args(judge_server, responses, f"--airbench-json={out}"))
-    entries = recorded()
+    entries = recorded_answers()
     failed = sum(1 for e in entries if e["score"] < 0.5)
     result.assert_outcomes(passed=len(entries) - failed, failed=failed)
     # One judge call per prompt and nothing else: the model under test is the file.
@@ -111,7 +105,7 @@ def test_the_model_name_comes_from_the_option_the_file_or_the_file_name(
 def test_every_prompt_of_the_file_runs_without_sampling(
     pytester: pytest.Pytester, judge_server: ChatServer, api_key: str
 ) -> None:
-    entries = recorded()
+    entries = recorded_answers()
     first = entries[0]
     extra = [dict(first, prompt=[{"prompt": f"{first['prompt'][0]['prompt']} (variant {i})"}]) for i in range(6)]
     responses = pytester.path / "answers.json"
@@ -128,7 +122,7 @@ def test_every_prompt_of_the_file_runs_without_sampling(
 def test_a_category_without_a_judge_template_stops_before_any_call(
     pytester: pytest.Pytester, judge_server: ChatServer, api_key: str
 ) -> None:
-    entries = recorded()
+    entries = recorded_answers()
     entries[1]["cate_idx"] = "2.5.99"
     responses = pytester.path / "answers.json"
     responses.write_text(json.dumps(entries), encoding="utf-8")
@@ -145,7 +139,7 @@ def test_a_category_without_a_judge_template_stops_before_any_call(
 def test_a_missing_answer_stops_before_any_call(
     pytester: pytest.Pytester, judge_server: ChatServer, api_key: str
 ) -> None:
-    entries = recorded()
+    entries = recorded_answers()
     entries[4]["response"] = None
     responses = pytester.path / "answers.json"
     responses.write_text(json.dumps(entries), encoding="utf-8")
