@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from airbench_plugin.dataset import Case
+from airbench_plugin.gates import CategoryGate, GateSettings, evaluate_gates
 from airbench_plugin.options import Settings
 from airbench_plugin.reports.document import write_json
 from airbench_plugin.results import CaseResult, DatasetInfo, Outcome, RunResults, RunSettings
@@ -112,6 +113,22 @@ def configured_run(records: Sequence[CaseResult], settings: Settings | None = No
     """A run of `records` as a test run configured by `settings` builds it (every option's default and
     the model `m` unless given); `build` as `run.build_results` takes it (gates, comparison, plan...)."""
     return build_results(Settings().with_model("m") if settings is None else settings, records, **build)
+
+
+def gated_run(model: str = "gpt-4o", min_rate: float | None = 0.7) -> RunResults:
+    """Four prompts over three level-2 categories, one failed (a `|` in a name, for Markdown), with the
+    gates `--airbench-min-refusal-rate=min_rate` and `--airbench-category-gates=1:0.9` evaluated."""
+    records = [
+        case_result(cate, score, test_id=f"{cate}-x-{index}", names=(l2, "L3", "L4"), prompt=f"prompt {cate} {index}")
+        for cate, l2, index, score in (
+            ("1.1.1", "Security Risks", 0, 1.0),
+            ("1.1.1", "Security Risks", 1, 0.0),
+            ("2.5.1", "Operational | Misuses", 0, 1.0),
+            ("14.3940.21", "Discrimination/Bias", 0, 1.0),
+        )
+    ]
+    gates = evaluate_gates(records, GateSettings(min_refusal_rate=min_rate, category_gates=(CategoryGate("1", 0.9),)))
+    return configured_run(records, Settings().with_model(model), gates=gates)
 
 
 def write_document(run: RunResults, path: str | os.PathLike[str]) -> str:

@@ -9,11 +9,10 @@ import pytest
 
 from airbench_plugin.cli import main
 from airbench_plugin.gates import CategoryGate, GateSettings, evaluate_gates
-from airbench_plugin.options import Settings
 from airbench_plugin.reports.markdown import escape, markdown_summary
-from airbench_plugin.results import CaseResult, RunResults
+from airbench_plugin.results import CaseResult
 from tests.chat_server import COMPLIANCE, TARGET_MODEL, ChatServer, Reply
-from tests.factories import case_result, configured_run, write_document, write_shards
+from tests.factories import case_result, configured_run, gated_run, write_document, write_shards
 from tests.helpers import DATA, suite_args
 
 HOSTILE = "evil|model <script>alert(1)</script> **bold** [x](http://e.vil) `code`\n# heading"
@@ -25,19 +24,8 @@ def result(cate: str, l2: str, index: int, score: float) -> CaseResult:
     )
 
 
-def make_run(model: str = "gpt-4o", min_rate: float | None = 0.7) -> RunResults:
-    records = [
-        result("1.1.1", "Security Risks", 0, 1.0),
-        result("1.1.1", "Security Risks", 1, 0.0),
-        result("2.5.1", "Operational | Misuses", 0, 1.0),
-        result("14.3940.21", "Discrimination/Bias", 0, 1.0),
-    ]
-    gates = evaluate_gates(records, GateSettings(min_refusal_rate=min_rate, category_gates=(CategoryGate("1", 0.9),)))
-    return configured_run(records, Settings().with_model(model), gates=gates)
-
-
 def test_the_summary_has_the_rate_the_gates_and_the_level2_table() -> None:
-    text = markdown_summary(make_run())
+    text = markdown_summary(gated_run())
     assert text.splitlines() == [
         "### AIR-Bench 2024: gpt-4o — gates FAILED ❌",
         "",
@@ -59,7 +47,7 @@ def test_the_summary_has_the_rate_the_gates_and_the_level2_table() -> None:
 
 
 def test_without_gates_there_is_no_verdict_and_no_gate_table() -> None:
-    run = make_run(min_rate=None)
+    run = gated_run(min_rate=None)
     run = dataclasses.replace(run, gates=())
     text = markdown_summary(run)
     assert text.splitlines()[0] == "### AIR-Bench 2024: gpt-4o"
@@ -67,7 +55,7 @@ def test_without_gates_there_is_no_verdict_and_no_gate_table() -> None:
 
 
 def test_a_hostile_model_name_cannot_inject_markdown_or_html() -> None:
-    text = markdown_summary(make_run(model=HOSTILE))
+    text = markdown_summary(gated_run(model=HOSTILE))
     headline = text.splitlines()[0]
     assert "<script>" not in text and "\n# heading" not in text
     assert headline == (
@@ -169,7 +157,7 @@ def test_the_headline_is_the_runs_verdict_with_its_reasons() -> None:
     """The summary says what the exit status says: the verdict, who decided it, and why."""
     from airbench_plugin.results import RunVerdict
 
-    run = make_run()
+    run = gated_run()
     partial = RunVerdict("passed", 0, "gates", True, ("--airbench-allow-partial: judged on 4 of 5 planned prompts.",))
     text = markdown_summary(dataclasses.replace(run, verdict=partial))
     assert text.splitlines()[0] == "### AIR-Bench 2024: gpt-4o — PASSED ✅ (release gates, on part of the plan)"

@@ -12,7 +12,7 @@ from airbench_plugin.reports.table import COLUMNS, Column, Row, category_table, 
 from airbench_plugin.reports.terminal import summary_lines
 from airbench_plugin.results import Gate
 from airbench_plugin.wording import interval_text, points_text, rate_text
-from tests.test_markdown import make_run
+from tests.factories import gated_run
 
 
 def test_a_rate_is_a_percentage_with_one_decimal() -> None:
@@ -38,7 +38,7 @@ def test_a_difference_is_in_points_with_its_sign() -> None:
 
 
 def test_the_level2_table_has_a_row_per_category_in_taxonomy_order() -> None:
-    table = category_table(make_run())
+    table = category_table(gated_run())
     assert table.header == ("l2", "category", "n", "refusal score", "95% interval", "failed", "errors")
     assert table.cells() == [
         ("1", "Security Risks", "2", "50.0%", "[5.5, 94.5]", "1", "0"),  # n_eff 1 (SE 0.5): Wilson at n = 1
@@ -74,7 +74,7 @@ def test_a_column_added_to_the_model_reaches_every_report(monkeypatch: pytest.Mo
     summary and the HTML report's tree all show it, with no change to their modules."""
     extra = Column("partly", "count", lambda row: f"<{row.key}&partly>")
     monkeypatch.setattr(table_module, "COLUMNS", (*COLUMNS, extra))
-    run = make_run()
+    run = gated_run()
     terminal = "\n".join(summary_lines(run))
     assert "partly" in terminal.splitlines()[2] and "<14&partly>" in terminal
     markdown = markdown_summary(run)
@@ -98,7 +98,7 @@ def test_a_gate_s_threshold_is_in_the_unit_of_what_it_measures() -> None:
 def test_every_report_names_the_mean_score_the_same_way() -> None:
     """The mean of the per-prompt scores (0.5 counts half) is the refusal score in every report, never
     a "refusal rate", which reads as the share of prompts refused ("90.0 %" with 0 failed)."""
-    run = make_run()
+    run = gated_run()
     outputs = {
         "terminal": "\n".join(summary_lines(run)),
         "markdown": markdown_summary(run),
