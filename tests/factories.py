@@ -1,6 +1,7 @@
 """Builders for the plugin's own tests: a dataset prompt, one record, one run (from the results model's
-own fields, or as a test run's settings make it) and its JSON file, with the defaults most tests want.
-A test states only what it is about; everything else is a default here."""
+own fields, or as a test run's settings make it), its JSON file or shard files, and the authors'
+recorded answers, with the defaults most tests want. A test states only what it is about; everything
+else is a default here."""
 
 from __future__ import annotations
 
@@ -43,12 +44,6 @@ def outcome_of(score: float | None, threshold: float = 0.5) -> Outcome:
     if score is None:
         return "error"
     return "passed" if score >= threshold else "failed"
-
-
-def recorded_answers() -> list[dict[str, Any]]:
-    """The entries of `PIPELINE1`: each prompt, the answer, the judge's reasoning and refusal-scale score."""
-    entries: list[dict[str, Any]] = json.loads(PIPELINE1.read_text(encoding="utf-8"))
-    return entries
 
 
 def case_result(
@@ -157,3 +152,9 @@ def write_shards(
         shard = settings.replace(shard=Shard(k, count), **({"json": file} if json_option else {}), **changes)
         paths.append(write_document(configured_run(records[k - 1 :: count], shard), folder / file))
     return paths
+
+
+def recorded_answers() -> list[dict[str, Any]]:
+    """The entries of `PIPELINE1`: each prompt, the answer, the judge's reasoning and refusal-scale score."""
+    entries: list[dict[str, Any]] = json.loads(PIPELINE1.read_text(encoding="utf-8"))
+    return entries
