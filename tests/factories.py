@@ -13,11 +13,12 @@ from typing import Any
 
 from airbench_plugin.dataset import Case
 from airbench_plugin.gates import CategoryGate, GateSettings, evaluate_gates
-from airbench_plugin.options import Settings
+from airbench_plugin.options import Settings, parse_values
 from airbench_plugin.reports.document import write_json
 from airbench_plugin.results import CaseResult, DatasetInfo, Outcome, RunResults, RunSettings
 from airbench_plugin.run import build_results
 from airbench_plugin.shards import Shard
+from tests.chat_server import COMPLIANCE, REFUSAL
 from tests.helpers import DATA
 
 DATASET = DatasetInfo("hf:stanford-crfm/air-bench-2024", None, "default")
@@ -26,6 +27,8 @@ CREATED = "2026-01-01T00:00:00+00:00"  # a fixed creation time, for reports comp
 # Six answers of Llama-3-8b with the authors' judgements, as their pipeline 1 (step 2) recorded them.
 PIPELINE1 = DATA / "responses" / "pipeline1_step2_llama-3-8b.json"
 NETWORK_INTRUSION = ("Security Risks", "Confidentiality", "Network intrusion")  # 1.1.1's level 2, 3 and 4 names
+# The settings of a run of the shipped suite that the `airbench merge` tests split into shards.
+SHARDED = parse_values({"model": "model-a", "judge_model": "judge-x", "sample": "all", "seed": "0", "no_cache": True})
 
 
 def dataset_case(
@@ -76,6 +79,20 @@ def case_result(
         score=score,
         outcome=outcome_of(score) if outcome is None else outcome,
         **changes,
+    )
+
+
+def suite_record(index: int, score: float = 1.0, cate: str = "1.1.1") -> CaseResult:
+    """Prompt `index` of `cate` as the shipped suite names its test: refused (score 1) or answered."""
+    return case_result(
+        cate,
+        score,
+        file="tests_airbench/test_airbench.py",
+        test_id=f"{cate}-network-intrusion-{index}",
+        names=NETWORK_INTRUSION,
+        prompt=f"prompt {index}",
+        response=REFUSAL if score == 1.0 else COMPLIANCE,
+        judge_reasoning="refuses" if score == 1.0 else "assists",
     )
 
 
@@ -130,6 +147,11 @@ def write_document(run: RunResults, path: str | os.PathLike[str]) -> str:
     """Write `run`'s JSON document as a test run does; its path, as `airbench merge` and `compare` take it."""
     write_json(run, path)
     return str(path)
+
+
+def write_run(path: Path, records: Sequence[CaseResult], settings: Settings, **changes: Any) -> str:
+    """`records` as the JSON file a test run of `settings` with `changes` writes at `path`; its path."""
+    return write_document(configured_run(records, settings.replace(**changes)), path)
 
 
 def write_shards(

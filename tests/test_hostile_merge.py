@@ -13,9 +13,9 @@ from airbench_plugin.cli import main
 from airbench_plugin.dataset import content_revision
 from airbench_plugin.shards import Shard
 from tests.chat_server import ChatServer
-from tests.factories import write_shards
+from tests.factories import SHARDED, suite_record, write_run, write_shards
 from tests.helpers import assert_usage_error, suite_args
-from tests.test_merge import BASE, record, refused, write_run
+from tests.test_merge import refused
 
 NODE = "tests_airbench/test_airbench.py::test_airbench[1.1.1-network-intrusion-{}]"
 ADVICE = "merge the unedited --airbench-json files of the shards."
@@ -24,8 +24,8 @@ ADVICE = "merge the unedited --airbench-json files of the shards."
 @pytest.fixture
 def shards(tmp_path: Path) -> list[str]:
     """Two shard files of a four-prompt run; prompt 3 (in shard 2) failed."""
-    records = [record(i, 0.0 if i == 3 else 1.0) for i in range(4)]
-    return write_shards(tmp_path, records, 2, BASE, name="shard{k}.json", json_option=True)
+    records = [suite_record(i, 0.0 if i == 3 else 1.0) for i in range(4)]
+    return write_shards(tmp_path, records, 2, SHARDED, name="shard{k}.json", json_option=True)
 
 
 def edit(path: str, change: Any) -> None:
@@ -104,12 +104,12 @@ def test_two_contents_of_one_local_dataset_are_two_benchmarks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dataset = tmp_path / "prompts.csv"
-    records = [record(i) for i in range(4)]
+    records = [suite_record(i) for i in range(4)]
     paths = []
     for k, content in ((1, "cate-idx,prompt\n1.1.1,a\n"), (2, "cate-idx,prompt\n1.1.1,b\n")):
         dataset.write_text(content, encoding="utf-8")
         changes = {"shard": Shard(k, 2), "dataset": str(dataset), "judge_prompts": str(dataset)}
-        paths.append(write_run(tmp_path / f"s{k}.json", records[k - 1 :: 2], **changes))
+        paths.append(write_run(tmp_path / f"s{k}.json", records[k - 1 :: 2], SHARDED, **changes))
     first = json.loads(Path(paths[0]).read_text(encoding="utf-8"))
     assert first["dataset"]["revision"].startswith("sha256:")
     assert first["settings"]["judge_prompts_revision"] == first["dataset"]["revision"]
@@ -121,12 +121,14 @@ def test_two_contents_of_one_local_dataset_are_two_benchmarks(
 
 def test_judge_templates_of_another_content_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     templates = tmp_path / "judge.csv"
-    records = [record(i) for i in range(4)]
+    records = [suite_record(i) for i in range(4)]
     paths = []
     for k in (1, 2):
         templates.write_text(f"cate-idx,judge_prompt\n1.1.1,version {k}\n", encoding="utf-8")
         paths.append(
-            write_run(tmp_path / f"s{k}.json", records[k - 1 :: 2], shard=Shard(k, 2), judge_prompts=str(templates))
+            write_run(
+                tmp_path / f"s{k}.json", records[k - 1 :: 2], SHARDED, shard=Shard(k, 2), judge_prompts=str(templates)
+            )
         )
     assert refused(capsys, merge(paths, tmp_path)) == (
         f"airbench merge: cannot merge {paths[0]!r} and {paths[1]!r}: they were run with different judge "
@@ -139,7 +141,7 @@ def test_a_baseline_judged_with_other_templates_is_refused(
 ) -> None:
     prompts, templates = dataset_files
     baseline = suite.path / "baseline.json"
-    write_run(baseline, [record(0)], judge_prompts=str(templates))
+    write_run(baseline, [suite_record(0)], SHARDED, judge_prompts=str(templates))
     recorded = content_revision(templates)
     with templates.open("a", encoding="utf-8") as handle:
         handle.write('9.9.9,"a template added since"\n')

@@ -12,11 +12,17 @@ from typing import Any
 import pytest
 
 from airbench_plugin.cli import main
-from airbench_plugin.options import parse_values
 from airbench_plugin.results import CaseResult, PlannedPrompt, RunResults, load_results
 from airbench_plugin.shards import Shard
 from tests.chat_server import COMPLIANCE, REFUSAL, TARGET_MODEL, ChatServer, Reply, default_handler
-from tests.factories import NETWORK_INTRUSION, case_result, configured_run, write_document, write_shards
+from tests.factories import (
+    SHARDED,
+    configured_run,
+    suite_record,
+    write_document,
+    write_run,
+    write_shards,
+)
 from tests.helpers import assert_error_bars, suite_args
 
 
@@ -106,31 +112,12 @@ def test_pytest_split_groups_merge_into_the_single_job_run(
 
 # --- unit tests over documents built in memory ------------------------------------------------------
 
-BASE = parse_values({"model": "model-a", "judge_model": "judge-x", "sample": "all", "seed": "0", "no_cache": True})
-
-
-def record(index: int, score: float = 1.0, cate: str = "1.1.1") -> CaseResult:
-    return case_result(
-        cate,
-        score,
-        file="tests_airbench/test_airbench.py",
-        test_id=f"{cate}-network-intrusion-{index}",
-        names=NETWORK_INTRUSION,
-        prompt=f"prompt {index}",
-        response=REFUSAL if score == 1.0 else COMPLIANCE,
-        judge_reasoning="refuses" if score == 1.0 else "assists",
-    )
-
-
-def write_run(path: Path, records: list[CaseResult], **changes: Any) -> str:
-    return write_document(configured_run(records, BASE.replace(**changes)), path)
-
 
 @pytest.fixture
 def shards(tmp_path: Path) -> list[str]:
     """Three shard files of a six-prompt run: two prompts each, one failure in shard 2."""
-    records = [record(i, 0.0 if i == 4 else 1.0) for i in range(6)]
-    return write_shards(tmp_path, records, 3, BASE, name="shard{k}.json", json_option=True)
+    records = [suite_record(i, 0.0 if i == 4 else 1.0) for i in range(6)]
+    return write_shards(tmp_path, records, 3, SHARDED, name="shard{k}.json", json_option=True)
 
 
 def refused(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
@@ -202,8 +189,8 @@ def test_a_missing_shard_is_refused_unless_partial_is_allowed(
 def test_shards_of_different_runs_are_refused(
     shards: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], changes: dict[str, Any], message: str
 ) -> None:
-    records = [record(i, 0.0 if i == 4 else 1.0) for i in range(6)]
-    odd = write_run(tmp_path / "odd.json", records[1::3], shard=Shard(2, 3), **changes)
+    records = [suite_record(i, 0.0 if i == 4 else 1.0) for i in range(6)]
+    odd = write_run(tmp_path / "odd.json", records[1::3], SHARDED, shard=Shard(2, 3), **changes)
     line = refused(capsys, ["merge", shards[0], odd, shards[2], "--json", str(tmp_path / "m.json")])
     assert line == (
         f"airbench merge: cannot merge {shards[0]!r} and {odd!r}: they were run with {message}; "
@@ -212,9 +199,15 @@ def test_shards_of_different_runs_are_refused(
 
 
 def test_operational_settings_may_differ_between_shards(shards: list[str], tmp_path: Path) -> None:
-    records = [record(i, 0.0 if i == 4 else 1.0) for i in range(6)]
+    records = [suite_record(i, 0.0 if i == 4 else 1.0) for i in range(6)]
     other = write_run(
-        tmp_path / "other.json", records[1::3], shard=Shard(2, 3), concurrency=4, retries=1, min_refusal_rate=0.2
+        tmp_path / "other.json",
+        records[1::3],
+        SHARDED,
+        shard=Shard(2, 3),
+        concurrency=4,
+        retries=1,
+        min_refusal_rate=0.2,
     )
     assert (
         main(["merge", shards[0], other, shards[2], "--json", str(tmp_path / "m.json"), "--min-refusal-rate=0.5"]) == 0
@@ -231,9 +224,9 @@ def test_overlapping_shards_are_refused(shards: list[str], tmp_path: Path, capsy
         "pass each shard's file once."
     )
     # Splits without --airbench-shard (pytest-split, -k) that ran the same prompt twice.
-    records = [record(i) for i in range(4)]
-    first = write_run(tmp_path / "a.json", records[:3])
-    second = write_run(tmp_path / "b.json", records[2:])
+    records = [suite_record(i) for i in range(4)]
+    first = write_run(tmp_path / "a.json", records[:3], SHARDED)
+    second = write_run(tmp_path / "b.json", records[2:], SHARDED)
     line = refused(capsys, ["merge", first, second, "--json", out])
     assert line == (
         f"airbench merge: cannot merge {first!r} and {second!r}: both ran the prompt 1.1.1-network-intrusion-2; "
@@ -245,13 +238,13 @@ def test_splits_of_different_sizes_or_mixed_with_unsharded_files(
     shards: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = str(tmp_path / "m.json")
-    halves = write_run(tmp_path / "half.json", [record(i) for i in range(3)], shard=Shard(2, 2))
+    halves = write_run(tmp_path / "half.json", [suite_record(i) for i in range(3)], SHARDED, shard=Shard(2, 2))
     line = refused(capsys, ["merge", shards[0], halves, "--json", out])
     assert line == (
         f"airbench merge: cannot merge {shards[0]!r} and {halves!r}: they split the run into 3 and 2 shards; "
         "merge the shards of one split."
     )
-    plain = write_run(tmp_path / "plain.json", [record(9)])
+    plain = write_run(tmp_path / "plain.json", [suite_record(9)], SHARDED)
     line = refused(capsys, ["merge", *shards, plain, "--json", out])
     assert line == (
         f"airbench merge: cannot merge {plain!r} with --airbench-shard files: it was not run with --airbench-shard."
@@ -292,7 +285,7 @@ def test_files_that_are_not_results_and_bad_options_are_one_sentence(
 
 
 def test_merge_gates_against_a_baseline(shards: list[str], tmp_path: Path) -> None:
-    baseline = write_run(tmp_path / "baseline.json", [record(i) for i in range(6)])
+    baseline = write_run(tmp_path / "baseline.json", [suite_record(i) for i in range(6)], SHARDED)
     out = tmp_path / "m.json"
     argv = ["merge", *shards, "--json", str(out), "--baseline", baseline]
     assert main([*argv, "--max-regression", "0.1"]) == 1  # 100% -> 83.3%
@@ -335,7 +328,7 @@ def test_every_setting_is_either_measured_or_operational() -> None:
     from airbench_plugin.merge import RUN_FACTS
     from airbench_plugin.options import OPERATIONAL_SETTINGS
 
-    measured = set(BASE.public_dict()) - OPERATIONAL_SETTINGS - RUN_FACTS
+    measured = set(SHARDED.public_dict()) - OPERATIONAL_SETTINGS - RUN_FACTS
     assert measured == {
         "model",
         "provider",
@@ -375,7 +368,7 @@ def test_merge_gates_the_judges_agreement_over_the_joined_records(tmp_path: Path
     from airbench_plugin.judges.granite_guardian import GraniteGuardianReading
 
     def judged(index: int, second: float) -> CaseResult:
-        first = record(index)
+        first = suite_record(index)
         label = "No" if second == 1.0 else "Yes"  # Granite Guardian's "Yes" means harmful
         readings = (
             AirbenchReading("judge-x", 1.0, "##the_score: 1", "refuses"),
@@ -385,7 +378,7 @@ def test_merge_gates_the_judges_agreement_over_the_joined_records(tmp_path: Path
 
     records = [judged(i, 0.0 if i == 0 else 1.0) for i in range(4)]  # they disagree on one prompt of four
     two_judges = {"second_judge": "granite-guardian", "second_judge_model": "granite", "second_judge_base_url": None}
-    files = write_shards(tmp_path, records, 2, BASE.replace(**two_judges))
+    files = write_shards(tmp_path, records, 2, SHARDED.replace(**two_judges))
     out = str(tmp_path / "m.json")
     assert main(["merge", *files, "--json", out, "--min-judge-agreement", "0.7"]) == 0
     assert main(["merge", *files, "--json", out, "--min-judge-agreement", "0.8"]) == 1
@@ -396,8 +389,8 @@ def test_merge_gates_the_judges_agreement_over_the_joined_records(tmp_path: Path
 
 def test_the_merged_plan_is_in_the_single_jobs_order(tmp_path: Path) -> None:
     """Numbered prompts sort as numbers (2 before 10), as the plan of one job lists them."""
-    records = [record(i) for i in (2, 10, 11, 1)]
-    files = write_shards(tmp_path, records, 2, BASE)
+    records = [suite_record(i) for i in (2, 10, 11, 1)]
+    files = write_shards(tmp_path, records, 2, SHARDED)
     out = tmp_path / "m.json"
     assert main(["merge", *files, "--json", str(out)]) == 0
     assert [p.test_id for p in load_results(out).plan] == [
@@ -413,7 +406,7 @@ def test_planned_prompts_that_no_file_ran_are_refused_unless_partial(
 ) -> None:
     """pytest-split groups plan every prompt and run their own: a group's file that is missing leaves
     prompts that every other file marks as deselected."""
-    records = [record(i) for i in range(4)]
+    records = [suite_record(i) for i in range(4)]
 
     def group(name: str, ran: list[int]) -> str:
         plan = [
@@ -426,7 +419,7 @@ def test_planned_prompts_that_no_file_ran_are_refused_unless_partial(
             )
             for i in range(4)
         ]
-        return write_document(configured_run([records[i] for i in ran], BASE, plan=plan), tmp_path / name)
+        return write_document(configured_run([records[i] for i in ran], SHARDED, plan=plan), tmp_path / name)
 
     first, second = group("g1.json", [0, 1]), group("g2.json", [2])
     out = str(tmp_path / "m.json")
