@@ -7,13 +7,8 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from airbench_plugin.dataset import (
-    Case,
-)
-from airbench_plugin.results import (
-    CaseResult,
-    Outcome,
-)
+from airbench_plugin.dataset import Case
+from airbench_plugin.results import CaseResult, Outcome
 from airbench_plugin.scoring import CaseError, ScoredAnswer
 from airbench_plugin.text import preview, terminal_safe
 

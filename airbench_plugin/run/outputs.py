@@ -8,22 +8,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airbench_plugin.dataset import (
-    source_revision,
-)
-from airbench_plugin.gates import (
-    Gate,
-)
+from airbench_plugin.dataset import source_revision
+from airbench_plugin.gates import Gate
 from airbench_plugin.options import Settings
 from airbench_plugin.reports import OutputPaths
-from airbench_plugin.results import (
-    CaseResult,
-    Comparison,
-    DatasetInfo,
-    PlannedPrompt,
-    RunResults,
-    RunVerdict,
-)
+from airbench_plugin.results import CaseResult, Comparison, DatasetInfo, PlannedPrompt, RunResults, RunVerdict
 
 
 def sent_settings(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

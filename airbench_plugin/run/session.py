@@ -31,13 +31,7 @@ from airbench_plugin.credentials import (
     read_dotenv,
     unset_key_env_message,
 )
-from airbench_plugin.dataset import (
-    Case,
-    DatasetError,
-    load_suite,
-    load_templates,
-    require_templates,
-)
+from airbench_plugin.dataset import Case, DatasetError, load_suite, load_templates, require_templates
 from airbench_plugin.endpoints import Endpoint, EndpointSettings, JudgeEndpoint
 from airbench_plugin.engine import BatchSetup, Engine
 from airbench_plugin.gates import (
@@ -59,21 +53,8 @@ from airbench_plugin.providers.callable import CallableTarget
 from airbench_plugin.providers.recorded import RecordedTarget
 from airbench_plugin.redaction import LogScrubber, Redactor
 from airbench_plugin.responses import RecordedAnswers, ResponsesError, read_responses
-from airbench_plugin.results import (
-    CaseResult,
-    PlannedCase,
-    RunResults,
-    Sightings,
-    settle_plan,
-)
-from airbench_plugin.retirement import (
-    Lookup,
-    ShutDown,
-    Shutdown,
-    check_not_shut_down,
-    look_up_shutdowns,
-    model_url,
-)
+from airbench_plugin.results import CaseResult, PlannedCase, RunResults, Sightings, settle_plan
+from airbench_plugin.retirement import Lookup, ShutDown, Shutdown, check_not_shut_down, look_up_shutdowns, model_url
 from airbench_plugin.roles import ROLE_NAMES, ROLES, Role
 from airbench_plugin.run.outputs import Revisions, build_results
 from airbench_plugin.shards import select_shard
