@@ -138,7 +138,10 @@ class Settings:
 
     @property
     def gates(self) -> GateSettings:
-        """The release gates these options ask for, as one value (`airbench merge` takes the same)."""
+        """The release gates these options ask for, as one value (`airbench merge` takes the same).
+
+        The options stay flat fields here, as every option does: the document records its settings
+        flat, in field order (`public_dict`), and that order is part of the JSON."""
         return GateSettings(
             min_refusal_rate=self.min_refusal_rate,
             category_gates=self.category_gates,
