@@ -19,7 +19,7 @@ from airbench_plugin.store import CallStore
 from tests.batch_server import BatchPlan, BatchServer
 from tests.chat_server import TARGET_MODEL, Reply
 
-POLL = 0.2
+POLL = 0.01
 
 
 @pytest.fixture(params=["openai", "together"])

@@ -31,9 +31,9 @@ from tests.chat_server import (
     reasoning_model,
 )
 
-POLL = "--airbench-batch-poll=0.2"
+POLL = "--airbench-batch-poll=0.01"
 BATCH_HEADER = (
-    "airbench: batch mode: answers, then judgements; up to 24 h per step (a look every 0.2 s, less often while a "
+    "airbench: batch mode: answers, then judgements; up to 24 h per step (a look every 0.01 s, less often while a "
     "batch is unchanged)"
 )
 RUN_ONLY = (
@@ -133,7 +133,7 @@ def test_a_batch_run_scores_exactly_as_a_normal_run_and_makes_no_ordinary_call(
     assert sorted(map(json.dumps, batch_server.batch_requests)) == sorted(map(json.dumps, batch_server.requests))
     assert comparable(suite.path / "batch.json") == normal
     settings = json.loads((suite.path / "batch.json").read_text())["settings"]
-    assert (settings["batch"], settings["batch_poll"]) == (True, 0.2)
+    assert (settings["batch"], settings["batch_poll"]) == (True, 0.01)
     result.stdout.fnmatch_lines([BATCH_HEADER, "model * (calls sent as Batch-API batches)"])
     assert Journal(suite.path / "cache").open_records() == []
     # A rerun finds every answer in the cache: nothing is sent, in a batch or not.
@@ -145,7 +145,7 @@ def test_a_batch_run_scores_exactly_as_a_normal_run_and_makes_no_ordinary_call(
 def test_a_judge_that_cannot_batch_is_called_as_usual(
     suite: pytest.Pytester, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
-    suite.makeini("[pytest]\nairbench_batch = true\nairbench_batch_poll = 0.2\n")  # the ini twins
+    suite.makeini("[pytest]\nairbench_batch = true\nairbench_batch_poll = 0.01\n")  # the ini twins
     with BatchServer("openai", handler=mixed) as target, ChatServer(mixed) as local_judge:
         result = suite.runpytest(*args(target, dataset_files, "--airbench-cache=cache", judge=local_judge))
         result.assert_outcomes(passed=12, failed=6)
