@@ -108,6 +108,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if run is None:
         return
     run.stop_scrubbing_logs()
+    run.close_store()
     if is_worker(config) or run.finished is None:
         return
     xmlpath = getattr(config.option, "xmlpath", None)

@@ -82,6 +82,7 @@ class AirbenchRun:
     other_failures: int = 0
     revisions: Revisions | None = None  # the dataset's and templates' revisions, read when loaded
     engine: Engine | None = None
+    store: CallStore | None = None  # opened by `prepare`, then the engine's (one open per process, not two)
     finished: RunResults | None = None  # the controller's typed results, once the run is over
     write_failures: list[str] = field(default_factory=list)
     written: list[tuple[str, str]] = field(default_factory=list)  # (label, path) of each output written
@@ -124,7 +125,7 @@ class AirbenchRun:
             return
         if not settings.no_cache:
             try:
-                CallStore(self.cache_dir).close()
+                self.store = CallStore(self.cache_dir)
             except Exception as exc:  # sqlite and the file system raise several types
                 raise pytest.UsageError(
                     f"--airbench-cache: cannot use {str(self.cache_dir)!r} as the response cache ({exc}); "
@@ -328,7 +329,7 @@ class AirbenchRun:
         judges = [self._judge_endpoint(s.judge_endpoint, s.judge)]
         if s.second_judge is not None:
             judges.append(self._judge_endpoint(s.second_judge_endpoint, s.second_judge))
-        store = None if s.no_cache else CallStore(self.cache_dir)
+        store, self.store = (None if s.no_cache else self.store or CallStore(self.cache_dir)), None
         self.engine = Engine(
             target=Endpoint(
                 "target",
@@ -379,6 +380,12 @@ class AirbenchRun:
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+
+    def close_store(self) -> None:
+        """Close the store `prepare` opened where no engine took it (the xdist controller, --collect-only)."""
+        if self.store is not None:
+            self.store.close()
+            self.store = None
 
     # --- the controller's side ------------------------------------------------------------------
 
