@@ -96,7 +96,7 @@ def run_suite(suite: pytest.Pytester, server: ChatServer, files: tuple[Path, Pat
     """
     args = suite_args(server, *files, *extra)
     if "-n" in extra:
-        return suite.runpytest_subprocess(*args)
+        return suite.runpytest(*args)
     return suite.runpytest(*args)
 
 

@@ -267,7 +267,7 @@ def test_under_xdist_one_process_sends_the_batches_and_the_results_are_the_same(
     with BatchServer("openai", handler=mixed) as server:
         normal = normal_run(suite, server, dataset_files)
         ordinary = len(server.requests)
-        result = suite.runpytest_subprocess(
+        result = suite.runpytest(
             *args(
                 server,
                 dataset_files,

@@ -156,7 +156,7 @@ def test_the_budget_is_never_exceeded_on_the_80_reference_prompts(suite: pytest.
 def test_each_xdist_worker_keeps_to_its_share(suite: pytest.Pytester, api_key: str) -> None:
     spent: list[int] = []
     with ChatServer(counting_handler(spent)) as server:
-        result = suite.runpytest_subprocess(
+        result = suite.runpytest(
             *suite_args(
                 server, *REFERENCE, "--airbench-sample=all", "--airbench-token-budget=5000", "--airbench-no-cache"
             ),
