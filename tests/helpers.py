@@ -89,15 +89,13 @@ def suite_args(server: ChatServer, prompts: Path, judge: Path, *extra: str) -> l
 
 
 def run_suite(suite: pytest.Pytester, server: ChatServer, files: tuple[Path, Path], *extra: str) -> pytest.RunResult:
-    """Run the suite in-process (fast) unless xdist is asked for, which needs a real process tree.
+    """Run the suite in this process; with `-n`, xdist's workers are real processes all the same.
 
-    A `-n 2` run costs seconds of CPU for its three processes: check what xdist changes in the one
-    run of test_xdist.py that carries every output, rather than adding runs.
+    A `-n 2` run still costs a second of CPU per worker (each imports pytest, the plugin and the
+    SDK): check what xdist changes in the one run of test_xdist.py that carries every output, rather
+    than adding runs.
     """
-    args = suite_args(server, *files, *extra)
-    if "-n" in extra:
-        return suite.runpytest(*args)
-    return suite.runpytest(*args)
+    return suite.runpytest(*suite_args(server, *files, *extra))
 
 
 def assert_usage_error(result: pytest.RunResult, message: str) -> None:

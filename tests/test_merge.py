@@ -51,7 +51,7 @@ GATES = ("--min-refusal-rate=0.9", "--category-gates=14:0.5")
 
 def run_job(suite: pytest.Pytester, server: ChatServer, files: tuple[Path, Path], dist: list[str], *extra: str) -> int:
     args = suite_args(server, *files, "--airbench-sample=all", "--airbench-no-cache", *extra, *dist)
-    result = suite.runpytest(*args) if dist else suite.runpytest(*args)
+    result = suite.runpytest(*args)
     return int(result.ret)
 
 

@@ -33,7 +33,7 @@ def test_a_run_without_the_suite_says_how_to_collect_it_and_fails(
 ) -> None:
     pytester.makepyfile(test_other=OTHER_TEST)
     args = suite_args(chat_server, *dataset_files, "--airbench-json=out.json", "--airbench-allow-partial", *dist)
-    result = pytester.runpytest(*args) if dist else pytester.runpytest(*args)
+    result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     text = result.stdout.str()
     assert text.count(SENTENCE) == 1
@@ -60,7 +60,7 @@ def test_a_suite_collected_and_deselected_whole_is_deselected(
 ) -> None:
     pytester.makepyfile(test_suite=SUITE_FILE, test_other=OTHER_TEST)
     args = suite_args(chat_server, *dataset_files, "--airbench-json=out.json", "-k", "something_else", *dist)
-    result = pytester.runpytest(*args) if dist else pytester.runpytest(*args)
+    result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "No AIR-Bench test was collected" not in result.stdout.str()
     result.stdout.fnmatch_lines(["13 of 13 planned prompts were not run (13 deselected)."])

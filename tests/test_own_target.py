@@ -40,7 +40,7 @@ def test_a_conftest_fixture_needs_no_key_or_url(
 ) -> None:
     suite.makeconftest(APP_FIXTURE)
     args = _args(chat_server, dataset_files, *dist)
-    result = suite.runpytest(*args) if dist else suite.runpytest(*args)
+    result = suite.runpytest(*args)
     result.assert_outcomes(passed=13)
     assert result.ret == pytest.ExitCode.OK
     assert len(chat_server.calls(JUDGE_MODEL)) == 13 and len(chat_server.calls()) == 13

@@ -99,8 +99,7 @@ def test_only_the_selected_prompts_are_sent_and_markers_are_listed(
     suite: pytest.Pytester, chat_server: ChatServer, nested_files: tuple[Path, Path], api_key: str, dist: list[str]
 ) -> None:
     args = suite_args(chat_server, *nested_files, "--airbench-sample=all", "--strict-markers")
-    run = suite.runpytest if dist else suite.runpytest  # workers register the markers too
-    result = run(*args, "-m", "airbench_l3_1_1", *dist)
+    result = suite.runpytest(*args, "-m", "airbench_l3_1_1", *dist)  # workers register the markers too
     result.assert_outcomes(passed=4, deselected=None if dist else 6)  # xdist deselects on its workers
     assert len(chat_server.calls(TARGET_MODEL)) == 4
     if dist:

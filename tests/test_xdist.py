@@ -1,6 +1,7 @@
 """The suite under `-n 2`: what only a real process tree can show.
 
-Each test here is one pytest-xdist run in a subprocess (seconds of CPU each), so there are few: one
+Each test here is one pytest-xdist run (its controller in this process, its two workers real
+processes: a second of CPU each), so there are few: one
 run that carries every output, the workers' prefetch depth and the hand-off of the cases to the
 workers, and is compared with the same run without xdist; the worksteal run;
 and a run the circuit breaker stops (beside its in-process twin). Report contents, gates and
