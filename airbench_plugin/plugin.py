@@ -274,8 +274,10 @@ def airbench_engine(
     run = pytestconfig.stash[RUN_KEY]
     # Imports, the dataset and the collected items live until the end: moving them out of the
     # collector's sight saves seconds of full collections that would stall the event loop. A short
-    # run skips it: the full collection it starts with would cost more than it saves.
-    if len(run.cases) >= GC_FREEZE_MIN_CASES:
+    # run skips it: the full collection it starts with would cost more than it saves. A process
+    # that froze objects itself (a long-lived caller of pytest.main) keeps its own policy: the
+    # thaw at the end would unfreeze its objects too.
+    if len(run.cases) >= GC_FREEZE_MIN_CASES and gc.get_freeze_count() == 0:
         gc.collect()
         gc.freeze()
         run.gc_frozen = True  # until pytest's last cleanup has run: see pytest_configure_thaw_last

@@ -45,6 +45,24 @@ def _heavy(item: pytest.Item) -> bool:
     return under_xdist or item.get_closest_marker("heavy") is not None
 
 
+def pytest_collection_finish() -> None:
+    """What is alive once the tests are collected (pytest, the plugin, three SDKs, `datasets`) lives
+    until the end: frozen out of the collector's sight, the full collections that hundreds of
+    in-process runs trigger walk only what those runs made. The plugin does the same in a long run
+    and leaves a process that froze its own objects alone (test_suite_run.py thaws around its checks)."""
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.fixture
+def thawed() -> Iterator[None]:
+    """The collector as a fresh process has it (nothing frozen) for the test, frozen again after."""
+    gc.unfreeze()
+    yield
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish() -> None:
     """The process ends next: pytest's last full collections (at unconfigure and in its cleanup)

@@ -365,6 +365,7 @@ def test_only_a_long_run_freezes_the_garbage_collector(
     dataset_files: tuple[Path, Path],
     api_key: str,
     monkeypatch: pytest.MonkeyPatch,
+    thawed: None,
     threshold: int,
     frozen: bool,
 ) -> None:
@@ -397,6 +398,7 @@ def test_a_long_run_is_unfrozen_even_when_an_unconfigure_hook_raises(
     dataset_files: tuple[Path, Path],
     api_key: str,
     monkeypatch: pytest.MonkeyPatch,
+    thawed: None,
 ) -> None:
     """Pluggy stops at the first unconfigure hook that raises; the thaw is a cleanup, which always runs.
     It runs after pytest's own cleanups, whose full collection then still skips the frozen objects."""
@@ -420,3 +422,21 @@ def test_a_long_run_is_unfrozen_even_when_an_unconfigure_hook_raises(
         suite.inline_run(*suite_args(chat_server, *dataset_files))
     assert gc.get_freeze_count() == 0
     assert int((suite.path / "frozen-at-cleanup").read_text()) > 0
+
+
+def test_a_process_that_froze_its_own_objects_keeps_them_frozen(
+    suite: pytest.Pytester,
+    chat_server: ChatServer,
+    dataset_files: tuple[Path, Path],
+    api_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A long-lived caller of pytest.main that froze its objects (this test process does, see
+    conftest.py) manages its collector itself: a long run neither freezes more nor thaws them."""
+    monkeypatch.setattr(plugin, "GC_FREEZE_MIN_CASES", 13)
+    before = gc.get_freeze_count()
+    assert before > 0
+    result = suite.runpytest(*suite_args(chat_server, *dataset_files))  # 13 prompts: a long run here
+    result.assert_outcomes(passed=13)
+    # Not thawed (0) and nothing frozen on top (more); frozen objects freed by their last reference go.
+    assert 0 < gc.get_freeze_count() <= before
