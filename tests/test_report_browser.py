@@ -12,7 +12,7 @@ from airbench_plugin.reports.html import write_html
 from airbench_plugin.results import CaseResult, RunResults, categories, tally
 from tests.chat_server import TARGET_MODEL, ChatServer, Reply
 from tests.factories import record_entry
-from tests.helpers import SUITE_FILE, suite_args
+from tests.helpers import SUITE_FILE, displayed, suite_args
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -143,12 +143,8 @@ def _case_visibility(driver: Chrome) -> list[tuple[str, str, bool]]:
     """(outcome, cate, displayed) of every .case, using selenium's own visibility check."""
     _expand_everything(driver)
     return [
-        (
-            el.get_attribute("data-outcome") or "",
-            el.get_attribute("data-cate") or "",
-            el.is_displayed(),
-        )
-        for el in driver.find_elements(By.CSS_SELECTOR, ".case")
+        (outcome or "", cate or "", shown)
+        for outcome, cate, shown in displayed(driver, ".case", "data-outcome", "data-cate")
     ]
 
 
@@ -237,8 +233,7 @@ def test_filter_by_category(page: Chrome, query: str, expected: set[str]) -> Non
     rows = _case_visibility(page)
     assert {cate for _, cate, shown in rows if shown} == expected
     assert all(shown == (cate in expected) for _, cate, shown in rows)
-    groups = page.find_elements(By.CSS_SELECTOR, "details.grp.l2")
-    visible = {g.get_attribute("data-key") for g in groups if g.is_displayed()}
+    visible = {key for key, shown in displayed(page, "details.grp.l2", "data-key") if shown}
     assert visible == {cate.split(".")[0] for cate in expected}
     _set_category(page, "")
     assert all(shown for _, _, shown in _case_visibility(page))
