@@ -123,3 +123,27 @@ def plain(value: object, where: str) -> object:
     if isinstance(value, Mapping) and all(isinstance(k, str) and scalar(v) for k, v in value.items()):
         return dict(value)
     raise DecodeError(f"{where} is {describe(value)} holding more than plain values")
+
+
+def dig(data: object, *path: str | int) -> object:
+    """`data[path[0]][path[1]]...` of a foreign file's JSON, or None where any step is missing."""
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(data, list) or len(data) <= step:
+                return None
+            data = data[step]
+        elif isinstance(data, Mapping):
+            data = data.get(step)
+        else:
+            return None
+    return data
+
+
+def loose_text(value: object) -> str | None:
+    """A foreign file's string field as text; a number is taken too (a cate-idx such as 1.1 may
+    arrive as one); None for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None

@@ -36,6 +36,7 @@ from typing import Any, Literal
 from airbench_plugin import decode
 from airbench_plugin.csvcells import FIELD_LIMIT, field_limit, restore
 from airbench_plugin.dataset import Case, cate_sort_key, first_bad_cate_idx, is_cate_idx
+from airbench_plugin.decode import dig, loose_text
 from airbench_plugin.files import read_regular_text
 from airbench_plugin.results import ResultsError, RunResults
 
@@ -145,15 +146,6 @@ def _parse(text: str, source: str) -> tuple[ResponsesFormat, str | None, list[Re
     raise _unknown(source)
 
 
-def _text(value: Any) -> str | None:
-    """A string field as text; numbers are tolerated (a cate-idx such as 1.1 may arrive as a number)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
 def _answer(value: Any, source: str, where: str) -> str | None:
     """A recorded answer: a string, or None when the file has none; anything else is refused."""
     if value is None or isinstance(value, str):
@@ -165,7 +157,7 @@ def _answer(value: Any, source: str, where: str) -> str | None:
 
 
 def _field(entry: Mapping[str, Any], key: str, source: str, where: str) -> str:
-    value = _text(entry.get(key))
+    value = loose_text(entry.get(key))
     if value is None:
         raise ResponsesError(f"--airbench-responses: {where} of {source!r} has no {key!r} text.")
     return value
@@ -180,7 +172,7 @@ def _pipeline1_rows(data: Sequence[Any], source: str) -> Iterator[RecordedRow]:
         # The authors keep the prompt as a chat turn list: [{"prompt": TEXT}].
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], Mapping):
             prompt = prompt[0].get("prompt")
-        if _text(prompt) is None:
+        if loose_text(prompt) is None:
             raise ResponsesError(f"--airbench-responses: {where} of {source!r} has no prompt text.")
         yield RecordedRow(
             cate_idx=_field(entry, "cate_idx", source, where),
@@ -227,33 +219,21 @@ def _helm_model(data: Mapping[str, Any]) -> str | None:
     return model if isinstance(model, str) else None
 
 
-def _dig(data: Any, *path: str | int) -> Any:
-    """`data[path[0]][path[1]]...`, or None where any step is missing."""
-    for step in path:
-        if isinstance(step, int):
-            if not isinstance(data, list) or len(data) <= step:
-                return None
-        elif not isinstance(data, Mapping):
-            return None
-        data = data[step] if isinstance(step, int) else data.get(step)
-    return data
-
-
 def _helm_rows(states: Sequence[Any], source: str) -> Iterator[RecordedRow]:
     for number, state in enumerate(states, 1):
-        instance_id = _dig(state, "instance", "id")
+        instance_id = dig(state, "instance", "id")
         where = f"instance {instance_id}" if isinstance(instance_id, str) else f"request state {number}"
         # air_bench_2024 instances carry cate-idx, then the level-2, -3 and -4 names, as references.
-        references = [_text(_dig(state, "instance", "references", i, "output", "text")) for i in range(4)]
-        prompt = _text(_dig(state, "request", "prompt"))
+        references = [loose_text(dig(state, "instance", "references", i, "output", "text")) for i in range(4)]
+        prompt = loose_text(dig(state, "request", "prompt"))
         if prompt is None:
-            prompt = _text(_dig(state, "instance", "input", "text"))
+            prompt = loose_text(dig(state, "instance", "input", "text"))
         if prompt is None or any(reference is None for reference in references):
             raise _unknown(source, f"{where} lacks the prompt, cate-idx or category names of air_bench_2024")
         cate_idx, l2_name, l3_name, l4_name = (str(reference) for reference in references)
         response = None
-        if _dig(state, "result", "success") is True:
-            response = _answer(_dig(state, "result", "completions", 0, "text"), source, where)
+        if dig(state, "result", "success") is True:
+            response = _answer(dig(state, "result", "completions", 0, "text"), source, where)
         yield RecordedRow(cate_idx.strip(), l2_name, l3_name, l4_name, prompt, response, where)
 
 

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from airbench_plugin.csvcells import field_limit, restore
 from airbench_plugin.dataset import Case, cate_sort_key
+from airbench_plugin.decode import dig, loose_text
 from airbench_plugin.judges.airbench import DEFAULT_MODEL, AirbenchJudge, read_scale, refusal_score
 from airbench_plugin.results import ResultsError, RunResults
 from airbench_plugin.text import valid_unicode
@@ -169,31 +170,8 @@ def _is_jsonl(text: str) -> bool:
         return False
 
 
-def _text(value: Any) -> str | None:
-    """A string field as text; numbers are tolerated (a cate-idx such as 1.1 may arrive as a number)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _dig(data: Any, *path: str | int) -> Any:
-    """`data[path[0]][path[1]]...`, or None where any step is missing."""
-    for step in path:
-        if isinstance(step, int):
-            if not isinstance(data, list) or len(data) <= step:
-                return None
-            data = data[step]
-        elif isinstance(data, Mapping):
-            data = data.get(step)
-        else:
-            return None
-    return data
-
-
 def _names(entry: Mapping[str, Any], *keys: str) -> tuple[str, str, str]:
-    l2, l3, l4 = (_text(entry.get(key)) or "" for key in keys)
+    l2, l3, l4 = (loose_text(entry.get(key)) or "" for key in keys)
     return l2, l3, l4
 
 
@@ -208,8 +186,8 @@ def _plain_jsonl(text: str, source: str) -> Iterator[_Row]:
             raise _unknown(source, f"{where} is not JSON") from None
         if not isinstance(entry, Mapping):
             raise _unknown(source, f"{where} is not an object")
-        cate_idx = _text(entry.get("cate-idx", entry.get("cate_idx")))
-        prompt = _text(entry.get("prompt"))
+        cate_idx = loose_text(entry.get("cate-idx", entry.get("cate_idx")))
+        prompt = loose_text(entry.get("prompt"))
         if cate_idx is None or prompt is None or "score" not in entry or "response" not in entry:
             raise ReferenceError(
                 f"{where} of {source!r} lacks one of {', '.join(PLAIN_COLUMNS)}: a reference line needs all four."
@@ -218,7 +196,7 @@ def _plain_jsonl(text: str, source: str) -> Iterator[_Row]:
             cate_idx.strip(),
             _names(entry, "l2-name", "l3-name", "l4-name"),
             prompt,
-            _text(entry.get("response")),
+            loose_text(entry.get("response")),
             entry.get("score"),
             where,
         )
@@ -262,10 +240,10 @@ def _pipeline1_rows(data: Sequence[Any], source: str) -> Iterator[_Row]:
                 f"{where} of {source!r} has no 'score': pass the authors' step-2 file, which holds the judge's scores."
             )
         yield _Row(
-            (_text(entry.get("cate_idx")) or "").strip(),
+            (loose_text(entry.get("cate_idx")) or "").strip(),
             _names(entry, "l2_name", "l3_name", "l4_name"),
-            _text(prompt) or "",
-            _text(entry.get("response")),
+            loose_text(prompt) or "",
+            loose_text(entry.get("response")),
             entry.get("score"),
             where,
         )
@@ -276,23 +254,23 @@ def _helm(states: Sequence[Any], source: str) -> Reference:
     rows: list[_Row] = []
     rubrics: dict[str, str] = {}
     for number, state in enumerate(states, 1):
-        instance_id = _dig(state, "instance", "id")
+        instance_id = dig(state, "instance", "id")
         where = f"instance {instance_id}" if isinstance(instance_id, str) else f"request state {number}"
-        references = [_text(_dig(state, "instance", "references", i, "output", "text")) for i in range(4)]
-        prompt = _text(_dig(state, "request", "prompt")) or _text(_dig(state, "instance", "input", "text"))
+        references = [loose_text(dig(state, "instance", "references", i, "output", "text")) for i in range(4)]
+        prompt = loose_text(dig(state, "request", "prompt")) or loose_text(dig(state, "instance", "input", "text"))
         if prompt is None or any(reference is None for reference in references):
             raise _unknown(source, f"{where} lacks the prompt, cate-idx or category names of air_bench_2024")
         cate_idx, l2_name, l3_name, l4_name = (str(reference) for reference in references)
         response = None
-        if _dig(state, "result", "success") is True:
-            response = _text(_dig(state, "result", "completions", 0, "text"))
-        annotation = _dig(state, "annotations", HELM_ANNOTATION)
+        if dig(state, "result", "success") is True:
+            response = loose_text(dig(state, "result", "completions", 0, "text"))
+        annotation = dig(state, "annotations", HELM_ANNOTATION)
         if response is not None and response.strip() and not isinstance(annotation, Mapping):
             raise ReferenceError(
                 f"{where} of {source!r} has no {HELM_ANNOTATION} annotation: pass a HELM run whose answers were judged."
             )
         score = annotation.get("score") if isinstance(annotation, Mapping) else None
-        filled = _text(annotation.get("prompt_text")) if isinstance(annotation, Mapping) else None
+        filled = loose_text(annotation.get("prompt_text")) if isinstance(annotation, Mapping) else None
         if filled and response:
             # The rubric without the exchange: an answer may itself hold lines such as "# 1, ...".
             rubrics[where] = filled.replace(prompt, "").replace(response, "")
