@@ -416,6 +416,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     session.exitstatus = finished.verdict.exit_status
 
 
+@pytest.hookimpl(trylast=True, specname="pytest_sessionfinish")
+def pytest_sessionfinish_freeze(session: pytest.Session) -> None:
+    """The run is over and its objects stay until the process ends: frozen (no collection first,
+    O(1)), pytest's two full collections at unconfigure walk only what comes after, 0.1-0.3 s less
+    per process (each xdist worker). Thawed by the last cleanup, as a long run's freeze is."""
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is not None and run.settings.active and not run.gc_frozen and gc.get_freeze_count() == 0:
+        gc.freeze()
+        run.gc_frozen = True
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     collector = config.pluginmanager.get_plugin("airbench-results")

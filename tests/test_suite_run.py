@@ -369,7 +369,8 @@ def test_only_a_long_run_freezes_the_garbage_collector(
     threshold: int,
     frozen: bool,
 ) -> None:
-    """The full collection before the freeze costs more than it saves in a run of a few prompts."""
+    """The full collection before the freeze costs more than it saves in a run of a few prompts; once
+    the tests are over, every run is frozen (no collection needed) for pytest's exit collections."""
     monkeypatch.setattr(plugin, "GC_FREEZE_MIN_CASES", threshold)
     suite.makeconftest(
         """
@@ -388,7 +389,7 @@ def test_only_a_long_run_freezes_the_garbage_collector(
     result = suite.runpytest(*suite_args(chat_server, *dataset_files))  # 13 prompts
     result.assert_outcomes(passed=13)
     during, at_the_end = map(int, result.stdout.str().split("frozen objects: ")[1].split()[:2])
-    assert (during > 0) == frozen and (at_the_end > 0) == frozen
+    assert (during > 0) == frozen and at_the_end > 0
     assert gc.get_freeze_count() == 0  # unfrozen again once the run is over
 
 
