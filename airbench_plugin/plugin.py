@@ -1,4 +1,8 @@
-"""pytest hooks and fixtures: glue between pytest and the plugin's plain modules."""
+"""pytest hooks and fixtures: glue between pytest and the plugin's plain modules.
+
+A little over 450 lines because every hook pytest calls lives here, each a few lines that hand
+over to `run/`, `collect.py`, `reports/` or `options/`; the logic is in those modules.
+"""
 
 from __future__ import annotations
 
@@ -142,9 +146,8 @@ def pytest_configure_thaw_last(config: pytest.Config) -> None:
 
 def _thaw(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
-    if run is not None and run.gc_frozen:
-        gc.unfreeze()
-        run.gc_frozen = False
+    if run is not None:
+        run.thaw_gc()
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -274,13 +277,10 @@ def airbench_engine(
     run = pytestconfig.stash[RUN_KEY]
     # Imports, the dataset and the collected items live until the end: moving them out of the
     # collector's sight saves seconds of full collections that would stall the event loop. A short
-    # run skips it: the full collection it starts with would cost more than it saves. A process
-    # that froze objects itself (a long-lived caller of pytest.main) keeps its own policy: the
-    # thaw at the end would unfreeze its objects too.
-    if len(run.cases) >= GC_FREEZE_MIN_CASES and gc.get_freeze_count() == 0:
-        gc.collect()
-        gc.freeze()
-        run.gc_frozen = True  # until pytest's last cleanup has run: see pytest_configure_thaw_last
+    # run skips it: the full collection it starts with would cost more than it saves. Thawed after
+    # pytest's last cleanup: see pytest_configure_thaw_last.
+    if len(run.cases) >= GC_FREEZE_MIN_CASES:
+        run.freeze_gc(collect=True)
     _freeze_at_exit()
     engine = run.start_engine(airbench_target)
     if run.settings.batch:
@@ -422,9 +422,8 @@ def pytest_sessionfinish_freeze(session: pytest.Session) -> None:
     O(1)), pytest's two full collections at unconfigure walk only what comes after, 0.1-0.3 s less
     per process (each xdist worker). Thawed by the last cleanup, as a long run's freeze is."""
     run = session.config.stash.get(RUN_KEY, None)
-    if run is not None and run.settings.active and not run.gc_frozen and gc.get_freeze_count() == 0:
-        gc.freeze()
-        run.gc_frozen = True
+    if run is not None and run.settings.active:
+        run.freeze_gc(collect=False)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

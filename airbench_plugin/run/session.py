@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -329,7 +330,8 @@ class AirbenchRun:
         judges = [self._judge_endpoint(s.judge_endpoint, s.judge)]
         if s.second_judge is not None:
             judges.append(self._judge_endpoint(s.second_judge_endpoint, s.second_judge))
-        store, self.store = (None if s.no_cache else self.store or CallStore(self.cache_dir)), None
+        store = None if s.no_cache else self.store or CallStore(self.cache_dir)
+        self.store = None  # the engine's now: it closes it
         self.engine = Engine(
             target=Endpoint(
                 "target",
@@ -380,6 +382,22 @@ class AirbenchRun:
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+
+    def freeze_gc(self, collect: bool) -> None:
+        """Move the process's objects out of the collector's sight until `thaw_gc`, after a full
+        collection if `collect`. A process that froze objects itself (a long-lived caller of
+        pytest.main) keeps its own policy: the thaw would unfreeze its objects too."""
+        if self.gc_frozen or gc.get_freeze_count() > 0:
+            return
+        if collect:
+            gc.collect()
+        gc.freeze()
+        self.gc_frozen = True
+
+    def thaw_gc(self) -> None:
+        if self.gc_frozen:
+            gc.unfreeze()
+            self.gc_frozen = False
 
     def close_store(self) -> None:
         """Close the store `prepare` opened where no engine took it (the xdist controller, --collect-only)."""
