@@ -45,22 +45,14 @@ def _heavy(item: pytest.Item) -> bool:
     return under_xdist or item.get_closest_marker("heavy") is not None
 
 
-def pytest_collection_finish() -> None:
-    """What is alive once the tests are collected (pytest, the plugin, three SDKs, `datasets`) lives
-    until the end: frozen out of the collector's sight, the full collections that hundreds of
-    in-process runs trigger walk only what those runs made. The plugin does the same in a long run
-    and leaves a process that froze its own objects alone (test_suite_run.py thaws around its checks)."""
-    gc.collect()
-    gc.freeze()
-
-
 @pytest.fixture
-def thawed() -> Iterator[None]:
-    """The collector as a fresh process has it (nothing frozen) for the test, frozen again after."""
-    gc.unfreeze()
-    yield
-    gc.collect()
+def frozen_by_caller() -> Iterator[None]:
+    """A process that froze its own objects, as a long-lived caller of pytest.main may, for the test.
+    The test process itself freezes nothing while it runs: the plugin's check for objects frozen by
+    someone else (`gc.get_freeze_count`) walks all of them, tens of milliseconds in every in-process run."""
     gc.freeze()
+    yield
+    gc.unfreeze()
 
 
 @pytest.hookimpl(trylast=True)

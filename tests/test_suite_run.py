@@ -365,7 +365,6 @@ def test_only_a_long_run_freezes_the_garbage_collector(
     dataset_files: tuple[Path, Path],
     api_key: str,
     monkeypatch: pytest.MonkeyPatch,
-    thawed: None,
     threshold: int,
     frozen: bool,
 ) -> None:
@@ -399,7 +398,6 @@ def test_a_long_run_is_unfrozen_even_when_an_unconfigure_hook_raises(
     dataset_files: tuple[Path, Path],
     api_key: str,
     monkeypatch: pytest.MonkeyPatch,
-    thawed: None,
 ) -> None:
     """Pluggy stops at the first unconfigure hook that raises; the thaw is a cleanup, which always runs.
     It runs after pytest's own cleanups, whose full collection then still skips the frozen objects."""
@@ -431,9 +429,10 @@ def test_a_process_that_froze_its_own_objects_keeps_them_frozen(
     dataset_files: tuple[Path, Path],
     api_key: str,
     monkeypatch: pytest.MonkeyPatch,
+    frozen_by_caller: None,
 ) -> None:
-    """A long-lived caller of pytest.main that froze its objects (this test process does, see
-    conftest.py) manages its collector itself: a long run neither freezes more nor thaws them."""
+    """A long-lived caller of pytest.main that froze its objects manages its collector itself: a long
+    run neither freezes more nor thaws them."""
     monkeypatch.setattr(plugin, "GC_FREEZE_MIN_CASES", 13)
     before = gc.get_freeze_count()
     assert before > 0
