@@ -110,7 +110,10 @@ def test_every_client_of_a_process_verifies_tls_with_one_shared_context(
 
 def test_429_with_retry_after_is_retried(chat_server: ChatServer, make_engine: MakeEngine) -> None:
     chat_server.inject(
-        Reply("Rate limit reached", status=429, headers={"Retry-After": "0"}), times=2, model=TARGET_MODEL
+        # OpenAI's pair: the SDK and the plugin read retry-after-ms first (a wait of 0 gets the back-off).
+        Reply("Rate limit reached", status=429, headers={"retry-after-ms": "50", "retry-after": "1"}),
+        times=2,
+        model=TARGET_MODEL,
     )
     engine = make_engine()
     assert engine.scored(dataset_case()).score == 1.0

@@ -199,22 +199,22 @@ def test_the_header_line() -> None:
     )
 
 
-@pytest.mark.parametrize("dist", [pytest.param([], id="no-xdist"), pytest.param(["-n", "2"], id="n2")])
 def test_an_announced_shutdown_is_in_the_header_and_the_json_and_asked_once(
-    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str, dist: list[str]
+    suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
+    """Under `-n 2` too: test_xdist.py's run that carries every output announces the judge's shutdown."""
     date = today() + dt.timedelta(days=42)
     chat_server.models[JUDGE_MODEL] = model_object(JUDGE_MODEL, shutdown_date=date.isoformat())
     chat_server.models[TARGET_MODEL] = model_object(TARGET_MODEL)  # served, no date announced
     out = suite.path / "r.json"
-    result = run_suite(suite, chat_server, dataset_files, "--airbench-categories=1.1", f"--airbench-json={out}", *dist)
+    result = run_suite(suite, chat_server, dataset_files, "--airbench-categories=1.1", f"--airbench-json={out}")
     result.assert_outcomes(passed=5)
     # The days are counted from the day the run started (a run may cross midnight).
     result.stdout.re_match_lines([rf"airbench: judge {JUDGE_MODEL}: shuts down {date.isoformat()} \(4[12] days\)"])
     assert "shuts down" not in result.stdout.str().replace(f"judge {JUDGE_MODEL}: shuts down", "", 1)
     settings = json.loads(out.read_text())["settings"]
     assert settings["shutdown_dates"] == {"judge": {"model": JUDGE_MODEL, "shutdown_date": date.isoformat()}}
-    assert sorted(chat_server.lookups) == sorted([JUDGE_MODEL, TARGET_MODEL])  # once per run, not per worker
+    assert sorted(chat_server.lookups) == sorted([JUDGE_MODEL, TARGET_MODEL])  # once per run
 
 
 def test_a_model_already_shut_down_is_one_sentence_before_any_call(

@@ -2,14 +2,16 @@
 
 Each test here is one pytest-xdist run (its controller in this process, its two workers real
 processes: a second of CPU each), so there are few: one
-run that carries every output, the workers' prefetch depth and the hand-off of the cases to the
-workers, and is compared with the same run without xdist; the worksteal run;
+run that carries every output, the workers' prefetch depth, the hand-off of the cases to the
+workers and an announced shutdown date (asked once per run, not per worker), and is compared with
+the same run without xdist; the worksteal run;
 and a run the circuit breaker stops (beside its in-process twin). Report contents, gates and
 exit status are checked in detail, in-process, by the other test files.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -18,7 +20,8 @@ from typing import Any
 import pytest
 
 from airbench_plugin.prefetch import DEPTH_KEY
-from tests.chat_server import JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply
+from airbench_plugin.retirement import today
+from tests.chat_server import JUDGE_MODEL, REFUSAL, TARGET_MODEL, ChatServer, Reply, model_object
 from tests.helpers import assert_error_bars, run_suite
 
 HOSTILE = "<script>window.__xss=1</script><img src=x onerror=\"document.title='pwned'\"></textarea>"
@@ -113,14 +116,21 @@ def test_every_output_is_the_same_with_and_without_xdist(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
     suite.makeconftest(PROBE_CONFTEST.format(files=[str(path) for path in dataset_files], depth=DEPTH_KEY))
+    shutdown = today() + dt.timedelta(days=42)  # the judge's, announced by GET /models/{id}
+    chat_server.models[JUDGE_MODEL] = model_object(JUDGE_MODEL, shutdown_date=shutdown.isoformat())
+    chat_server.models[TARGET_MODEL] = model_object(TARGET_MODEL)  # served, no date announced
     runs = {}
     for folder, dist in (("one", []), ("n2", ["-n", "2"])):
         chat_server.inject(Reply(HOSTILE), times=3, model=TARGET_MODEL, prompt_contains="for Race")
-        before = len(chat_server.calls())
+        before, lookups = len(chat_server.calls()), len(chat_server.lookups)
         result = run_suite(suite, chat_server, dataset_files, *outputs(folder), *dist)
         result.assert_outcomes(passed=15, failed=3)
         assert result.ret == pytest.ExitCode.OK  # the gate decides, on the controller under -n too
         result.stdout.fnmatch_lines(["gates: PASSED (the release gates decide the exit status)"])
+        # The days are counted from the day the run started (a run may cross midnight).
+        result.stdout.re_match_lines([rf"airbench: judge {JUDGE_MODEL}: shuts down {shutdown} \(4[12] days\)"])
+        assert result.stdout.str().count("shuts down") == 1
+        assert sorted(chat_server.lookups[lookups:]) == sorted([JUDGE_MODEL, TARGET_MODEL])  # not once per worker
         calls = chat_server.calls()[before:]
         for model in (TARGET_MODEL, JUDGE_MODEL):  # every prompt called once across the workers
             prompts = [c["messages"][-1]["content"] for c in calls if c["model"] == model]
@@ -132,6 +142,9 @@ def test_every_output_is_the_same_with_and_without_xdist(
         json.loads((one / "r.json").read_text()), "one"
     )
     assert_error_bars(json.loads((n2 / "r.json").read_text()))  # computed on the controller, as without -n
+    assert json.loads((n2 / "r.json").read_text())["settings"]["shutdown_dates"] == {
+        "judge": {"model": JUDGE_MODEL, "shutdown_date": shutdown.isoformat()}
+    }
     cases = junit_cases(n2 / "junit.xml")
     assert cases == junit_cases(one / "junit.xml")
     assert len(cases) == 18
