@@ -7,12 +7,13 @@ before the call slot it used is given to another call.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,15 +115,21 @@ def test_corrupt_cache_entries_are_asked_again_with_one_warning(
 # --- a full disk -----------------------------------------------------------------------------
 
 
-def _file_size_limit(limit: int) -> Callable[[], None]:
-    def limit_writes() -> None:  # in the child, before it starts
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """No file of this process may grow past `limit` bytes, as on a full disk, while the block runs:
+    a write past it fails with EFBIG (SIGXFSZ ignored). The run is in-process; nothing else this
+    process writes meanwhile comes near the limit (pytester's captured output is a few KB)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
 
-    return limit_writes
 
-
-@pytest.mark.heavy
 def test_a_cache_that_cannot_be_written_is_one_warning_and_the_run_goes_on(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
@@ -131,22 +138,15 @@ def test_a_cache_that_cannot_be_written_is_one_warning_and_the_run_goes_on(
     Today: every answer was received, then every test errored with a 90-line traceback.
     """
     chat_server.handler = padded_refusals(20_000)
-    command = [sys.executable, "-m", "pytest", *suite_args(chat_server, *dataset_files), "--airbench-sample=all"]
-    result = subprocess.run(
-        command,
-        cwd=suite.path,
-        capture_output=True,
-        text=True,
-        check=False,
-        preexec_fn=_file_size_limit(256 * 1024),
-    )
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "18 passed" in result.stdout
+    with file_size_limit(256 * 1024):
+        result = run_suite(suite, chat_server, dataset_files, "--airbench-sample=all")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
+    result.assert_outcomes(passed=18)
     lines = warning_lines(result)
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"{WARNING}") and " cache writes to " in lines[0]
     assert "the run went on with the answers it had, but a rerun will pay for those again." in lines[0]
-    assert "Traceback" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert len(chat_server.calls()) == 36  # each call once: nothing was asked twice for want of the cache
 
 
@@ -215,25 +215,16 @@ def test_an_output_that_cannot_be_written_leaves_no_partial_file(
     assert "Traceback" not in result.stdout.str()
 
 
-@pytest.mark.heavy
 def test_an_output_cut_short_by_a_full_disk_leaves_no_partial_file(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
     """The JSON results (about 400 KB here) cannot grow past 256 KB: the write fails part-way."""
     chat_server.handler = padded_refusals(20_000)
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *suite_args(chat_server, *dataset_files),
-        "--airbench-sample=all",
-        "--airbench-no-cache",
-        "--airbench-json=r.json",
-    ]
-    result = subprocess.run(
-        command, cwd=suite.path, capture_output=True, text=True, check=False, preexec_fn=_file_size_limit(256 * 1024)
-    )
-    assert "ERROR: --airbench-json: could not write r.json: File too large" in result.stdout, result.stdout[-2000:]
+    with file_size_limit(256 * 1024):
+        result = run_suite(
+            suite, chat_server, dataset_files, "--airbench-sample=all", "--airbench-no-cache", "--airbench-json=r.json"
+        )
+    result.stdout.fnmatch_lines(["ERROR: --airbench-json: could not write r.json: File too large"])
     assert not (suite.path / "r.json").exists()
     assert not (suite.path / "r.json.partial").exists()
-    assert "Traceback" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
