@@ -13,12 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-# Imported once here: an in-process pytester run drops the modules it imported, `datasets` cannot
-# re-import numpy, and importing an SDK again (`openai` is 500 modules) costs such a run a second.
-import datasets  # noqa: F401
-import openai  # noqa: F401
 import pytest
-import together  # noqa: F401
 
 from tests.chat_server import ChatServer
 from tests.helpers import CATEGORIES, FAKE_KEY, SUITE_FILE, TEMPLATE, synthetic_rows, write_csv
@@ -33,6 +28,14 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "heavy: starts a process tree or runs for seconds; scheduled first")
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        return  # xdist's controller runs no test: its workers start sooner without these imports
+    # Imported once, before any test: an in-process pytester run drops the modules it imported,
+    # `datasets` cannot re-import numpy, and importing an SDK again (`openai` is 500 modules) costs
+    # such a run a second.
+    import datasets  # noqa: F401
+    import openai  # noqa: F401
+    import together  # noqa: F401
 
 
 def _heavy(item: pytest.Item) -> bool:
