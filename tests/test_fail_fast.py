@@ -225,11 +225,12 @@ def test_a_refused_connection_is_said_so_even_when_the_transport_calls_it_a_time
     assert (timeout.kind, str(timeout)) == ("timeout", "no answer from http://127.0.0.1:9/v1 within 5 s")
 
 
-@pytest.mark.heavy
 def test_an_sdk_that_cannot_be_imported_stops_the_run_with_one_sentence(
     suite: pytest.Pytester, chat_server: ChatServer, dataset_files: tuple[Path, Path], api_key: str
 ) -> None:
-    """The SDK is imported on the first call: a broken install is a sentence, not a traceback per test."""
+    """The SDK is imported on the first call: a broken install is a sentence, not a traceback per test.
+
+    In-process: pytester puts this process's `openai` back in sys.modules once the run is over."""
     suite.makeconftest(
         """
         import sys
@@ -237,7 +238,7 @@ def test_an_sdk_that_cannot_be_imported_stops_the_run_with_one_sentence(
         sys.modules["openai"] = None  # what a half-removed package looks like to `import openai`
         """
     )
-    result = suite.runpytest_subprocess(*suite_args(chat_server, *dataset_files, "--airbench-sample=all"))
+    result = run_suite(suite, chat_server, dataset_files, "--airbench-sample=all")
     text = result.stdout.str() + result.stderr.str()
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
