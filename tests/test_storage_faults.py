@@ -192,8 +192,8 @@ def test_a_run_killed_under_load_repeats_no_answered_call(
     assert len(paid) == answered
     chat_server.hold_after = None
     sent_before = len(chat_server.calls())
-    rerun = subprocess.run(command, cwd=suite.path, capture_output=True, text=True, check=False)
-    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    rerun = suite.runpytest(*command[3:])  # in-process: only the killed run needs a process of its own
+    assert rerun.ret == pytest.ExitCode.OK, rerun.stdout.str()[-3000:]
     asked_again = [(r["model"], r["messages"][-1]["content"]) for r in chat_server.calls()[sent_before:]]
     assert [call for call in asked_again if call in paid] == []
     assert len(asked_again) == total - answered
