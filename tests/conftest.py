@@ -106,7 +106,7 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     run ends: in an in-process run, a full pass over this test process's objects, 0.1 s late in the
     suite. pytester turns it off from its own pytest_configure, which a run stopped by a usage error
     in the plugin's never reaches; this turns it off for those too (the outer run's is unaffected).
-    pytest before 8.4 has no such collection: then this does nothing."""
+    A pytest without `gc_collect_harder` makes no such collection: then this does nothing."""
     import _pytest.unraisableexception as unraisable
 
     monkeypatch.setattr(unraisable, "gc_collect_harder", lambda iterations: None, raising=False)
