@@ -315,7 +315,10 @@ class ChatServer:
         self._httpd.chat = self
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        # `close` waits for the loop's next look at its stop flag: half the poll interval on average,
+        # in each of ~300 tests (at 0.05 s that was 8 s of idle cores per suite run). A look costs
+        # microseconds.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True)
         self._thread.start()
 
     @property
