@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from airbench_plugin.calibration.references import ReferenceError, read_reference
-from airbench_plugin.cli import main
+from airbench_plugin.cli import build_parser, main
+from airbench_plugin.cli.calibrate import calibrate_options
+from airbench_plugin.options import ENDPOINT_OPTIONS
 from tests.factories import PIPELINE1, recorded_answers
 from tests.helpers import DATA, read_jsonl
 
@@ -165,6 +167,16 @@ def test_the_command_says_bad_input_in_one_line_and_exits_2(
             f"{str(labels)!r} by unnamed labels); calibrate against one at a time.",
         ),
         (["--judge-model=m", "--max-bias=x"], "--max-bias: expected a number between 0 and 1, got 'x'."),
+        # The candidate's endpoint options are the run's, with the run's validators.
+        (
+            ["--judge-model=m", "--judge-provider=azure"],
+            "--judge-provider: expected one of auto, openai, together, got 'azure'.",
+        ),
+        (["--judge-model=m", "--judge-rpm=0"], "--judge-rpm: expected a whole number of at least 1, got '0'."),
+        (
+            ["--judge-model=m", "--judge-reasoning-effort=max"],
+            "--judge-reasoning-effort: expected one of none, minimal, low, medium, high, got 'max'.",
+        ),
         (
             ["--judge-model=gpt-5-mini", str(labels)],
             "AIR-Bench needs an API key for the judge (gpt-5-mini via openai): set OPENAI_API_KEY (or OPENAI_KEY) in "
@@ -192,3 +204,29 @@ def test_a_csv_reference_reads_long_answers_and_exported_formula_cells_as_a_run_
         csv.writer(handle).writerows([["cate-idx", "prompt", "response", "score"], *rows])
     reference = read_reference(path)
     assert [i.response for i in reference.items] == [long_answer, "=SUM(A1:A9)"]
+
+
+def test_every_judge_endpoint_option_of_a_run_sets_the_candidate_judge() -> None:
+    """One declaration (options.ENDPOINT_OPTIONS) serves a run's `--airbench-judge-*` options and this
+    command's `--judge-*` ones: an option added to every endpoint is here too, and reaches the endpoint."""
+    values = {
+        "model": "gpt-5-mini",
+        "provider": "together",
+        "base-url": "http://127.0.0.1:9/v1",
+        "api-key-env": "MY_JUDGE_KEY",
+        "max-tokens": "100",
+        "rpm": "60",
+        "tpm": "6000",
+        "reasoning-effort": "low",
+    }
+    assert sorted(option.name for option in ENDPOINT_OPTIONS) == sorted(values)
+    args = build_parser().parse_args(["calibrate", *(f"--judge-{name}={value}" for name, value in values.items())])
+    judge = calibrate_options(args).judge
+    assert (judge.role, judge.model, judge.provider, judge.base_url, judge.api_key_env) == (
+        "judge",
+        "gpt-5-mini",
+        "together",
+        "http://127.0.0.1:9/v1",
+        "MY_JUDGE_KEY",
+    )
+    assert (judge.max_tokens, judge.rpm, judge.tpm, judge.reasoning_effort) == (100, 60, 6000, "low")

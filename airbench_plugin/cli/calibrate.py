@@ -9,24 +9,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airbench_plugin.cli.common import USAGE_ERROR, CliError, validated
-from airbench_plugin.endpoints import REASONING_EFFORTS
 from airbench_plugin.judges import DEFAULT_JUDGE
 from airbench_plugin.options import (
     DEFAULT_DATASET,
     JUDGE_SCALES,
-    PROVIDERS,
+    OptionSpec,
+    endpoint_options,
     judge_endpoint,
     parse_count,
-    parse_env_name,
     parse_fraction,
     parse_positive_int,
     parse_seconds,
     parse_text,
-    parse_url,
 )
 
 if TYPE_CHECKING:
     from airbench_plugin.calibration.command import CalibrateOptions
+
+
+def candidate_options() -> tuple[OptionSpec, ...]:
+    """The candidate judge's options: the run's judge endpoint options (`--airbench-judge-rpm`, ...)
+    without `--airbench-` (`--judge-rpm`). One declaration serves both, so an option added to every
+    endpoint reaches this command too, with the run's validator and help."""
+    return endpoint_options("judge")
+
+
+def _setting(spec: OptionSpec) -> str:
+    """The `EndpointSettings` field an endpoint option sets: `base_url` for `--judge-base-url`."""
+    assert spec.setting is not None
+    return spec.setting.replace("-", "_")
 
 
 def calibrate_options(args: argparse.Namespace) -> CalibrateOptions:
@@ -38,14 +49,7 @@ def calibrate_options(args: argparse.Namespace) -> CalibrateOptions:
         return value
 
     given = {
-        "model": validated(parse_text, "judge-model", args.judge_model),
-        "provider": args.judge_provider,
-        "base_url": validated(parse_url, "judge-base-url", args.judge_base_url),
-        "api_key_env": validated(parse_env_name, "judge-api-key-env", args.judge_api_key_env),
-        "rpm": count("judge-rpm", args.judge_rpm),
-        "tpm": count("judge-tpm", args.judge_tpm),
-        "max_tokens": count("judge-max-tokens", args.judge_max_tokens),
-        "reasoning_effort": args.judge_reasoning_effort,
+        _setting(spec): validated(spec.parse, spec.name, getattr(args, spec.field_name)) for spec in candidate_options()
     }
     return CalibrateOptions(
         references=tuple(args.references),
@@ -117,20 +121,12 @@ def add(commands: Any) -> None:
         help="--airbench-json files, the authors' step-2 JSON or CSV, HELM run directories, or CSV/JSONL files of "
         "cate-idx, prompt, response, score (refusal scale); none: the shipped calibration set",
     )
-    calibrate.add_argument("--judge-model", required=True, metavar="M", help="the candidate judge model")
-    calibrate.add_argument("--judge-provider", choices=PROVIDERS, help="its provider (default openai)")
-    calibrate.add_argument("--judge-base-url", metavar="URL", help="an OpenAI-compatible endpoint serving it")
-    calibrate.add_argument("--judge-api-key-env", metavar="NAME", help="the variable holding its key, for any host")
-    calibrate.add_argument("--judge-rpm", metavar="N", help="requests per minute to send it at most")
-    calibrate.add_argument("--judge-tpm", metavar="N", help="tokens per minute to send it at most")
-    calibrate.add_argument(
-        "--judge-max-tokens", metavar="N", help="its visible-answer allowance, as --airbench-judge-max-tokens"
-    )
-    calibrate.add_argument(
-        "--judge-reasoning-effort",
-        choices=REASONING_EFFORTS,
-        help="sent as reasoning_effort, as --airbench-judge-reasoning-effort (default: not sent)",
-    )
+    for spec in candidate_options():
+        if _setting(spec) == "model":
+            calibrate.add_argument(f"--{spec.name}", required=True, metavar="M", help="the candidate judge model")
+        else:
+            metavar = spec.metavar or _setting(spec).upper()
+            calibrate.add_argument(f"--{spec.name}", metavar=metavar, help=spec.help.replace("%", "%%"))
     calibrate.add_argument(
         "--judge-prompts",
         metavar="SOURCE",
