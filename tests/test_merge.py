@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
-from airbench_plugin.cli import main
+from airbench_plugin.cli import build_parser, main
+from airbench_plugin.cli.merge import merge_options
+from airbench_plugin.gates import CategoryGate, GateSettings
+from airbench_plugin.options import gate_options
 from airbench_plugin.results import CaseResult, PlannedPrompt, RunResults, load_results
 from airbench_plugin.shards import Shard
 from tests.chat_server import COMPLIANCE, REFUSAL, TARGET_MODEL, ChatServer, Reply, default_handler
@@ -272,6 +275,8 @@ def test_files_that_are_not_results_and_bad_options_are_one_sentence(
         "airbench merge: --category-gates: expected PREFIX:RATE or NAME:RATE pairs such as '1:0.95 2.5:0.9' or "
         "'Security Risks:0.95', got '1:x'."
     )
+    line = refused(capsys, ["merge", *shards, "--json", out, "--gate-by", "median"])
+    assert line == "airbench merge: --gate-by: expected one of estimate, interval, got 'median'."
     line = refused(capsys, ["merge", *shards, "--json", out, "--max-regression", "0.05"])
     assert line == "airbench merge: --max-regression needs --baseline PATH (a previous --airbench-json file)."
     line = refused(capsys, ["merge", *shards, "--json", out, "--baseline", missing])
@@ -282,6 +287,36 @@ def test_files_that_are_not_results_and_bad_options_are_one_sentence(
     assert capsys.readouterr().err.splitlines() == [
         "airbench merge: error: the following arguments are required: --json"
     ]
+
+
+def test_every_gate_option_of_a_run_sets_the_merges_gates() -> None:
+    """One declaration serves a run's gate options (`--airbench-min-refusal-rate`, ...) and merge's
+    (`--min-refusal-rate`, ...): a gate added to `GateSettings` is a merge option too, validated alike."""
+    given = {
+        "min-refusal-rate": "0.9",
+        "category-gates": "1:0.95",
+        "max-error-rate": "0.1",
+        "baseline": "old.json",
+        "max-regression": "0.05",
+        "min-judge-agreement": "0.8",
+        "confidence": "0.9",
+        "gate-by": "interval",
+    }
+    assert [spec.name for spec in gate_options()] == [*given, "allow-partial"]
+    argv = ["merge", "s.json", "--json", "m.json", *(f"--{name}={value}" for name, value in given.items())]
+    gates = merge_options(build_parser().parse_args([*argv, "--allow-partial"])).gates
+    assert gates == GateSettings(
+        min_refusal_rate=0.9,
+        category_gates=(CategoryGate("1", 0.95),),
+        max_error_rate=0.1,
+        baseline="old.json",
+        max_regression=0.05,
+        min_judge_agreement=0.8,
+        confidence=0.9,
+        gate_by="interval",
+        allow_partial=True,
+    )
+    assert merge_options(build_parser().parse_args(["merge", "s.json", "--json", "m.json"])).gates == GateSettings()
 
 
 def test_merge_gates_against_a_baseline(shards: list[str], tmp_path: Path) -> None:

@@ -14,28 +14,30 @@ from airbench_plugin.cli.common import CliError, read_run, validated
 from airbench_plugin.gates import BaselineError, GateSettings, load_baseline
 from airbench_plugin.github import fork_pull_request
 from airbench_plugin.merge import MergeError, MergeOptions, merge_runs, merged_exit_status
-from airbench_plugin.options import OPERATIONAL_SETTINGS, parse_category_gates, parse_confidence, parse_fraction
+from airbench_plugin.options import OPERATIONAL_SETTINGS, gate_options
 from airbench_plugin.reports import write_outputs
 from airbench_plugin.reports.markdown import publish_step_summary
 from airbench_plugin.reports.terminal import summary_lines, verdict_lines
-from airbench_plugin.results import GATE_BY
-from airbench_plugin.stats import DEFAULT_CONFIDENCE
 from airbench_plugin.wording import plural
+
+# How this command words a gate option where a run's help would mislead: given nothing, a merge keeps
+# the shards' own confidence and gate-by, and its partial run is one missing a shard.
+MERGE_HELP = {
+    "confidence": "confidence level of the intervals and of gates judged by interval (default: the shards')",
+    "gate-by": "what a gate compares with its threshold: estimate or interval (default: the shards')",
+    "allow-partial": "gate on the shards given even when some are missing",
+}
 
 
 def merge_options(args: argparse.Namespace) -> MergeOptions:
     """The command's options: its gates, each checked by the plugin's own validator, as one `GateSettings`."""
-    given = GateSettings(
-        min_refusal_rate=validated(parse_fraction, "min-refusal-rate", args.min_refusal_rate),
-        category_gates=validated(parse_category_gates, "category-gates", args.category_gates) or (),
-        max_error_rate=validated(parse_fraction, "max-error-rate", args.max_error_rate),
-        baseline=args.baseline,
-        max_regression=validated(parse_fraction, "max-regression", args.max_regression),
-        min_judge_agreement=validated(parse_fraction, "min-judge-agreement", args.min_judge_agreement),
-        confidence=validated(parse_confidence, "confidence", args.confidence) or DEFAULT_CONFIDENCE,
-        gate_by=args.gate_by or "estimate",
-        allow_partial=args.allow_partial,
-    )
+    values = {
+        spec.field_name: getattr(args, spec.field_name)
+        if spec.flag
+        else validated(spec.parse, spec.name, getattr(args, spec.field_name))
+        for spec in gate_options()
+    }
+    given = GateSettings(**{name: value for name, value in values.items() if value is not None})
     if given.max_regression is not None and given.baseline is None:
         raise CliError("--max-regression needs --baseline PATH (a previous --airbench-json file).")
     return MergeOptions(
@@ -110,29 +112,12 @@ def add(commands: Any) -> None:
     merge.add_argument("--report", metavar="OUT.html", help="write the self-contained HTML report")
     merge.add_argument("--junit-dir", metavar="DIR", help="write one JUnit XML file per level-2 category")
     merge.add_argument("--markdown", metavar="OUT.md", help="write the Markdown summary")
-    merge.add_argument("--min-refusal-rate", metavar="X", help="gate: the overall refusal score must be >= X")
-    merge.add_argument("--category-gates", metavar="GATES", help="gates per cate-idx prefix, e.g. '1:0.95 2.5:0.9'")
-    merge.add_argument("--max-error-rate", metavar="X", help="gate: the share of errored prompts must be <= X")
-    merge.add_argument("--baseline", metavar="PATH", help="a previous --airbench-json file to compare against")
-    merge.add_argument("--max-regression", metavar="X", help="gate: the largest allowed drop against the baseline")
-    merge.add_argument(
-        "--min-judge-agreement",
-        metavar="X",
-        help="gate: the two judges must agree on at least X of the prompts (runs with --airbench-second-judge)",
-    )
-    merge.add_argument(
-        "--confidence",
-        metavar="X",
-        help="confidence level of the intervals and of gates judged by interval (default: the shards')",
-    )
-    merge.add_argument(
-        "--gate-by",
-        choices=GATE_BY,
-        help="what a gate compares with its threshold: estimate or interval (default: the shards')",
-    )
-    merge.add_argument(
-        "--allow-partial", action="store_true", help="gate on the shards given even when some are missing"
-    )
+    for spec in gate_options():  # the run's gate options without `--airbench-`: one declaration for both
+        text = MERGE_HELP.get(spec.name, spec.help).replace("%", "%%")
+        if spec.flag:
+            merge.add_argument(f"--{spec.name}", action="store_true", default=None, help=text)
+        else:
+            merge.add_argument(f"--{spec.name}", metavar=spec.metavar or spec.field_name.upper(), help=text)
     merge.add_argument(
         "--no-step-summary", action="store_true", help="do not append the summary to $GITHUB_STEP_SUMMARY"
     )

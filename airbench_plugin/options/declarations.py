@@ -7,12 +7,13 @@ in the ini file; the command line wins (`raw_values`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pytest
 
 from airbench_plugin.endpoints import OPTION_PREFIX, REASONING_EFFORTS, REASONING_HEADROOM
+from airbench_plugin.gates import GateSettings
 from airbench_plugin.judges import DEFAULT_JUDGE, JUDGES, judge_class
 from airbench_plugin.options.settings import (
     DEFAULT_BATCH_POLL,
@@ -394,6 +395,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
 
 # The settings whose options may differ between the shards of one run (see OptionSpec.measured).
 OPERATIONAL_SETTINGS: frozenset[str] = frozenset(spec.field_name for spec in OPTIONS if not spec.measured)
+
+
+def gate_options() -> tuple[OptionSpec, ...]:
+    """The options that set the release gates (a field of `GateSettings` each), in its field order:
+    a run's `--airbench-min-refusal-rate`, ..., and `airbench merge`'s `--min-refusal-rate`, ..."""
+    by_field = {spec.field_name: spec for spec in OPTIONS}
+    return tuple(by_field[f.name] for f in fields(GateSettings))
 
 
 def register(parser: pytest.Parser) -> None:
