@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airbench_plugin.cli.common import USAGE_ERROR, CliError, validated
+from airbench_plugin.cli.common import USAGE_ERROR, CliError, add_declared, declared_value, validated
 from airbench_plugin.judges import DEFAULT_JUDGE
 from airbench_plugin.options import (
     DEFAULT_DATASET,
@@ -48,9 +48,7 @@ def calibrate_options(args: argparse.Namespace) -> CalibrateOptions:
         value: int | None = validated(parse_positive_int, name, raw)
         return value
 
-    given = {
-        _setting(spec): validated(spec.parse, spec.name, getattr(args, spec.field_name)) for spec in candidate_options()
-    }
+    given = {_setting(spec): declared_value(args, spec) for spec in candidate_options()}
     return CalibrateOptions(
         references=tuple(args.references),
         # The candidate judge is one endpoint value, built as a run builds its judge's.
@@ -123,10 +121,9 @@ def add(commands: Any) -> None:
     )
     for spec in candidate_options():
         if _setting(spec) == "model":
-            calibrate.add_argument(f"--{spec.name}", required=True, metavar="M", help="the candidate judge model")
+            add_declared(calibrate, spec, required=True, metavar="M", help="the candidate judge model")
         else:
-            metavar = spec.metavar or _setting(spec).upper()
-            calibrate.add_argument(f"--{spec.name}", metavar=metavar, help=spec.help.replace("%", "%%"))
+            add_declared(calibrate, spec, metavar=spec.metavar or _setting(spec).upper())
     calibrate.add_argument(
         "--judge-prompts",
         metavar="SOURCE",

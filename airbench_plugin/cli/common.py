@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import pytest
 
 from airbench_plugin.merge import RunFile
+from airbench_plugin.options import OptionSpec
 from airbench_plugin.results import ResultsError, load_results
 
 USAGE_ERROR = 2
@@ -34,6 +35,25 @@ def validated(parse: Callable[[str, str], Any], name: str, raw: str | None) -> A
         return parse(name, raw)
     except pytest.UsageError as exc:
         raise CliError(str(exc).replace("--airbench-", "--", 1)) from None
+
+
+def add_declared(parser: argparse.ArgumentParser, spec: OptionSpec, **overrides: Any) -> None:
+    """A plugin option on an `airbench` command, spelled without `--airbench-` (`--judge-rpm`), with
+    its declared help and metavar unless `overrides` words them (or adds `required`) for the command."""
+    settings: dict[str, Any] = {"help": spec.help}
+    if spec.flag:
+        settings.update(action="store_true", default=None)
+    else:
+        settings["metavar"] = spec.metavar or spec.field_name.upper()
+    settings.update(overrides)
+    settings["help"] = settings["help"].replace("%", "%%")  # argparse formats help with %
+    parser.add_argument(f"--{spec.name}", **settings)
+
+
+def declared_value(args: argparse.Namespace, spec: OptionSpec) -> Any:
+    """The value of an option `add_declared` added, checked by the plugin's own validator (None: not given)."""
+    raw = getattr(args, spec.field_name)
+    return raw if spec.flag else validated(spec.parse, spec.name, raw)
 
 
 def read_run(path: str) -> RunFile:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from airbench_plugin.cli.common import CliError, read_run, validated
+from airbench_plugin.cli.common import CliError, add_declared, declared_value, read_run
 from airbench_plugin.gates import BaselineError, GateSettings, load_baseline
 from airbench_plugin.github import fork_pull_request
 from airbench_plugin.merge import MergeError, MergeOptions, merge_runs, merged_exit_status
@@ -31,12 +31,7 @@ MERGE_HELP = {
 
 def merge_options(args: argparse.Namespace) -> MergeOptions:
     """The command's options: its gates, each checked by the plugin's own validator, as one `GateSettings`."""
-    values = {
-        spec.field_name: getattr(args, spec.field_name)
-        if spec.flag
-        else validated(spec.parse, spec.name, getattr(args, spec.field_name))
-        for spec in gate_options()
-    }
+    values = {spec.field_name: declared_value(args, spec) for spec in gate_options()}
     given = GateSettings(**{name: value for name, value in values.items() if value is not None})
     if given.max_regression is not None and given.baseline is None:
         raise CliError("--max-regression needs --baseline PATH (a previous --airbench-json file).")
@@ -113,11 +108,7 @@ def add(commands: Any) -> None:
     merge.add_argument("--junit-dir", metavar="DIR", help="write one JUnit XML file per level-2 category")
     merge.add_argument("--markdown", metavar="OUT.md", help="write the Markdown summary")
     for spec in gate_options():  # the run's gate options without `--airbench-`: one declaration for both
-        text = MERGE_HELP.get(spec.name, spec.help).replace("%", "%%")
-        if spec.flag:
-            merge.add_argument(f"--{spec.name}", action="store_true", default=None, help=text)
-        else:
-            merge.add_argument(f"--{spec.name}", metavar=spec.metavar or spec.field_name.upper(), help=text)
+        add_declared(merge, spec, help=MERGE_HELP.get(spec.name, spec.help))
     merge.add_argument(
         "--no-step-summary", action="store_true", help="do not append the summary to $GITHUB_STEP_SUMMARY"
     )
